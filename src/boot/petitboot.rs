@@ -1,0 +1,530 @@
+//! The petitboot boot driver: stages artifacts into the served tree, renders
+//! each node's config with tera, and sets DHCP options 209/210.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::dhcp::{self, DhcpOptions, DhcpProvider};
+use crate::fsutil;
+use crate::inventory::{BootOption, InstanceImage, Lab, Node, Problem};
+
+use super::layout::Layout;
+use super::manifest::{self, Entry, Manifest, Removal};
+use super::{BootError, BootInterface, Changes, Property, Stage, pxeconf};
+
+const TEMPLATE_NAME: &str = "petitboot.cfg";
+const TEMPLATE_FIELD: &str = "petitboot.config_template";
+
+pub struct PetitbootBoot {
+    root: PathBuf,
+    /// `None` when lab.toml gives no usable base URL (reported by validate).
+    base_url: Option<String>,
+    base_url_field: String,
+    state_dir: PathBuf,
+    template_label: String,
+    tera: tera::Tera,
+    dhcp: Box<dyn DhcpProvider>,
+}
+
+/// A config as it would be written for a node and stage.
+#[derive(Debug, Clone, Serialize)]
+pub struct Rendered {
+    pub node: String,
+    pub stage: Stage,
+    pub config: String,
+    pub config_path: PathBuf,
+    pub discovery_paths: Vec<PathBuf>,
+    pub config_url: String,
+    pub kernel_url: String,
+    pub initrd_url: String,
+    pub dhcp: DhcpOptions,
+    /// (source in lab.toml, staged path) for kernel and ramdisk.
+    pub artifacts: Vec<(PathBuf, PathBuf)>,
+}
+
+/// What the template sees of a node (never its BMC credentials).
+#[derive(Serialize)]
+struct TemplateNode<'a> {
+    name: &'a str,
+    uuid: String,
+    macs: Vec<String>,
+    ipv4: Option<String>,
+    cpu_arch: crate::inventory::CpuArch,
+    boot_option: BootOption,
+    console: Option<&'a str>,
+    kernel_args: &'a str,
+}
+
+static PROPERTIES: &[Property] = &[
+    Property {
+        name: "macs",
+        required: true,
+        description: "MAC addresses of the node's NICs; DHCP options and pxelinux.cfg/01-<mac> discovery files are keyed on them.",
+    },
+    Property {
+        name: "deploy.kernel",
+        required: true,
+        description: "Path of the deploy kernel (ppc64le or ppc64) that petitboot kexecs to deploy the node.",
+    },
+    Property {
+        name: "deploy.ramdisk",
+        required: true,
+        description: "Path of the deploy ramdisk booted with deploy.kernel.",
+    },
+    Property {
+        name: "instance.image",
+        required: true,
+        description: "Path of the instance image: a whole-disk image (boot_option local) or a partition image (boot_option netboot).",
+    },
+    Property {
+        name: "instance.kernel",
+        required: false,
+        description: "Kernel of a partition image; required with boot_option netboot.",
+    },
+    Property {
+        name: "instance.ramdisk",
+        required: false,
+        description: "Ramdisk of a partition image; required with boot_option netboot.",
+    },
+    Property {
+        name: "instance.root_device",
+        required: false,
+        description: "root= device of a partition image (e.g. /dev/sda2 or UUID=...); required with boot_option netboot.",
+    },
+    Property {
+        name: "boot_option",
+        required: false,
+        description: "\"local\" (default): after deploy the node boots its disk and gets no config; \"netboot\": it netboots the instance kernel every time.",
+    },
+    Property {
+        name: "cpu_arch",
+        required: false,
+        description: "\"ppc64le\" (default) or \"ppc64\".",
+    },
+    Property {
+        name: "ipv4",
+        required: false,
+        description: "The node's address; adds a pxelinux.cfg/<HEX-IP> discovery file and a fixed DHCP lease.",
+    },
+    Property {
+        name: "console",
+        required: false,
+        description: "Kernel console, e.g. hvc0 or ttyS0,115200; becomes console= on the kernel command line.",
+    },
+    Property {
+        name: "kernel_args",
+        required: false,
+        description: "Extra kernel arguments for deploy and netboot instance configs.",
+    },
+    Property {
+        name: "bootif",
+        required: false,
+        description: "true: petitboot appends BOOTIF=01-<mac> of the booting NIC (IPAPPEND 2).",
+    },
+];
+
+impl PetitbootBoot {
+    pub fn new(lab: &Lab) -> Result<Self, BootError> {
+        let mut tera = tera::Tera::default();
+        tera.add_raw_template(TEMPLATE_NAME, &lab.petitboot.template.source)
+            .map_err(|e| BootError::Template(error_chain(&e)))?;
+        let template_label = match &lab.petitboot.template.path {
+            Some(path) => path.display().to_string(),
+            None => "the embedded default template".to_string(),
+        };
+        let server = lab.boot_server();
+        Ok(PetitbootBoot {
+            root: server.root.clone(),
+            base_url: server.base_url.clone(),
+            base_url_field: format!("{}.base_url", lab.petitboot.protocol.scheme()),
+            state_dir: lab.state_dir.clone(),
+            template_label,
+            tera,
+            dhcp: dhcp::provider_for(&lab.dhcp),
+        })
+    }
+
+    fn layout<'a>(&'a self, node: &'a Node) -> Result<Layout<'a>, Problem> {
+        let base_url = self.base_url.as_deref().ok_or_else(|| {
+            Problem::error(Some(&node.name), &self.base_url_field, "is required to render URLs")
+        })?;
+        Ok(Layout {
+            root: &self.root,
+            base_url,
+            node,
+        })
+    }
+
+    /// The config `node` gets at `stage`, exactly as it would be written.
+    /// `Ok(None)`: the node boots its local disk and gets no config at all.
+    pub fn render(&self, node: &Node, stage: Stage) -> Result<Option<Rendered>, Vec<Problem>> {
+        let layout = self.layout(node).map_err(|p| vec![p])?;
+        let (kernel_src, ramdisk_src, root) = match (stage, &node.instance) {
+            (Stage::Deploy, _) => (&node.deploy.kernel, &node.deploy.ramdisk, None),
+            (Stage::Instance, _) if node.boot_option == BootOption::Local => return Ok(None),
+            (Stage::Instance, InstanceImage::Partition { kernel, ramdisk, root_device, .. }) => {
+                (kernel, ramdisk, Some(root_device.as_str()))
+            }
+            (Stage::Instance, InstanceImage::WholeDisk { .. }) => {
+                let msg = "boot_option netboot needs a partition image";
+                return Err(vec![Problem::error(Some(&node.name), "instance", msg)]);
+            }
+        };
+        let arg_problems = kernel_args_problems(node);
+        if !arg_problems.is_empty() {
+            return Err(arg_problems);
+        }
+
+        let [kernel_name, ramdisk_name] = Layout::artifact_names(stage);
+        let kernel_url = layout.url(kernel_name);
+        let initrd_url = layout.url(ramdisk_name);
+        let append = append_line(root, node);
+        let mut context = tera::Context::new();
+        context.insert("node", &template_node(node));
+        context.insert("stage", stage.name());
+        context.insert("label", stage.name());
+        context.insert("kernel_url", &kernel_url);
+        context.insert("initrd_url", &initrd_url);
+        context.insert("append", &append);
+        context.insert("ipappend", &node.bootif);
+        let config = self.tera.render(TEMPLATE_NAME, &context).map_err(|e| {
+            let msg = format!("{} fails to render: {}", self.template_label, error_chain(&e));
+            vec![Problem::error(Some(&node.name), TEMPLATE_FIELD, msg)]
+        })?;
+        let lint = pxeconf::lint(&config);
+        if !lint.is_empty() {
+            let problems = lint
+                .iter()
+                .map(|e| {
+                    let msg = format!(
+                        "{} renders a {} config petitboot would misread: {e}",
+                        self.template_label,
+                        stage.name()
+                    );
+                    Problem::error(Some(&node.name), TEMPLATE_FIELD, msg)
+                })
+                .collect();
+            return Err(problems);
+        }
+
+        let dhcp = layout.dhcp_options();
+        Ok(Some(Rendered {
+            node: node.name.clone(),
+            stage,
+            config_url: dhcp.config_url(),
+            config,
+            config_path: layout.config(),
+            discovery_paths: layout.discovery_files(),
+            kernel_url,
+            initrd_url,
+            dhcp,
+            artifacts: vec![
+                (kernel_src.clone(), layout.artifact(kernel_name)),
+                (ramdisk_src.clone(), layout.artifact(ramdisk_name)),
+            ],
+        }))
+    }
+
+    /// The DHCP files `prepare_*` would write for the node.
+    pub fn dhcp_plan(&self, node: &Node) -> Vec<dhcp::PlannedFile> {
+        match self.layout(node) {
+            Ok(layout) => self.dhcp.plan(node, &layout.dhcp_options()),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    fn manifest_path(&self, node: &Node, stage: Stage) -> PathBuf {
+        self.state_dir
+            .join("boot")
+            .join(node.uuid.to_string())
+            .join(format!("{}.json", stage.name()))
+    }
+
+    fn prepare(&self, node: &Node, stage: Stage) -> Result<Changes, BootError> {
+        let rendered = self.render(node, stage).map_err(|problems| BootError::Invalid {
+            node: node.name.clone(),
+            problems,
+        })?;
+        let Some(rendered) = rendered else {
+            return self.prepare_local_instance(node);
+        };
+        let io = |action, path: &Path| {
+            let path = path.to_path_buf();
+            let node = node.name.clone();
+            move |source| BootError::Io {
+                node,
+                action,
+                path,
+                source,
+            }
+        };
+
+        let manifest_path = self.manifest_path(node, stage);
+        let old = manifest::read(&manifest_path)
+            .map_err(io("read", &manifest_path))?
+            .unwrap_or_default();
+        let config_paths: Vec<&PathBuf> = rendered
+            .discovery_paths
+            .iter()
+            .chain([&rendered.config_path])
+            .collect();
+        let mut new = Manifest {
+            files: rendered
+                .artifacts
+                .iter()
+                .map(|(_, staged)| Entry {
+                    path: staged.clone(),
+                    content: None,
+                })
+                .collect(),
+            dhcp: true,
+        };
+        new.files.extend(config_paths.iter().map(|path| Entry {
+            path: (*path).clone(),
+            content: Some(rendered.config.clone()),
+        }));
+        // Record intent before touching the tree, so clean-up finds
+        // everything even if we are killed half-way.
+        manifest::write(&manifest_path, &old.union(&new)).map_err(io("write", &manifest_path))?;
+
+        let mut changes = Changes::default();
+        for dir in [rendered.config_path.parent(), config_paths[0].parent()]
+            .into_iter()
+            .flatten()
+        {
+            fsutil::sweep_stale_temps(dir).map_err(io("clean stale temp files in", dir))?;
+        }
+        // Artifacts first, config last: petitboot never sees a config whose
+        // kernel is not there yet.
+        for (source, staged) in &rendered.artifacts {
+            fsutil::stage_file(source, staged).map_err(io("stage", staged))?;
+            changes.written.push(staged.clone());
+        }
+        for path in config_paths {
+            fsutil::write_atomic(path, rendered.config.as_bytes(), 0o644)
+                .map_err(io("write", path))?;
+            changes.written.push(path.clone());
+        }
+        let dhcp_written = self
+            .dhcp
+            .update(node, &rendered.dhcp)
+            .map_err(|source| BootError::Dhcp {
+                node: node.name.clone(),
+                source,
+            })?;
+        changes.written.extend(dhcp_written);
+
+        // Leftovers of this step's previous run that no longer apply.
+        remove_entries(node, old.minus(&new), &mut changes)?;
+        manifest::write(&manifest_path, &new).map_err(io("write", &manifest_path))?;
+        Ok(changes)
+    }
+
+    /// Local boot: the node must get no config (petitboot then boots the
+    /// disk), so remove its config, discovery files and DHCP options.
+    fn prepare_local_instance(&self, node: &Node) -> Result<Changes, BootError> {
+        let layout = self.layout(node).map_err(|p| BootError::Invalid {
+            node: node.name.clone(),
+            problems: vec![p],
+        })?;
+        let mut changes = Changes::default();
+        for path in std::iter::once(layout.config()).chain(layout.discovery_files()) {
+            let removed = fsutil::remove_if_present(&path).map_err(|source| BootError::Io {
+                node: node.name.clone(),
+                action: "remove",
+                path: path.clone(),
+                source,
+            })?;
+            if removed {
+                changes.removed.push(path);
+            }
+        }
+        changes.removed.extend(self.remove_dhcp(node)?);
+        let manifest_path = self.manifest_path(node, Stage::Instance);
+        manifest::write(&manifest_path, &Manifest::default()).map_err(|source| BootError::Io {
+            node: node.name.clone(),
+            action: "write",
+            path: manifest_path.clone(),
+            source,
+        })?;
+        Ok(changes)
+    }
+
+    fn remove_dhcp(&self, node: &Node) -> Result<Vec<PathBuf>, BootError> {
+        self.dhcp.remove(node).map_err(|source| BootError::Dhcp {
+            node: node.name.clone(),
+            source,
+        })
+    }
+
+    fn clean_up(&self, node: &Node, stage: Stage) -> Result<Changes, BootError> {
+        let io = |action, path: &Path| {
+            let path = path.to_path_buf();
+            let node = node.name.clone();
+            move |source| BootError::Io {
+                node,
+                action,
+                path,
+                source,
+            }
+        };
+        let manifest_path = self.manifest_path(node, stage);
+        let Some(manifest) = manifest::read(&manifest_path).map_err(io("read", &manifest_path))?
+        else {
+            return Ok(Changes::default());
+        };
+        let mut changes = Changes::default();
+        // Configs first, so petitboot stops finding them before the kernels go.
+        let (configs, artifacts): (Vec<Entry>, Vec<Entry>) = manifest
+            .files
+            .into_iter()
+            .partition(|e| e.content.is_some());
+        remove_entries(node, configs, &mut changes)?;
+        remove_entries(node, artifacts, &mut changes)?;
+
+        let other = match stage {
+            Stage::Deploy => Stage::Instance,
+            Stage::Instance => Stage::Deploy,
+        };
+        let other_path = self.manifest_path(node, other);
+        let other_needs_dhcp = manifest::read(&other_path)
+            .map_err(io("read", &other_path))?
+            .is_some_and(|m| m.dhcp);
+        if manifest.dhcp && !other_needs_dhcp {
+            changes.removed.extend(self.remove_dhcp(node)?);
+        }
+        fsutil::remove_if_present(&manifest_path).map_err(io("remove", &manifest_path))?;
+        if let Some(dir) = manifest_path.parent() {
+            fsutil::remove_dir_if_empty(dir).map_err(io("remove", dir))?;
+        }
+        if let Ok(layout) = self.layout(node) {
+            let dir = layout.node_dir();
+            fsutil::remove_dir_if_empty(&dir).map_err(io("remove", &dir))?;
+        }
+        Ok(changes)
+    }
+}
+
+fn remove_entries(node: &Node, entries: Vec<Entry>, changes: &mut Changes) -> Result<(), BootError> {
+    for entry in entries {
+        let outcome = entry.remove().map_err(|source| BootError::Io {
+            node: node.name.clone(),
+            action: "remove",
+            path: entry.path.clone(),
+            source,
+        })?;
+        match outcome {
+            Removal::Removed => changes.removed.push(entry.path),
+            Removal::Absent => {}
+            Removal::Kept(why) => changes.kept.push((entry.path, why)),
+        }
+    }
+    Ok(())
+}
+
+/// The node properties the petitboot driver reads.
+pub fn properties() -> &'static [Property] {
+    PROPERTIES
+}
+
+impl BootInterface for PetitbootBoot {
+    fn properties(&self) -> &'static [Property] {
+        PROPERTIES
+    }
+
+    fn validate(&self, node: &Node) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        for stage in [Stage::Deploy, Stage::Instance] {
+            if let Err(found) = self.render(node, stage) {
+                for p in found {
+                    if !problems.contains(&p) {
+                        problems.push(p);
+                    }
+                }
+            }
+        }
+        problems
+    }
+
+    fn prepare_ramdisk(&self, node: &Node) -> Result<Changes, BootError> {
+        self.prepare(node, Stage::Deploy)
+    }
+
+    fn clean_up_ramdisk(&self, node: &Node) -> Result<Changes, BootError> {
+        self.clean_up(node, Stage::Deploy)
+    }
+
+    fn prepare_instance(&self, node: &Node) -> Result<Changes, BootError> {
+        self.prepare(node, Stage::Instance)
+    }
+
+    fn clean_up_instance(&self, node: &Node) -> Result<Changes, BootError> {
+        self.clean_up(node, Stage::Instance)
+    }
+}
+
+fn template_node(node: &Node) -> TemplateNode<'_> {
+    TemplateNode {
+        name: &node.name,
+        uuid: node.uuid.to_string(),
+        macs: node.macs.iter().map(ToString::to_string).collect(),
+        ipv4: node.ipv4.map(|ip| ip.to_string()),
+        cpu_arch: node.cpu_arch,
+        boot_option: node.boot_option,
+        console: node.console.as_deref(),
+        kernel_args: &node.kernel_args,
+    }
+}
+
+/// The kernel command line: root= (netboot instance), console=, then the
+/// node's own arguments.
+fn append_line(root: Option<&str>, node: &Node) -> String {
+    let mut parts = Vec::new();
+    if let Some(root) = root {
+        parts.push(format!("root={root}"));
+    }
+    if let Some(console) = &node.console {
+        parts.push(format!("console={console}"));
+    }
+    parts.extend(node.kernel_args.split_whitespace().map(str::to_string));
+    parts.join(" ")
+}
+
+/// Hazards in `kernel_args`, named on that field rather than on the template.
+fn kernel_args_problems(node: &Node) -> Vec<Problem> {
+    let args = node.kernel_args.trim();
+    let mut found = Vec::new();
+    if args.to_ascii_lowercase().contains("initrd=") {
+        found.push("contains \"initrd=\": petitboot would take what follows as the initrd (even inside a word such as noinitrd=)");
+    }
+    if args.starts_with(['"', '\'']) || args.ends_with(['"', '\'']) {
+        found.push("starts or ends with a quote, which petitboot strips");
+    }
+    if args.contains('#') {
+        found.push("contains '#', which is not a comment to petitboot: it reaches the kernel");
+    }
+    if args.contains("${") {
+        found.push("contains ${...}: petitboot does not expand variables (set bootif = true for BOOTIF)");
+    }
+    found
+        .into_iter()
+        .map(|msg| Problem::error(Some(&node.name), "kernel_args", msg))
+        .collect()
+}
+
+/// A tera error with its causes (tera puts the useful part in `source`).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
+    }
+    out
+}
+
+#[cfg(test)]
+#[path = "petitboot_tests.rs"]
+mod tests;

@@ -1,0 +1,84 @@
+//! DHCP options for petitboot clients: option 209 (config file) and 210
+//! (path prefix). Petitboot joins them by plain concatenation, so 210 ends
+//! with `/` and 209 never starts with one. Option 67 is never sent: it would
+//! add a second, non-default TFTP boot option.
+
+mod dnsmasq;
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::inventory::{Dhcp, Node};
+
+pub use dnsmasq::Dnsmasq;
+
+/// The options a node's DHCP offer must carry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DhcpOptions {
+    /// Option 209 (pxeconffile), relative to 210.
+    pub conf_file: String,
+    /// Option 210 (pxepathprefix), an absolute URL ending in `/`.
+    pub path_prefix: String,
+}
+
+impl DhcpOptions {
+    /// The URL petitboot fetches: 210 and 209 concatenated, exactly as it does.
+    pub fn config_url(&self) -> String {
+        format!("{}{}", self.path_prefix, self.conf_file)
+    }
+}
+
+/// A file a provider would write, for previews.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedFile {
+    pub path: PathBuf,
+    pub content: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DhcpError {
+    #[error("cannot {action} {}: {source}", .path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Keeps a DHCP server's per-node options in step with the lab.
+pub trait DhcpProvider: Send + Sync {
+    /// The files (and contents) `update` would write; nothing is written.
+    fn plan(&self, node: &Node, options: &DhcpOptions) -> Vec<PlannedFile>;
+
+    /// Make the server offer `options` to every MAC of `node`. Returns the
+    /// files written.
+    fn update(&self, node: &Node, options: &DhcpOptions) -> Result<Vec<PathBuf>, DhcpError>;
+
+    /// Stop offering the node's options. Returns the files removed.
+    fn remove(&self, node: &Node) -> Result<Vec<PathBuf>, DhcpError>;
+}
+
+/// `[dhcp] backend = "none"`: the admin configures DHCP by hand.
+pub struct NoDhcp;
+
+impl DhcpProvider for NoDhcp {
+    fn plan(&self, _: &Node, _: &DhcpOptions) -> Vec<PlannedFile> {
+        Vec::new()
+    }
+
+    fn update(&self, _: &Node, _: &DhcpOptions) -> Result<Vec<PathBuf>, DhcpError> {
+        Ok(Vec::new())
+    }
+
+    fn remove(&self, _: &Node) -> Result<Vec<PathBuf>, DhcpError> {
+        Ok(Vec::new())
+    }
+}
+
+pub fn provider_for(dhcp: &Dhcp) -> Box<dyn DhcpProvider> {
+    match dhcp {
+        Dhcp::None => Box::new(NoDhcp),
+        Dhcp::Dnsmasq { hostsdir, optsdir } => Box::new(Dnsmasq::new(hostsdir, optsdir)),
+    }
+}

@@ -1,0 +1,318 @@
+//! The lab inventory: `lab.toml` parsed into a validated model.
+//!
+//! Loading never stops at the first mistake: every problem is collected,
+//! each naming the node and the field, so `petitlab check` can show all of
+//! them at once. Only nodes without errors make it into [`Lab::nodes`].
+
+mod build;
+mod mac;
+mod raw;
+
+use std::fmt;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use uuid::Uuid;
+
+pub use mac::MacAddr;
+
+/// The default petitboot config template, embedded at build time.
+pub const DEFAULT_TEMPLATE: &str = include_str!("../../templates/petitboot.cfg.tera");
+
+#[derive(Debug, Clone)]
+pub struct Lab {
+    /// The lab.toml this was loaded from.
+    pub path: PathBuf,
+    pub state_dir: PathBuf,
+    pub petitboot: Petitboot,
+    pub http: Server,
+    pub tftp: Server,
+    pub dhcp: Dhcp,
+    pub nodes: Vec<Node>,
+}
+
+impl Lab {
+    pub fn node(&self, name: &str) -> Option<&Node> {
+        self.nodes.iter().find(|n| n.name == name)
+    }
+
+    /// The server whose URLs go into petitboot configs.
+    pub fn boot_server(&self) -> &Server {
+        match self.petitboot.protocol {
+            Protocol::Http => &self.http,
+            Protocol::Tftp => &self.tftp,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Petitboot {
+    pub template: Template,
+    pub protocol: Protocol,
+}
+
+#[derive(Debug, Clone)]
+pub struct Template {
+    /// `None` for the embedded default template.
+    pub path: Option<PathBuf>,
+    pub source: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    Http,
+    Tftp,
+}
+
+impl Protocol {
+    pub fn scheme(self) -> &'static str {
+        match self {
+            Protocol::Http => "http",
+            Protocol::Tftp => "tftp",
+        }
+    }
+}
+
+/// An artifact server (HTTP or TFTP): where files live and how nodes reach them.
+#[derive(Debug, Clone)]
+pub struct Server {
+    /// Always ends with `/` (it becomes DHCP option 210, which petitboot
+    /// joins to option 209 without adding a slash). `None` when it could
+    /// not be derived; an error only for the protocol in use.
+    pub base_url: Option<String>,
+    pub root: PathBuf,
+    pub listen: SocketAddr,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Dhcp {
+    None,
+    Dnsmasq { hostsdir: PathBuf, optsdir: PathBuf },
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Node {
+    pub name: String,
+    pub uuid: Uuid,
+    /// True when no uuid was given and it was derived from the name.
+    pub uuid_derived: bool,
+    pub macs: Vec<MacAddr>,
+    pub ipv4: Option<Ipv4Addr>,
+    pub cpu_arch: CpuArch,
+    pub boot_option: BootOption,
+    pub console: Option<String>,
+    pub kernel_args: String,
+    /// Ask petitboot to append `BOOTIF=01-<mac>` (pxelinux `IPAPPEND 2`).
+    pub bootif: bool,
+    pub bmc: Bmc,
+    pub deploy: DeployImages,
+    pub instance: InstanceImage,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CpuArch {
+    Ppc64le,
+    Ppc64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BootOption {
+    /// The instance boots from its disk: no petitboot config is served.
+    Local,
+    /// The instance kernel and ramdisk are netbooted every time.
+    Netboot,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Bmc {
+    pub host: String,
+    pub port: u16,
+    pub username: String,
+    pub password: PasswordSource,
+    pub cipher_suite: CipherSuite,
+}
+
+/// Where the BMC password comes from. The value itself is read only when
+/// needed, and never printed.
+#[derive(Clone, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PasswordSource {
+    Env(String),
+    File(PathBuf),
+    #[serde(serialize_with = "redact")]
+    Literal(String),
+}
+
+fn redact<S: serde::Serializer>(_: &str, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str("<redacted>")
+}
+
+impl fmt::Debug for PasswordSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PasswordSource::Env(var) => write!(f, "Env({var:?})"),
+            PasswordSource::File(path) => write!(f, "File({path:?})"),
+            PasswordSource::Literal(_) => f.write_str("Literal(<redacted>)"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CipherSuite {
+    /// Ask the BMC (Get Channel Cipher Suites) and pick 17, else 3.
+    Auto,
+    #[serde(rename = "3")]
+    Suite3,
+    #[serde(rename = "17")]
+    Suite17,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DeployImages {
+    pub kernel: PathBuf,
+    pub ramdisk: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum InstanceImage {
+    /// A disk image with its own bootloader: only `boot_option = "local"`.
+    WholeDisk { image: PathBuf },
+    /// A root filesystem image plus the kernel/ramdisk that boot it.
+    Partition {
+        image: PathBuf,
+        kernel: PathBuf,
+        ramdisk: PathBuf,
+        root_device: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Warning,
+    Error,
+}
+
+/// One finding about the inventory, naming where it is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    pub severity: Severity,
+    /// The node's name (or `node[N]` when it has none); `None` for lab-wide settings.
+    pub node: Option<String>,
+    /// The field, dotted as in lab.toml: `bmc.port`, `macs[1]`, `http.base_url`.
+    pub field: String,
+    pub message: String,
+}
+
+impl Problem {
+    pub fn error(node: Option<&str>, field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::new(Severity::Error, node, field, message)
+    }
+
+    pub fn warning(
+        node: Option<&str>,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        Self::new(Severity::Warning, node, field, message)
+    }
+
+    fn new(
+        severity: Severity,
+        node: Option<&str>,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        Problem {
+            severity,
+            node: node.map(str::to_string),
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let level = match self.severity {
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+        };
+        match &self.node {
+            Some(node) => write!(f, "{level}: node {node}: {}: {}", self.field, self.message),
+            None => write!(f, "{level}: {}: {}", self.field, self.message),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum InventoryError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} has {} error(s); run `petitlab check` to see them all", count_errors(.problems))]
+    Invalid {
+        path: PathBuf,
+        problems: Vec<Problem>,
+    },
+}
+
+fn count_errors(problems: &[Problem]) -> usize {
+    problems.iter().filter(|p| p.is_error()).count()
+}
+
+/// A loaded inventory with everything found wrong in it.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The lab; nodes with errors are left out of `lab.nodes`.
+    pub lab: Lab,
+    pub problems: Vec<Problem>,
+}
+
+impl Loaded {
+    pub fn has_errors(&self) -> bool {
+        self.problems.iter().any(Problem::is_error)
+    }
+}
+
+/// Load and validate `path`, collecting every problem. Fails only when the
+/// file cannot be read at all.
+pub fn load(path: &Path) -> Result<Loaded, InventoryError> {
+    let text = std::fs::read_to_string(path).map_err(|source| InventoryError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(build::from_text(path, &text, &build::Env::from_process()))
+}
+
+/// Load `path` and insist it has no errors; warnings are returned.
+pub fn load_valid(path: &Path) -> Result<(Lab, Vec<Problem>), InventoryError> {
+    let loaded = load(path)?;
+    if loaded.has_errors() {
+        return Err(InventoryError::Invalid {
+            path: path.to_path_buf(),
+            problems: loaded.problems,
+        });
+    }
+    Ok((loaded.lab, loaded.problems))
+}
+
+/// A node's uuid when lab.toml gives none: UUIDv5 of its name, so it is
+/// the same on every machine and every run.
+pub fn derived_uuid(name: &str) -> Uuid {
+    // Fixed, arbitrary namespace for petitlab node names; never change it.
+    const NAMESPACE: Uuid = Uuid::from_u128(0x6a1c_9f0e_5b7d_5c55_8e0f_2d43_b1a7_9c10);
+    Uuid::new_v5(&NAMESPACE, name.as_bytes())
+}

@@ -1,0 +1,6 @@
+//! petitlab: a lab manager for OpenPOWER servers that netboot through petitboot.
+
+pub mod boot;
+pub mod dhcp;
+pub mod fsutil;
+pub mod inventory;

@@ -1,0 +1,265 @@
+//! The `petitlab` command line.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use petitlab::boot::{BootInterface, Changes, PetitbootBoot, Stage};
+use petitlab::inventory::{self, Lab, Node, Problem};
+
+#[derive(Parser)]
+#[command(name = "petitlab", version, about = "Lab manager for OpenPOWER servers that netboot through petitboot")]
+struct Cli {
+    /// The lab inventory.
+    #[arg(long, global = true, default_value = "lab.toml", value_name = "PATH")]
+    lab: PathBuf,
+    /// Machine-readable output.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Report every problem in the inventory, each with its node and field.
+    Check {
+        /// The lab inventory (overrides --lab).
+        lab: Option<PathBuf>,
+    },
+    /// List the node properties the petitboot boot interface reads.
+    Properties,
+    /// Print a node's petitboot config exactly as it would be written (writes nothing).
+    Render {
+        node: String,
+        #[arg(long, value_enum, default_value = "deploy")]
+        stage: Stage,
+    },
+    /// Stage the deploy kernel/ramdisk, write the deploy config and DHCP options.
+    PrepareRamdisk(Targets),
+    /// Remove exactly what prepare-ramdisk wrote.
+    CleanUpRamdisk(Targets),
+    /// Local boot: remove the node's config; netboot: stage and write the instance config.
+    PrepareInstance(Targets),
+    /// Remove exactly what prepare-instance wrote.
+    CleanUpInstance(Targets),
+}
+
+#[derive(clap::Args)]
+struct Targets {
+    /// Node names.
+    #[arg(required_unless_present = "all")]
+    nodes: Vec<String>,
+    /// Every node in the lab.
+    #[arg(long, conflicts_with = "nodes")]
+    all: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("petitlab: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let json = cli.json;
+    match cli.command {
+        Command::Check { lab } => check(lab.as_deref().unwrap_or(&cli.lab), json),
+        Command::Properties => properties(json),
+        Command::Render { node, stage } => render(&cli.lab, &node, stage, json),
+        Command::PrepareRamdisk(t) => act(&cli.lab, t, json, |b, n| b.prepare_ramdisk(n)),
+        Command::CleanUpRamdisk(t) => act(&cli.lab, t, json, |b, n| b.clean_up_ramdisk(n)),
+        Command::PrepareInstance(t) => act(&cli.lab, t, json, |b, n| b.prepare_instance(n)),
+        Command::CleanUpInstance(t) => act(&cli.lab, t, json, |b, n| b.clean_up_instance(n)),
+    }
+}
+
+fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+fn check(path: &Path, json: bool) -> anyhow::Result<ExitCode> {
+    let loaded = inventory::load(path)?;
+    let mut problems = loaded.problems;
+    match PetitbootBoot::new(&loaded.lab) {
+        Ok(boot) => {
+            for node in &loaded.lab.nodes {
+                problems.extend(boot.validate(node));
+            }
+        }
+        Err(e) => problems.push(Problem::error(None, "petitboot.config_template", e.to_string())),
+    }
+    let errors = problems.iter().filter(|p| p.is_error()).count();
+    let lab = &loaded.lab;
+    if json {
+        let nodes: Vec<_> = lab
+            .nodes
+            .iter()
+            .map(|n| serde_json::json!({"name": n.name, "uuid": n.uuid, "uuid_derived": n.uuid_derived}))
+            .collect();
+        print_json(&serde_json::json!({"ok": errors == 0, "problems": problems, "nodes": nodes}))?;
+    } else {
+        for p in &problems {
+            println!("{p}");
+        }
+        for n in &lab.nodes {
+            if n.uuid_derived {
+                println!("note: node {}: uuid {} (derived from the name; set uuid to pin it)", n.name, n.uuid);
+            }
+        }
+        let warnings = problems.len() - errors;
+        let valid = lab.nodes.len();
+        if errors == 0 {
+            println!("{}: ok, {valid} node(s), {warnings} warning(s)", path.display());
+        } else {
+            println!("{}: {errors} error(s), {warnings} warning(s)", path.display());
+        }
+    }
+    Ok(if errors == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+fn properties(json: bool) -> anyhow::Result<ExitCode> {
+    // Properties are static; no inventory is needed to list them.
+    let props = petitlab::boot::petitboot::properties();
+    if json {
+        print_json(&props)?;
+    } else {
+        let width = props.iter().map(|p| p.name.len()).max().unwrap_or(0);
+        for p in props {
+            let req = if p.required { "required" } else { "optional" };
+            println!("{:width$}  {req}  {}", p.name, p.description);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Load the lab, refusing one with errors; warnings go to stderr.
+fn load_lab(path: &Path) -> anyhow::Result<Lab> {
+    match inventory::load_valid(path) {
+        Ok((lab, warnings)) => {
+            for w in warnings {
+                eprintln!("{w}");
+            }
+            Ok(lab)
+        }
+        Err(inventory::InventoryError::Invalid { path, problems }) => {
+            for p in problems.iter().filter(|p| p.is_error()) {
+                eprintln!("{p}");
+            }
+            bail!("{} is not valid: nothing was done", path.display())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn find_node<'a>(lab: &'a Lab, name: &str) -> anyhow::Result<&'a Node> {
+    lab.node(name).with_context(|| {
+        let known: Vec<&str> = lab.nodes.iter().map(|n| n.name.as_str()).collect();
+        format!("no node named {name:?} in {} (nodes: {})", lab.path.display(), known.join(", "))
+    })
+}
+
+fn render(path: &Path, name: &str, stage: Stage, json: bool) -> anyhow::Result<ExitCode> {
+    let lab = load_lab(path)?;
+    let node = find_node(&lab, name)?;
+    let boot = PetitbootBoot::new(&lab)?;
+    let rendered = match boot.render(node, stage) {
+        Ok(r) => r,
+        Err(problems) => {
+            for p in problems {
+                eprintln!("{p}");
+            }
+            bail!("node {name}: the {} config cannot be rendered", stage.name());
+        }
+    };
+    match (rendered, json) {
+        (Some(r), true) => {
+            let dhcp_files = boot.dhcp_plan(node);
+            print_json(&serde_json::json!({"rendered": r, "dhcp_files": dhcp_files}))?;
+        }
+        (Some(r), false) => print!("{}", r.config),
+        (None, true) => print_json(&serde_json::json!({"node": name, "stage": stage, "local_boot": true}))?,
+        (None, false) => eprintln!(
+            "node {name} boots its local disk: no petitboot config is served for its instance"
+        ),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn act(
+    path: &Path,
+    targets: Targets,
+    json: bool,
+    action: impl Fn(&PetitbootBoot, &Node) -> Result<Changes, petitlab::boot::BootError>,
+) -> anyhow::Result<ExitCode> {
+    let lab = load_lab(path)?;
+    let nodes: Vec<&Node> = if targets.all {
+        lab.nodes.iter().collect()
+    } else {
+        targets
+            .nodes
+            .iter()
+            .map(|name| find_node(&lab, name))
+            .collect::<anyhow::Result<_>>()?
+    };
+    let boot = PetitbootBoot::new(&lab)?;
+    // Refuse the whole batch before writing anything if any node is invalid.
+    let problems: Vec<Problem> = nodes.iter().flat_map(|n| boot.validate(n)).collect();
+    if !problems.is_empty() {
+        for p in &problems {
+            eprintln!("{p}");
+        }
+        bail!("{} problem(s): nothing was done", problems.len());
+    }
+    let mut failed = 0;
+    let mut report = Vec::new();
+    // One failing node does not stop the others.
+    for node in nodes {
+        match action(&boot, node) {
+            Ok(changes) => {
+                if !json {
+                    print_changes(&node.name, &changes);
+                }
+                report.push(serde_json::json!({"node": node.name, "ok": true, "changes": changes}));
+            }
+            Err(e) => {
+                failed += 1;
+                eprintln!("petitlab: {e}");
+                report.push(serde_json::json!({"node": node.name, "ok": false, "error": e.to_string()}));
+            }
+        }
+    }
+    if json {
+        print_json(&report)?;
+    }
+    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+fn print_changes(node: &str, changes: &Changes) {
+    if changes.is_empty() {
+        println!("{node}: nothing to do");
+        return;
+    }
+    println!(
+        "{node}: {} written, {} removed, {} kept",
+        changes.written.len(),
+        changes.removed.len(),
+        changes.kept.len()
+    );
+    for p in &changes.written {
+        println!("  + {}", p.display());
+    }
+    for p in &changes.removed {
+        println!("  - {}", p.display());
+    }
+    for (p, why) in &changes.kept {
+        println!("  = {} ({why})", p.display());
+    }
+}
