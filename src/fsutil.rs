@@ -68,7 +68,15 @@ pub enum StageMethod {
 /// target share a filesystem, else a full copy. Symlinks in `source` are
 /// resolved first so the served file is never a link out of the tree.
 pub fn stage_file(source: &Path, target: &Path) -> io::Result<StageMethod> {
+    use std::os::unix::fs::MetadataExt;
     let source = fs::canonicalize(source)?;
+    // Already linked: done. (Renaming a second link to the same inode over
+    // it would be a no-op that leaves the temp link behind.)
+    if let (Ok(s), Ok(t)) = (fs::metadata(&source), fs::metadata(target))
+        && (s.dev(), s.ino()) == (t.dev(), t.ino())
+    {
+        return Ok(StageMethod::Link);
+    }
     let dir = parent_of(target);
     fs::create_dir_all(dir)?;
     let temp = temp_path_for(target);
@@ -183,11 +191,19 @@ mod tests {
         let target = dir.path().join("root/uuid/deploy_kernel");
         assert_eq!(stage_file(&link, &target).unwrap(), StageMethod::Link);
         let meta = fs::symlink_metadata(&target).unwrap();
-        assert!(meta.file_type().is_file(), "staged file must not be a symlink");
+        assert!(
+            meta.file_type().is_file(),
+            "staged file must not be a symlink"
+        );
         assert_eq!(meta.ino(), fs::metadata(&source).unwrap().ino());
-        // Staging again is idempotent.
+        // Staging again is idempotent and leaves no temp file behind.
         stage_file(&link, &target).unwrap();
         assert_eq!(fs::read(&target).unwrap(), b"kernel");
+        let names: Vec<_> = fs::read_dir(target.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("deploy_kernel")]);
     }
 
     #[test]

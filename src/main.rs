@@ -9,7 +9,11 @@ use petitlab::boot::{BootInterface, Changes, PetitbootBoot, Stage};
 use petitlab::inventory::{self, Lab, Node, Problem};
 
 #[derive(Parser)]
-#[command(name = "petitlab", version, about = "Lab manager for OpenPOWER servers that netboot through petitboot")]
+#[command(
+    name = "petitlab",
+    version,
+    about = "Lab manager for OpenPOWER servers that netboot through petitboot"
+)]
 struct Cli {
     /// The lab inventory.
     #[arg(long, global = true, default_value = "lab.toml", value_name = "PATH")]
@@ -94,7 +98,11 @@ fn check(path: &Path, json: bool) -> anyhow::Result<ExitCode> {
                 problems.extend(boot.validate(node));
             }
         }
-        Err(e) => problems.push(Problem::error(None, "petitboot.config_template", e.to_string())),
+        Err(e) => problems.push(Problem::error(
+            None,
+            "petitboot.config_template",
+            e.to_string(),
+        )),
     }
     let errors = problems.iter().filter(|p| p.is_error()).count();
     let lab = &loaded.lab;
@@ -111,18 +119,31 @@ fn check(path: &Path, json: bool) -> anyhow::Result<ExitCode> {
         }
         for n in &lab.nodes {
             if n.uuid_derived {
-                println!("note: node {}: uuid {} (derived from the name; set uuid to pin it)", n.name, n.uuid);
+                println!(
+                    "note: node {}: uuid {} (derived from the name; set uuid to pin it)",
+                    n.name, n.uuid
+                );
             }
         }
         let warnings = problems.len() - errors;
         let valid = lab.nodes.len();
         if errors == 0 {
-            println!("{}: ok, {valid} node(s), {warnings} warning(s)", path.display());
+            println!(
+                "{}: ok, {valid} node(s), {warnings} warning(s)",
+                path.display()
+            );
         } else {
-            println!("{}: {errors} error(s), {warnings} warning(s)", path.display());
+            println!(
+                "{}: {errors} error(s), {warnings} warning(s)",
+                path.display()
+            );
         }
     }
-    Ok(if errors == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if errors == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn properties(json: bool) -> anyhow::Result<ExitCode> {
@@ -162,7 +183,11 @@ fn load_lab(path: &Path) -> anyhow::Result<Lab> {
 fn find_node<'a>(lab: &'a Lab, name: &str) -> anyhow::Result<&'a Node> {
     lab.node(name).with_context(|| {
         let known: Vec<&str> = lab.nodes.iter().map(|n| n.name.as_str()).collect();
-        format!("no node named {name:?} in {} (nodes: {})", lab.path.display(), known.join(", "))
+        format!(
+            "no node named {name:?} in {} (nodes: {})",
+            lab.path.display(),
+            known.join(", ")
+        )
     })
 }
 
@@ -176,7 +201,10 @@ fn render(path: &Path, name: &str, stage: Stage, json: bool) -> anyhow::Result<E
             for p in problems {
                 eprintln!("{p}");
             }
-            bail!("node {name}: the {} config cannot be rendered", stage.name());
+            bail!(
+                "node {name}: the {} config cannot be rendered",
+                stage.name()
+            );
         }
     };
     match (rendered, json) {
@@ -185,7 +213,9 @@ fn render(path: &Path, name: &str, stage: Stage, json: bool) -> anyhow::Result<E
             print_json(&serde_json::json!({"rendered": r, "dhcp_files": dhcp_files}))?;
         }
         (Some(r), false) => print!("{}", r.config),
-        (None, true) => print_json(&serde_json::json!({"node": name, "stage": stage, "local_boot": true}))?,
+        (None, true) => {
+            print_json(&serde_json::json!({"node": name, "stage": stage, "local_boot": true}))?
+        }
         (None, false) => eprintln!(
             "node {name} boots its local disk: no petitboot config is served for its instance"
         ),
@@ -232,14 +262,20 @@ fn act(
             Err(e) => {
                 failed += 1;
                 eprintln!("petitlab: {e}");
-                report.push(serde_json::json!({"node": node.name, "ok": false, "error": e.to_string()}));
+                report.push(
+                    serde_json::json!({"node": node.name, "ok": false, "error": e.to_string()}),
+                );
             }
         }
     }
     if json {
         print_json(&report)?;
     }
-    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn print_changes(node: &str, changes: &Changes) {

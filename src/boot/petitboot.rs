@@ -147,7 +147,11 @@ impl PetitbootBoot {
 
     fn layout<'a>(&'a self, node: &'a Node) -> Result<Layout<'a>, Problem> {
         let base_url = self.base_url.as_deref().ok_or_else(|| {
-            Problem::error(Some(&node.name), &self.base_url_field, "is required to render URLs")
+            Problem::error(
+                Some(&node.name),
+                &self.base_url_field,
+                "is required to render URLs",
+            )
         })?;
         Ok(Layout {
             root: &self.root,
@@ -163,9 +167,15 @@ impl PetitbootBoot {
         let (kernel_src, ramdisk_src, root) = match (stage, &node.instance) {
             (Stage::Deploy, _) => (&node.deploy.kernel, &node.deploy.ramdisk, None),
             (Stage::Instance, _) if node.boot_option == BootOption::Local => return Ok(None),
-            (Stage::Instance, InstanceImage::Partition { kernel, ramdisk, root_device, .. }) => {
-                (kernel, ramdisk, Some(root_device.as_str()))
-            }
+            (
+                Stage::Instance,
+                InstanceImage::Partition {
+                    kernel,
+                    ramdisk,
+                    root_device,
+                    ..
+                },
+            ) => (kernel, ramdisk, Some(root_device.as_str())),
             (Stage::Instance, InstanceImage::WholeDisk { .. }) => {
                 let msg = "boot_option netboot needs a partition image";
                 return Err(vec![Problem::error(Some(&node.name), "instance", msg)]);
@@ -189,7 +199,11 @@ impl PetitbootBoot {
         context.insert("append", &append);
         context.insert("ipappend", &node.bootif);
         let config = self.tera.render(TEMPLATE_NAME, &context).map_err(|e| {
-            let msg = format!("{} fails to render: {}", self.template_label, error_chain(&e));
+            let msg = format!(
+                "{} fails to render: {}",
+                self.template_label,
+                error_chain(&e)
+            );
             vec![Problem::error(Some(&node.name), TEMPLATE_FIELD, msg)]
         })?;
         let lint = pxeconf::lint(&config);
@@ -242,10 +256,12 @@ impl PetitbootBoot {
     }
 
     fn prepare(&self, node: &Node, stage: Stage) -> Result<Changes, BootError> {
-        let rendered = self.render(node, stage).map_err(|problems| BootError::Invalid {
-            node: node.name.clone(),
-            problems,
-        })?;
+        let rendered = self
+            .render(node, stage)
+            .map_err(|problems| BootError::Invalid {
+                node: node.name.clone(),
+                problems,
+            })?;
         let Some(rendered) = rendered else {
             return self.prepare_local_instance(node);
         };
@@ -306,13 +322,13 @@ impl PetitbootBoot {
                 .map_err(io("write", path))?;
             changes.written.push(path.clone());
         }
-        let dhcp_written = self
-            .dhcp
-            .update(node, &rendered.dhcp)
-            .map_err(|source| BootError::Dhcp {
-                node: node.name.clone(),
-                source,
-            })?;
+        let dhcp_written =
+            self.dhcp
+                .update(node, &rendered.dhcp)
+                .map_err(|source| BootError::Dhcp {
+                    node: node.name.clone(),
+                    source,
+                })?;
         changes.written.extend(dhcp_written);
 
         // Leftovers of this step's previous run that no longer apply.
@@ -406,7 +422,11 @@ impl PetitbootBoot {
     }
 }
 
-fn remove_entries(node: &Node, entries: Vec<Entry>, changes: &mut Changes) -> Result<(), BootError> {
+fn remove_entries(
+    node: &Node,
+    entries: Vec<Entry>,
+    changes: &mut Changes,
+) -> Result<(), BootError> {
     for entry in entries {
         let outcome = entry.remove().map_err(|source| BootError::Io {
             node: node.name.clone(),
@@ -505,7 +525,9 @@ fn kernel_args_problems(node: &Node) -> Vec<Problem> {
         found.push("contains '#', which is not a comment to petitboot: it reaches the kernel");
     }
     if args.contains("${") {
-        found.push("contains ${...}: petitboot does not expand variables (set bootif = true for BOOTIF)");
+        found.push(
+            "contains ${...}: petitboot does not expand variables (set bootif = true for BOOTIF)",
+        );
     }
     found
         .into_iter()

@@ -100,7 +100,9 @@ fn pairs(text: &str) -> impl Iterator<Item = Pair<'_>> {
 pub fn parse(text: &str) -> PxeConfig {
     let mut config = PxeConfig::default();
     for pair in pairs(text) {
-        let Some(keyword) = pair.keyword else { continue };
+        let Some(keyword) = pair.keyword else {
+            continue;
+        };
         if pair.value.starts_with('#') {
             continue;
         }
@@ -115,7 +117,9 @@ pub fn parse(text: &str) -> PxeConfig {
                 ..Label::default()
             }),
             _ => {
-                let Some(label) = config.labels.last_mut() else { continue };
+                let Some(label) = config.labels.last_mut() else {
+                    continue;
+                };
                 match keyword.as_str() {
                     "KERNEL" => label.kernel = value,
                     "INITRD" => label.initrd = value,
@@ -143,7 +147,10 @@ pub fn lint(text: &str) -> Vec<LintError> {
     for pair in pairs(text) {
         let line = pair.line;
         let Some(keyword) = pair.keyword.as_deref() else {
-            err(line, format!("{:?} has no value: petitboot ignores the line", pair.value));
+            err(
+                line,
+                format!("{:?} has no value: petitboot ignores the line", pair.value),
+            );
             continue;
         };
         if !KNOWN.contains(&keyword) {
@@ -152,23 +159,42 @@ pub fn lint(text: &str) -> Vec<LintError> {
                 "LOCALBOOT" => ": for local boot, serve no config at all",
                 _ => "",
             };
-            err(line, format!("petitboot ignores the keyword {keyword}{hint}"));
+            err(
+                line,
+                format!("petitboot ignores the keyword {keyword}{hint}"),
+            );
             continue;
         }
         let raw = pair.raw_value;
         let value = pair.value;
         if raw.starts_with(['"', '\'']) || raw.ends_with(['"', '\'']) {
-            err(line, format!("{keyword} value {raw} starts or ends with a quote, which petitboot strips"));
+            err(
+                line,
+                format!(
+                    "{keyword} value {raw} starts or ends with a quote, which petitboot strips"
+                ),
+            );
         }
         if value.starts_with('#') {
-            err(line, format!("petitboot skips a {keyword} line whose value starts with '#'"));
+            err(
+                line,
+                format!("petitboot skips a {keyword} line whose value starts with '#'"),
+            );
             continue;
         }
         if value.contains('#') {
-            err(line, format!("'#' inside the {keyword} value is not a comment to petitboot: it becomes part of the value"));
+            err(
+                line,
+                format!(
+                    "'#' inside the {keyword} value is not a comment to petitboot: it becomes part of the value"
+                ),
+            );
         }
         if value.contains("${") {
-            err(line, format!("petitboot does not expand variables such as ${{mac}} in {keyword}"));
+            err(
+                line,
+                format!("petitboot does not expand variables such as ${{mac}} in {keyword}"),
+            );
         }
         match keyword {
             "DEFAULT" => {
@@ -182,7 +208,10 @@ pub fn lint(text: &str) -> Vec<LintError> {
             }
             "LABEL" => labels.push((line, value.to_string(), 0)),
             _ if labels.is_empty() => {
-                err(line, format!("{keyword} before any LABEL is ignored by petitboot"));
+                err(
+                    line,
+                    format!("{keyword} before any LABEL is ignored by petitboot"),
+                );
             }
             "KERNEL" | "INITRD" | "FDT" | "DTB" => {
                 if keyword == "KERNEL" {
@@ -196,7 +225,12 @@ pub fn lint(text: &str) -> Vec<LintError> {
                     };
                     err(line, format!("{keyword} {value}: {why}"));
                 } else if !value.contains("://") {
-                    err(line, format!("{keyword} {value} is relative: petitboot resolves it against the config file's directory; use an absolute http:// or tftp:// URL"));
+                    err(
+                        line,
+                        format!(
+                            "{keyword} {value} is relative: petitboot resolves it against the config file's directory; use an absolute http:// or tftp:// URL"
+                        ),
+                    );
                 }
             }
             "APPEND" => {
@@ -206,7 +240,10 @@ pub fn lint(text: &str) -> Vec<LintError> {
             }
             "IPAPPEND" => {
                 if value != "2" {
-                    err(line, format!("IPAPPEND {value}: only IPAPPEND 2 (BOOTIF=01-<mac>) is supported"));
+                    err(
+                        line,
+                        format!("IPAPPEND {value}: only IPAPPEND 2 (BOOTIF=01-<mac>) is supported"),
+                    );
                 }
             }
             _ => {}
@@ -215,14 +252,23 @@ pub fn lint(text: &str) -> Vec<LintError> {
 
     for (line, name, kernels) in &labels {
         match kernels {
-            0 => err(*line, format!("LABEL {name} has no KERNEL: petitboot drops it")),
+            0 => err(
+                *line,
+                format!("LABEL {name} has no KERNEL: petitboot drops it"),
+            ),
             1 => {}
-            n => err(*line, format!("LABEL {name} has {n} KERNEL lines; petitboot keeps only the last")),
+            n => err(
+                *line,
+                format!("LABEL {name} has {n} KERNEL lines; petitboot keeps only the last"),
+            ),
         }
     }
     match default {
         _ if labels.is_empty() => err(0, "no LABEL: nothing for petitboot to boot".into()),
-        None => err(0, "no DEFAULT: petitboot would show the option but never autoboot it".into()),
+        None => err(
+            0,
+            "no DEFAULT: petitboot would show the option but never autoboot it".into(),
+        ),
         Some((line, name)) if !labels.iter().any(|(_, l, _)| *l == name) => {
             err(line, format!("DEFAULT {name} names no LABEL"));
         }

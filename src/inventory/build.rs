@@ -180,7 +180,11 @@ fn build_lab(ctx: &mut Ctx, path: &Path, raw: RawLab) -> Lab {
         Some(raw_path) => {
             let path = ctx.resolve(&raw_path);
             let source = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-                ctx.error(None, field, format!("{}: cannot be read: {e}", path.display()));
+                ctx.error(
+                    None,
+                    field,
+                    format!("{}: cannot be read: {e}", path.display()),
+                );
                 String::new()
             });
             Template {
@@ -190,8 +194,22 @@ fn build_lab(ctx: &mut Ctx, path: &Path, raw: RawLab) -> Lab {
         }
     };
 
-    let http = build_server(ctx, "http", raw.http, &state_dir, 8080, protocol == Protocol::Http);
-    let tftp = build_server(ctx, "tftp", raw.tftp, &state_dir, 69, protocol == Protocol::Tftp);
+    let http = build_server(
+        ctx,
+        "http",
+        raw.http,
+        &state_dir,
+        8080,
+        protocol == Protocol::Http,
+    );
+    let tftp = build_server(
+        ctx,
+        "tftp",
+        raw.tftp,
+        &state_dir,
+        69,
+        protocol == Protocol::Tftp,
+    );
     let dhcp = build_dhcp(ctx, raw.dhcp, &state_dir);
 
     let mut identities = Vec::new();
@@ -266,7 +284,8 @@ fn build_server(
                 let msg = format!("{url:?} must look like {scheme}10.77.0.1:{default_port}/");
                 ctx.error(None, &url_field, msg);
             } else if url.chars().any(|c| c.is_whitespace() || "\"'#".contains(c)) {
-                let msg = format!("{url:?} contains a space, quote or '#' that petitboot would misread");
+                let msg =
+                    format!("{url:?} contains a space, quote or '#' that petitboot would misread");
                 ctx.error(None, &url_field, msg);
             }
             Some(with_trailing_slash(url))
@@ -378,9 +397,11 @@ fn build_node(ctx: &mut Ctx, index: usize, value: toml::Value) -> (Identity, Opt
         Some(list) => {
             for (i, s) in list.iter().enumerate() {
                 match s.parse::<MacAddr>() {
-                    Ok(mac) if macs.contains(&mac) => {
-                        ctx.error(node, &format!("macs[{i}]"), format!("{mac} is listed twice"))
-                    }
+                    Ok(mac) if macs.contains(&mac) => ctx.error(
+                        node,
+                        &format!("macs[{i}]"),
+                        format!("{mac} is listed twice"),
+                    ),
                     Ok(mac) => macs.push(mac),
                     Err(why) => ctx.error(node, &format!("macs[{i}]"), why),
                 }
@@ -424,12 +445,16 @@ fn build_node(ctx: &mut Ctx, index: usize, value: toml::Value) -> (Identity, Opt
 
     let console = ctx.take(node, "console", raw.console);
     if let Some(c) = &console
-        && (c.is_empty() || c.chars().any(|ch| ch.is_whitespace() || "\"'#".contains(ch)))
+        && (c.is_empty()
+            || c.chars()
+                .any(|ch| ch.is_whitespace() || "\"'#".contains(ch)))
     {
         let msg = format!("{c:?} must be one word such as hvc0 or ttyS0,115200");
         ctx.error(node, "console", msg);
     }
-    let kernel_args = ctx.take(node, "kernel_args", raw.kernel_args).unwrap_or_default();
+    let kernel_args = ctx
+        .take(node, "kernel_args", raw.kernel_args)
+        .unwrap_or_default();
     let bootif = ctx.take(node, "bootif", raw.bootif).unwrap_or(false);
 
     let bmc = build_bmc(ctx, node, raw.bmc);
@@ -483,7 +508,11 @@ fn check_node_name(name: &str) -> Result<(), String> {
 
 fn build_bmc(ctx: &mut Ctx, node: Option<&str>, raw: Option<RawBmc>) -> Option<Bmc> {
     let Some(raw) = raw else {
-        ctx.error(node, "bmc", "is required: host, username and a password source");
+        ctx.error(
+            node,
+            "bmc",
+            "is required: host, username and a password source",
+        );
         return None;
     };
     let host = ctx.required(node, "bmc.host", raw.host);
@@ -516,7 +545,8 @@ fn build_bmc(ctx: &mut Ctx, node: Option<&str>, raw: Option<RawBmc>) -> Option<B
             Some(PasswordSource::File(path))
         }
         (Some(secret), None, None) => {
-            let msg = "a literal password is stored in lab.toml; prefer password_env or password_file";
+            let msg =
+                "a literal password is stored in lab.toml; prefer password_env or password_file";
             ctx.warn(node, "bmc.password", msg);
             Some(PasswordSource::Literal(secret))
         }
@@ -529,7 +559,12 @@ fn build_bmc(ctx: &mut Ctx, node: Option<&str>, raw: Option<RawBmc>) -> Option<B
 
     let cipher_suite = match ctx.take(node, "bmc.cipher_suite", raw.cipher_suite) {
         None => CipherSuite::Auto,
-        Some(v) => match v.as_str().map(str::to_string).unwrap_or(v.to_string()).as_str() {
+        Some(v) => match v
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or(v.to_string())
+            .as_str()
+        {
             "auto" => CipherSuite::Auto,
             "3" => CipherSuite::Suite3,
             "17" => CipherSuite::Suite17,
@@ -570,7 +605,11 @@ fn warn_if_shared(ctx: &mut Ctx, node: Option<&str>, path: &Path) {
 
 fn build_deploy(ctx: &mut Ctx, node: Option<&str>, raw: Option<RawDeploy>) -> Option<DeployImages> {
     let Some(raw) = raw else {
-        ctx.error(node, "deploy", "is required: deploy.kernel and deploy.ramdisk");
+        ctx.error(
+            node,
+            "deploy",
+            "is required: deploy.kernel and deploy.ramdisk",
+        );
         return None;
     };
     let kernel = ctx.required(node, "deploy.kernel", raw.kernel);
@@ -631,7 +670,11 @@ fn build_instance(
         }
         Some(r) => Some(r),
         None => {
-            ctx.error(node, "instance.root_device", "is required for a partition image");
+            ctx.error(
+                node,
+                "instance.root_device",
+                "is required for a partition image",
+            );
             None
         }
     };
@@ -664,7 +707,11 @@ fn find_duplicates(ctx: &mut Ctx, nodes: &[Identity]) -> Vec<bool> {
         names.entry(node.label.clone()).or_insert(i);
         if let Some(uuid) = node.uuid {
             if let Some(&first) = uuids.get(&uuid) {
-                let field = if node.uuid_derived { "uuid (derived from name)" } else { "uuid" };
+                let field = if node.uuid_derived {
+                    "uuid (derived from name)"
+                } else {
+                    "uuid"
+                };
                 clash(ctx, first, i, field, format!("uuid {uuid}"));
             }
             uuids.entry(uuid).or_insert(i);

@@ -112,7 +112,9 @@ pub fn deserialize_collecting_unknown<T: DeserializeOwned>(
     value: toml::Value,
 ) -> Result<(T, Vec<String>), String> {
     let mut unknown = Vec::new();
-    let parsed = serde_ignored::deserialize(value, |path| unknown.push(path.to_string()))
+    // serde_ignored marks Option layers as `?`; lab.toml has no such level.
+    let record = |path: serde_ignored::Path| unknown.push(path.to_string().replace(".?", ""));
+    let parsed = serde_ignored::deserialize(value, record)
         .map_err(|e: toml::de::Error| e.to_string().trim().to_string())?;
     Ok((parsed, unknown))
 }
