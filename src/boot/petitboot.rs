@@ -356,7 +356,7 @@ impl PetitbootBoot {
                 changes.removed.push(path);
             }
         }
-        changes.removed.extend(self.remove_dhcp(node)?);
+        self.release_dhcp(node, &mut changes)?;
         let manifest_path = self.manifest_path(node, Stage::Instance);
         manifest::write(&manifest_path, &Manifest::default()).map_err(|source| BootError::Io {
             node: node.name.clone(),
@@ -367,11 +367,14 @@ impl PetitbootBoot {
         Ok(changes)
     }
 
-    fn remove_dhcp(&self, node: &Node) -> Result<Vec<PathBuf>, BootError> {
-        self.dhcp.remove(node).map_err(|source| BootError::Dhcp {
+    fn release_dhcp(&self, node: &Node, changes: &mut Changes) -> Result<(), BootError> {
+        let released = self.dhcp.release(node).map_err(|source| BootError::Dhcp {
             node: node.name.clone(),
             source,
-        })
+        })?;
+        changes.written.extend(released.rewritten);
+        changes.removed.extend(released.removed);
+        Ok(())
     }
 
     fn clean_up(&self, node: &Node, stage: Stage) -> Result<Changes, BootError> {
@@ -408,7 +411,7 @@ impl PetitbootBoot {
             .map_err(io("read", &other_path))?
             .is_some_and(|m| m.dhcp);
         if manifest.dhcp && !other_needs_dhcp {
-            changes.removed.extend(self.remove_dhcp(node)?);
+            self.release_dhcp(node, &mut changes)?;
         }
         fsutil::remove_if_present(&manifest_path).map_err(io("remove", &manifest_path))?;
         if let Some(dir) = manifest_path.parent() {

@@ -118,10 +118,11 @@ fn walk(base: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
     }
 }
 
+/// Files under the served roots (not DHCP files or manifests).
 fn served_files(tree: &BTreeMap<String, String>) -> Vec<&str> {
     tree.keys()
         .map(String::as_str)
-        .filter(|k| !k.starts_with("boot/"))
+        .filter(|k| k.starts_with("http/") || k.starts_with("tftp/"))
         .collect()
 }
 
@@ -255,14 +256,26 @@ fn dnsmasq_files_carry_209_and_210_and_never_67() {
         .collect();
     assert_eq!(options, ["209", "210"]);
     assert!(!opts.contains("bootfile") && !opts.contains("dhcp-boot"));
+    // No address on host lines: dnsmasq rejects a rewritten line whose IP it
+    // has seen, which would make the node's options impossible to release.
+    let lines: Vec<&str> = hosts.lines().filter(|l| !l.starts_with('#')).collect();
+    assert_eq!(
+        lines,
+        [
+            format!("52:54:00:00:00:01,set:{tag}"),
+            format!("52:54:00:00:00:11,set:{tag}")
+        ]
+    );
+
+    // Released: MACs re-tagged to a tag without options, options file gone.
+    boot.clean_up_ramdisk(node).unwrap();
+    let hosts = fs::read_to_string(t.state().join("dnsmasq/hosts").join(&name)).unwrap();
     assert!(
-        hosts.contains(&format!("52:54:00:00:00:01,set:{tag},10.77.0.11\n")),
+        hosts.contains("52:54:00:00:00:01,set:petitlab-released\n"),
         "{hosts}"
     );
-    assert!(
-        hosts.contains(&format!("52:54:00:00:00:11,set:{tag}\n")),
-        "{hosts}"
-    );
+    assert!(!hosts.contains(&tag), "{hosts}");
+    assert!(!t.state().join("dnsmasq/opts").join(&name).exists());
 }
 
 // Fact: local boot = no config for the node (404).
@@ -287,8 +300,8 @@ fn local_instance_removes_the_config_discovery_files_and_dhcp_options() {
     );
     assert_eq!(
         changes.removed.len(),
-        6,
-        "config, 3 discovery, 2 dnsmasq: {changes:#?}"
+        5,
+        "config, 3 discovery, dnsmasq opts: {changes:#?}"
     );
 }
 
@@ -335,12 +348,22 @@ fn clean_up_removes_exactly_what_prepare_wrote() {
     boot.prepare_ramdisk(node).unwrap();
     assert_ne!(t.tree(), before);
     let changes = boot.clean_up_ramdisk(node).unwrap();
-    assert_eq!(t.tree(), before);
+    let mut after = t.tree();
+    // The released host file stays (dnsmasq cannot forget a deleted one).
+    let hosts = format!("dnsmasq/hosts/petitlab-{}", node.uuid);
+    assert!(
+        after
+            .remove(&hosts)
+            .unwrap()
+            .contains("set:petitlab-released")
+    );
+    assert_eq!(after, before);
     assert!(
         !http.join(node.uuid.to_string()).exists(),
         "empty node dir removed"
     );
-    assert_eq!(changes.removed.len(), 2 + 1 + 3 + 2);
+    assert_eq!(changes.removed.len(), 2 + 1 + 3 + 1, "{changes:#?}");
+    assert_eq!(changes.written, vec![t.state().join(&hosts)]);
     // Idempotent: a second clean-up has nothing to do.
     assert!(boot.clean_up_ramdisk(node).unwrap().is_empty());
 }

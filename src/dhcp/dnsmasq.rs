@@ -1,13 +1,28 @@
 //! dnsmasq backend: one file per node in `--dhcp-hostsdir` (MAC → tag) and
-//! one in `--dhcp-optsdir` (tag → options 209/210). dnsmasq watches both
-//! directories with inotify, so no restart is needed.
+//! one in `--dhcp-optsdir` (tag → options 209/210).
+//!
+//! dnsmasq (2.90) reads new and changed files in those directories through
+//! inotify, but only ever *adds* records: a deleted file's records stay until
+//! SIGHUP or a restart, and SIGHUP crashes Debian's 2.90 once a client has
+//! matched a `set:` host line. What does take effect at once is a rewritten
+//! host line for the same MAC (the newest wins), provided it carries no IP
+//! address (a reused IP is rejected as a duplicate). So:
+//! - host lines carry only the tag — fixed addresses stay in the admin's own
+//!   dnsmasq config;
+//! - releasing a node rewrites its host file to map its MACs to a tag with no
+//!   options, and removes its options file.
+//!
+//! Temp files start with a dot (see `fsutil`), which dnsmasq ignores.
 
 use std::path::{Path, PathBuf};
 
 use crate::fsutil;
 use crate::inventory::Node;
 
-use super::{DhcpError, DhcpOptions, DhcpProvider, PlannedFile};
+use super::{DhcpError, DhcpOptions, DhcpProvider, PlannedFile, Released};
+
+/// The tag released MACs get: no options are attached to it.
+const RELEASED_TAG: &str = "petitlab-released";
 
 pub struct Dnsmasq {
     hostsdir: PathBuf,
@@ -31,26 +46,30 @@ impl Dnsmasq {
         format!("petitlab-{}", node.uuid)
     }
 
-    fn hosts_content(node: &Node) -> String {
-        let tag = Self::tag(node);
-        let mut out = format!("# node {}, written by petitlab\n", node.name);
-        for (i, mac) in node.macs.iter().enumerate() {
-            match node.ipv4 {
-                // The address belongs to the first (boot) interface.
-                Some(ip) if i == 0 => out.push_str(&format!("{mac},set:{tag},{ip}\n")),
-                _ => out.push_str(&format!("{mac},set:{tag}\n")),
-            }
+    fn hosts_content(node: &Node, tag: &str, why: &str) -> String {
+        let mut out = format!("# node {}, {why}, written by petitlab\n", node.name);
+        for mac in &node.macs {
+            out.push_str(&format!("{mac},set:{tag}\n"));
         }
         out
     }
 
     fn opts_content(node: &Node, options: &DhcpOptions) -> String {
         let tag = Self::tag(node);
+        // Quoted: unquoted values are typed by dnsmasq (numbers, IPs, hex).
         format!(
             "# node {}, written by petitlab; no option 67 for petitboot clients\n\
              tag:{tag},209,\"{}\"\ntag:{tag},210,\"{}\"\n",
             node.name, options.conf_file, options.path_prefix
         )
+    }
+
+    fn write(path: &Path, content: &str) -> Result<(), DhcpError> {
+        fsutil::write_atomic(path, content.as_bytes(), 0o644).map_err(|source| DhcpError::Io {
+            action: "write",
+            path: path.to_path_buf(),
+            source,
+        })
     }
 }
 
@@ -58,7 +77,7 @@ impl DhcpProvider for Dnsmasq {
     fn plan(&self, node: &Node, options: &DhcpOptions) -> Vec<PlannedFile> {
         let name = Self::file_name(node);
         // Options first: a host tagged before its options exist would get
-        // a bare offer.
+        // an offer without them.
         vec![
             PlannedFile {
                 path: self.optsdir.join(&name),
@@ -66,7 +85,7 @@ impl DhcpProvider for Dnsmasq {
             },
             PlannedFile {
                 path: self.hostsdir.join(&name),
-                content: Self::hosts_content(node),
+                content: Self::hosts_content(node, &Self::tag(node), "netbooting"),
             },
         ]
     }
@@ -74,32 +93,30 @@ impl DhcpProvider for Dnsmasq {
     fn update(&self, node: &Node, options: &DhcpOptions) -> Result<Vec<PathBuf>, DhcpError> {
         let mut written = Vec::new();
         for file in self.plan(node, options) {
-            fsutil::write_atomic(&file.path, file.content.as_bytes(), 0o644).map_err(|source| {
-                DhcpError::Io {
-                    action: "write",
-                    path: file.path.clone(),
-                    source,
-                }
-            })?;
+            Self::write(&file.path, &file.content)?;
             written.push(file.path);
         }
         Ok(written)
     }
 
-    fn remove(&self, node: &Node) -> Result<Vec<PathBuf>, DhcpError> {
+    fn release(&self, node: &Node) -> Result<Released, DhcpError> {
         let name = Self::file_name(node);
-        let mut removed = Vec::new();
-        // Hosts first: an untagged MAC gets no petitboot options at all.
-        for path in [self.hostsdir.join(&name), self.optsdir.join(&name)] {
-            let gone = fsutil::remove_if_present(&path).map_err(|source| DhcpError::Io {
-                action: "remove",
-                path: path.clone(),
-                source,
-            })?;
-            if gone {
-                removed.push(path);
-            }
+        let hosts = self.hostsdir.join(&name);
+        let opts = self.optsdir.join(&name);
+        let mut released = Released::default();
+        // Untag the MACs first: from then on the node gets no petitboot options.
+        if hosts.exists() {
+            Self::write(&hosts, &Self::hosts_content(node, RELEASED_TAG, "released"))?;
+            released.rewritten.push(hosts);
         }
-        Ok(removed)
+        let gone = fsutil::remove_if_present(&opts).map_err(|source| DhcpError::Io {
+            action: "remove",
+            path: opts.clone(),
+            source,
+        })?;
+        if gone {
+            released.removed.push(opts);
+        }
+        Ok(released)
     }
 }

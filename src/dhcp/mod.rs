@@ -55,8 +55,16 @@ pub trait DhcpProvider: Send + Sync {
     /// files written.
     fn update(&self, node: &Node, options: &DhcpOptions) -> Result<Vec<PathBuf>, DhcpError>;
 
-    /// Stop offering the node's options. Returns the files removed.
-    fn remove(&self, node: &Node) -> Result<Vec<PathBuf>, DhcpError>;
+    /// Stop offering the node's options.
+    fn release(&self, node: &Node) -> Result<Released, DhcpError>;
+}
+
+/// What releasing a node's options did to the DHCP server's files.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct Released {
+    /// Files rewritten so the server stops offering the options.
+    pub rewritten: Vec<PathBuf>,
+    pub removed: Vec<PathBuf>,
 }
 
 /// `[dhcp] backend = "none"`: the admin configures DHCP by hand.
@@ -71,8 +79,8 @@ impl DhcpProvider for NoDhcp {
         Ok(Vec::new())
     }
 
-    fn remove(&self, _: &Node) -> Result<Vec<PathBuf>, DhcpError> {
-        Ok(Vec::new())
+    fn release(&self, _: &Node) -> Result<Released, DhcpError> {
+        Ok(Released::default())
     }
 }
 
