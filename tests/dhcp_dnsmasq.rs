@@ -34,7 +34,10 @@ fn require_tool(name: &str, package: &str) {
         .status()
         .map(|s| s.success())
         .unwrap_or(false);
-    assert!(found, "{name} is not installed: apt-get install {package} (the test command in README.md does this)");
+    assert!(
+        found,
+        "{name} is not installed: apt-get install {package} (the test command in README.md does this)"
+    );
 }
 
 /// Two namespaces joined by a veth pair; removed (with dnsmasq) on drop.
@@ -71,7 +74,15 @@ impl Net {
         run(Command::new("ip").args(["link", "add", sif, "type", "veth", "peer", "name", cif]));
         run(Command::new("ip").args(["link", "set", sif, "netns", s]));
         run(Command::new("ip").args(["link", "set", cif, "netns", c]));
-        run(Command::new("ip").args(["-n", s, "addr", "add", &format!("{SERVER_IP}/24"), "dev", sif]));
+        run(Command::new("ip").args([
+            "-n",
+            s,
+            "addr",
+            "add",
+            &format!("{SERVER_IP}/24"),
+            "dev",
+            sif,
+        ]));
         run(Command::new("ip").args(["-n", c, "link", "set", cif, "address", NODE_MAC]));
         for (ns, dev) in [(s, "lo"), (c, "lo"), (s, sif.as_str()), (c, cif.as_str())] {
             run(Command::new("ip").args(["-n", ns, "link", "set", dev, "up"]));
@@ -82,17 +93,27 @@ impl Net {
     fn start_dnsmasq(&mut self, hostsdir: &Path, optsdir: &Path, work: &Path, extra: &[&str]) {
         let log = fs::File::create(work.join("dnsmasq.log")).unwrap();
         let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &self.server_ns, "dnsmasq", "-d", "--conf-file=/dev/null"])
-            .args(["--port=0", "--bind-interfaces", "--no-ping", "--log-dhcp"])
-            .arg(format!("--interface={}", self.server_if))
-            .arg("--dhcp-range=10.203.0.50,10.203.0.99,1h")
-            .arg(format!("--dhcp-hostsdir={}", hostsdir.display()))
-            .arg(format!("--dhcp-optsdir={}", optsdir.display()))
-            .arg(format!("--dhcp-leasefile={}", work.join("leases").display()))
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log);
+        cmd.args([
+            "netns",
+            "exec",
+            &self.server_ns,
+            "dnsmasq",
+            "-d",
+            "--conf-file=/dev/null",
+        ])
+        .args(["--port=0", "--bind-interfaces", "--no-ping", "--log-dhcp"])
+        .arg(format!("--interface={}", self.server_if))
+        .arg("--dhcp-range=10.203.0.50,10.203.0.99,1h")
+        .arg(format!("--dhcp-hostsdir={}", hostsdir.display()))
+        .arg(format!("--dhcp-optsdir={}", optsdir.display()))
+        .arg(format!(
+            "--dhcp-leasefile={}",
+            work.join("leases").display()
+        ))
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log);
         // `ip netns exec` execs dnsmasq, so this child is dnsmasq itself.
         self.dnsmasq = Some(cmd.spawn().expect("cannot start dnsmasq"));
         let deadline = Instant::now() + Duration::from_secs(5);
@@ -105,7 +126,10 @@ impl Net {
                 let log = fs::read_to_string(work.join("dnsmasq.log")).unwrap_or_default();
                 panic!("dnsmasq exited ({status}) before serving DHCP:\n{log}");
             }
-            assert!(Instant::now() < deadline, "dnsmasq did not bind port 67 within 5 s");
+            assert!(
+                Instant::now() < deadline,
+                "dnsmasq did not bind port 67 within 5 s"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -115,7 +139,11 @@ impl Net {
         let dump = work.join("client.env");
         let _ = fs::remove_file(&dump);
         let script = work.join("dump.sh");
-        fs::write(&script, "#!/bin/sh\n[ \"$1\" = bound ] && env > \"$DUMP_OUT\"\nexit 0\n").unwrap();
+        fs::write(
+            &script,
+            "#!/bin/sh\n[ \"$1\" = bound ] && env > \"$DUMP_OUT\"\nexit 0\n",
+        )
+        .unwrap();
         run(Command::new("chmod").arg("+x").arg(&script));
         let out = Command::new("timeout")
             .args(["20", "ip", "netns", "exec", &self.client_ns, "env", "-i"])
@@ -155,7 +183,10 @@ impl Drop for Net {
 }
 
 fn petitlab(lab: &Path, args: &[&str]) -> Output {
-    run(Command::new(env!("CARGO_BIN_EXE_petitlab")).arg("--lab").arg(lab).args(args))
+    run(Command::new(env!("CARGO_BIN_EXE_petitlab"))
+        .arg("--lab")
+        .arg(lab)
+        .args(args))
 }
 
 /// Wait until dnsmasq logs that it (re)read `file` `times` times in all.
@@ -167,15 +198,22 @@ fn wait_for_read(work: &Path, file: &Path, times: usize) {
         if log.matches(&needle).count() >= times {
             return;
         }
-        assert!(Instant::now() < deadline, "dnsmasq never logged {needle:?}:\n{log}");
+        assert!(
+            Instant::now() < deadline,
+            "dnsmasq never logged {needle:?}:\n{log}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
 
 /// Leased from the dhcp-range (petitlab's host lines carry no address).
 fn in_range(vars: &HashMap<String, String>) -> bool {
-    let Some(ip) = vars.get("ip") else { return false };
-    let Some(last) = ip.strip_prefix("10.203.0.") else { return false };
+    let Some(ip) = vars.get("ip") else {
+        return false;
+    };
+    let Some(last) = ip.strip_prefix("10.203.0.") else {
+        return false;
+    };
     last.parse::<u8>().is_ok_and(|n| (50..=99).contains(&n))
 }
 
@@ -239,7 +277,10 @@ fn dnsmasq_offers_exactly_the_options_petitlab_wrote_and_stops_after_clean_up() 
     let want_209 = render["rendered"]["dhcp"]["conf_file"].as_str().unwrap();
     let want_210 = render["rendered"]["dhcp"]["path_prefix"].as_str().unwrap();
     let node_file = |dir: &Path| {
-        let mut files: Vec<PathBuf> = fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+        let mut files: Vec<PathBuf> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
         assert_eq!(files.len(), 1, "{files:?}");
         files.remove(0)
     };
@@ -249,16 +290,29 @@ fn dnsmasq_offers_exactly_the_options_petitlab_wrote_and_stops_after_clean_up() 
 
     let offer = net.dhcp(work);
     // busybox names options 209/210 pxeconffile/pxepathprefix.
-    assert_eq!(offer.get("pxeconffile").map(String::as_str), Some(want_209), "{offer:?}");
-    assert_eq!(offer.get("pxepathprefix").map(String::as_str), Some(want_210), "{offer:?}");
+    assert_eq!(
+        offer.get("pxeconffile").map(String::as_str),
+        Some(want_209),
+        "{offer:?}"
+    );
+    assert_eq!(
+        offer.get("pxepathprefix").map(String::as_str),
+        Some(want_210),
+        "{offer:?}"
+    );
     assert!(in_range(&offer), "{offer:?}");
     for option_67 in ["boot_file", "bootfile"] {
-        assert!(!offer.contains_key(option_67), "option 67 must not be sent: {offer:?}");
+        assert!(
+            !offer.contains_key(option_67),
+            "option 67 must not be sent: {offer:?}"
+        );
     }
     // What petitboot would fetch is the config petitlab wrote.
     let url = format!("{}{}", offer["pxepathprefix"], offer["pxeconffile"]);
     assert_eq!(url, render["rendered"]["config_url"].as_str().unwrap());
-    let rel = url.strip_prefix(&format!("http://{SERVER_IP}:8080/")).unwrap();
+    let rel = url
+        .strip_prefix(&format!("http://{SERVER_IP}:8080/"))
+        .unwrap();
     let served = fs::read_to_string(work.join("state/http").join(rel)).unwrap();
     assert_eq!(served, render["rendered"]["config"].as_str().unwrap());
 
@@ -266,12 +320,22 @@ fn dnsmasq_offers_exactly_the_options_petitlab_wrote_and_stops_after_clean_up() 
     wait_for_read(work, &hosts_file, 2);
     let after = net.dhcp(work);
     assert!(in_range(&after), "the node still gets a lease: {after:?}");
-    assert!(!after.contains_key("pxeconffile"), "209 still offered: {after:?}");
-    assert!(!after.contains_key("pxepathprefix"), "210 still offered: {after:?}");
+    assert!(
+        !after.contains_key("pxeconffile"),
+        "209 still offered: {after:?}"
+    );
+    assert!(
+        !after.contains_key("pxepathprefix"),
+        "210 still offered: {after:?}"
+    );
 
     // And a second deploy brings them back, with dnsmasq still running.
     petitlab(&lab, &["prepare-ramdisk", "node1"]);
     wait_for_read(work, &hosts_file, 3);
     let again = net.dhcp(work);
-    assert_eq!(again.get("pxeconffile").map(String::as_str), Some(want_209), "{again:?}");
+    assert_eq!(
+        again.get("pxeconffile").map(String::as_str),
+        Some(want_209),
+        "{again:?}"
+    );
 }

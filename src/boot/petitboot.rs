@@ -181,15 +181,15 @@ impl PetitbootBoot {
                 return Err(vec![Problem::error(Some(&node.name), "instance", msg)]);
             }
         };
-        let arg_problems = kernel_args_problems(node);
-        if !arg_problems.is_empty() {
-            return Err(arg_problems);
-        }
+        // Hazardous kernel_args are reported on their own field, and left out
+        // of the render so the template is judged on its own.
+        let mut problems = kernel_args_problems(node);
+        let args_ok = problems.is_empty();
 
         let [kernel_name, ramdisk_name] = Layout::artifact_names(stage);
         let kernel_url = layout.url(kernel_name);
         let initrd_url = layout.url(ramdisk_name);
-        let append = append_line(root, node);
+        let append = append_line(root, node, args_ok);
         let mut context = tera::Context::new();
         context.insert("node", &template_node(node));
         context.insert("stage", stage.name());
@@ -198,27 +198,27 @@ impl PetitbootBoot {
         context.insert("initrd_url", &initrd_url);
         context.insert("append", &append);
         context.insert("ipappend", &node.bootif);
-        let config = self.tera.render(TEMPLATE_NAME, &context).map_err(|e| {
+        let config = match self.tera.render(TEMPLATE_NAME, &context) {
+            Ok(config) => config,
+            Err(e) => {
+                let msg = format!(
+                    "{} fails to render: {}",
+                    self.template_label,
+                    error_chain(&e)
+                );
+                problems.push(Problem::error(Some(&node.name), TEMPLATE_FIELD, msg));
+                return Err(problems);
+            }
+        };
+        problems.extend(pxeconf::lint(&config).iter().map(|e| {
             let msg = format!(
-                "{} fails to render: {}",
+                "{} renders a {} config petitboot would misread: {e}",
                 self.template_label,
-                error_chain(&e)
+                stage.name()
             );
-            vec![Problem::error(Some(&node.name), TEMPLATE_FIELD, msg)]
-        })?;
-        let lint = pxeconf::lint(&config);
-        if !lint.is_empty() {
-            let problems = lint
-                .iter()
-                .map(|e| {
-                    let msg = format!(
-                        "{} renders a {} config petitboot would misread: {e}",
-                        self.template_label,
-                        stage.name()
-                    );
-                    Problem::error(Some(&node.name), TEMPLATE_FIELD, msg)
-                })
-                .collect();
+            Problem::error(Some(&node.name), TEMPLATE_FIELD, msg)
+        }));
+        if !problems.is_empty() {
             return Err(problems);
         }
 
@@ -501,8 +501,8 @@ fn template_node(node: &Node) -> TemplateNode<'_> {
 }
 
 /// The kernel command line: root= (netboot instance), console=, then the
-/// node's own arguments.
-fn append_line(root: Option<&str>, node: &Node) -> String {
+/// node's own arguments (when they are safe to include).
+fn append_line(root: Option<&str>, node: &Node, with_args: bool) -> String {
     let mut parts = Vec::new();
     if let Some(root) = root {
         parts.push(format!("root={root}"));
@@ -510,7 +510,9 @@ fn append_line(root: Option<&str>, node: &Node) -> String {
     if let Some(console) = &node.console {
         parts.push(format!("console={console}"));
     }
-    parts.extend(node.kernel_args.split_whitespace().map(str::to_string));
+    if with_args {
+        parts.extend(node.kernel_args.split_whitespace().map(str::to_string));
+    }
     parts.join(" ")
 }
 

@@ -123,8 +123,16 @@ pub fn from_text(path: &Path, text: &str, env: &Env) -> Loaded {
         problems: Vec::new(),
         warned_files: Vec::new(),
     };
-    let raw = parse_raw(&mut ctx, text).unwrap_or_default();
-    let lab = build_lab(&mut ctx, path, raw);
+    let lab = match parse_raw(&mut ctx, text) {
+        Some(raw) => build_lab(&mut ctx, path, raw),
+        None => {
+            // Unparsable: report only that, not the defaults' shortcomings.
+            let reported = ctx.problems.len();
+            let lab = build_lab(&mut ctx, path, RawLab::default());
+            ctx.problems.truncate(reported);
+            lab
+        }
+    };
     Loaded {
         lab,
         problems: ctx.problems,

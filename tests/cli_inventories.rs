@@ -1,0 +1,195 @@
+//! `petitlab check` on real files: the shipped example passes; each bad
+//! inventory under tests/inventories yields exactly its expected errors, and
+//! no command writes anything for it.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn petitlab(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_petitlab"))
+        .current_dir(dir)
+        .env_remove("PETITLAB_TEST_SURELY_UNSET")
+        .args(args)
+        .output()
+        .expect("run petitlab")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Copy of tests/inventories in a temp dir, so "nothing written" can be checked.
+fn inventories_copy() -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(repo().join("tests/inventories/."))
+        .arg(tmp.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    tmp
+}
+
+fn listing(dir: &Path) -> Vec<String> {
+    let out = Command::new("find").arg(dir).output().unwrap();
+    let mut lines: Vec<String> = text(&out.stdout).lines().map(str::to_string).collect();
+    lines.sort();
+    lines
+}
+
+/// An expected line matches an error line when all its ` ... `-separated
+/// fragments appear in it, in order.
+fn matches(expected: &str, line: &str) -> bool {
+    let mut rest = line;
+    for fragment in expected.split(" ... ") {
+        match rest.find(fragment) {
+            Some(at) => rest = &rest[at + fragment.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+#[test]
+fn the_shipped_example_passes_check() {
+    let out = petitlab(&repo(), &["check", "lab.toml.example"]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert!(
+        stdout.contains("lab.toml.example: ok, 3 node(s)"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("error:"), "{stdout}");
+    // Derived uuids are shown.
+    assert!(stdout.contains("note: node p9-rack1-02: uuid "), "{stdout}");
+}
+
+#[test]
+fn every_bad_inventory_reports_every_expected_error() {
+    let tmp = inventories_copy();
+    let dir = tmp.path();
+    let mut checked = 0;
+    for entry in fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "toml") {
+            continue;
+        }
+        let name = path.file_name().unwrap().to_str().unwrap();
+        let expected = fs::read_to_string(path.with_extension("expected"))
+            .unwrap_or_else(|_| panic!("{name} has no .expected file"));
+        let expected: Vec<&str> = expected.lines().filter(|l| !l.is_empty()).collect();
+
+        let out = petitlab(dir, &["check", name]);
+        let stdout = text(&out.stdout);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{name} must fail check:\n{stdout}"
+        );
+        let mut errors: Vec<&str> = stdout.lines().filter(|l| l.starts_with("error:")).collect();
+        for want in &expected {
+            let at = errors.iter().position(|line| matches(want, line));
+            let at =
+                at.unwrap_or_else(|| panic!("{name}: no error matching {want:?}; got:\n{stdout}"));
+            errors.remove(at);
+        }
+        assert!(
+            errors.is_empty(),
+            "{name}: unexpected errors {errors:#?}\nfull output:\n{stdout}"
+        );
+
+        // JSON says the same.
+        let json = petitlab(dir, &["--json", "check", name]);
+        let report: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+        assert_eq!(report["ok"], false, "{name}");
+        let json_errors = report["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["severity"] == "error")
+            .count();
+        assert_eq!(json_errors, expected.len(), "{name}: {report:#}");
+        checked += 1;
+    }
+    assert_eq!(checked, 6, "inventories checked");
+}
+
+#[test]
+fn no_command_writes_anything_for_a_bad_inventory() {
+    let tmp = inventories_copy();
+    let dir = tmp.path();
+    let before = listing(dir);
+    for lab in [
+        "bad-macs.toml",
+        "duplicates.toml",
+        "misreading-template.toml",
+        "syntax.toml",
+    ] {
+        for action in [
+            "prepare-ramdisk",
+            "prepare-instance",
+            "clean-up-ramdisk",
+            "clean-up-instance",
+        ] {
+            let out = petitlab(dir, &["--lab", lab, action, "--all"]);
+            let stderr = text(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{lab} {action}: {stderr}");
+            assert!(
+                stderr.contains("nothing was done"),
+                "{lab} {action}: {stderr}"
+            );
+        }
+        let out = petitlab(dir, &["--lab", lab, "render", "n1"]);
+        assert_eq!(out.status.code(), Some(1), "{lab} render");
+    }
+    assert_eq!(
+        listing(dir),
+        before,
+        "a bad inventory made petitlab write files"
+    );
+}
+
+#[test]
+fn unknown_nodes_are_named_and_nothing_is_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lab = tmp.path().join("lab.toml");
+    let example = fs::read_to_string(repo().join("lab.toml.example")).unwrap();
+    // Keep state inside the temp dir; artifacts stay in the repository.
+    let example = example
+        .replace("examples/", &format!("{}/examples/", repo().display()))
+        .replace(
+            "# state_dir = \"/var/lib/petitlab\"",
+            "state_dir = \"state\"",
+        );
+    fs::write(&lab, example).unwrap();
+    let out = petitlab(
+        tmp.path(),
+        &["prepare-ramdisk", "p9-rack1-01", "no-such-node"],
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("no node named \"no-such-node\""),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("p9-rack1-01, p9-rack1-02, p8-rack2-01"),
+        "{stderr}"
+    );
+    assert!(!tmp.path().join("state").exists(), "nothing may be written");
+
+    // The good node alone works, and says what it wrote.
+    let out = petitlab(tmp.path(), &["prepare-ramdisk", "p9-rack1-01"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).starts_with("p9-rack1-01: 7 written, 0 removed"),
+        "{}",
+        text(&out.stdout)
+    );
+}
