@@ -156,6 +156,24 @@ pub fn sweep_stale_temps(dir: &Path) -> io::Result<usize> {
     Ok(swept)
 }
 
+/// Sweeps each directory at most once: a batch over many nodes writes
+/// into the same few directories.
+#[derive(Default)]
+pub struct Sweeper {
+    swept: std::sync::Mutex<std::collections::HashSet<PathBuf>>,
+}
+
+impl Sweeper {
+    pub fn sweep(&self, dir: &Path) -> io::Result<()> {
+        let mut swept = self.swept.lock().unwrap_or_else(|e| e.into_inner());
+        if !swept.contains(dir) {
+            sweep_stale_temps(dir)?;
+            swept.insert(dir.to_path_buf());
+        }
+        Ok(())
+    }
+}
+
 /// The writer pid encoded in a temp-file name, if `name` is one of ours.
 fn temp_writer_pid(name: &str) -> Option<u32> {
     let rest = &name[name.find(TEMP_MARKER)? + TEMP_MARKER.len()..];

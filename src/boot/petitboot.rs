@@ -25,6 +25,7 @@ pub struct PetitbootBoot {
     template_label: String,
     tera: tera::Tera,
     dhcp: Box<dyn DhcpProvider>,
+    sweeper: fsutil::Sweeper,
 }
 
 /// A config as it would be written for a node and stage.
@@ -142,6 +143,7 @@ impl PetitbootBoot {
             template_label,
             tera,
             dhcp: dhcp::provider_for(&lab.dhcp),
+            sweeper: fsutil::Sweeper::default(),
         })
     }
 
@@ -305,11 +307,17 @@ impl PetitbootBoot {
         manifest::write(&manifest_path, &old.union(&new)).map_err(io("write", &manifest_path))?;
 
         let mut changes = Changes::default();
-        for dir in [rendered.config_path.parent(), config_paths[0].parent()]
-            .into_iter()
-            .flatten()
-        {
-            fsutil::sweep_stale_temps(dir).map_err(io("clean stale temp files in", dir))?;
+        // Temp files a killed run left behind, in every directory we write to.
+        let dhcp_files = self.dhcp.plan(node, &rendered.dhcp);
+        let targets = config_paths
+            .iter()
+            .copied()
+            .chain(dhcp_files.iter().map(|f| &f.path))
+            .chain([&manifest_path]);
+        for dir in targets.filter_map(|p| p.parent()) {
+            self.sweeper
+                .sweep(dir)
+                .map_err(io("clean stale temp files in", dir))?;
         }
         // Artifacts first, config last: petitboot never sees a config whose
         // kernel is not there yet.

@@ -233,18 +233,14 @@ pub fn lint(text: &str) -> Vec<LintError> {
                     );
                 }
             }
-            "APPEND" => {
-                if value.to_ascii_lowercase().contains("initrd=") {
-                    err(line, "APPEND contains \"initrd=\": petitboot takes what follows it as the initrd, even inside a longer word; use INITRD".into());
-                }
+            "APPEND" if value.to_ascii_lowercase().contains("initrd=") => {
+                err(line, "APPEND contains \"initrd=\": petitboot takes what follows it as the initrd, even inside a longer word; use INITRD".into());
             }
-            "IPAPPEND" => {
-                if value != "2" {
-                    err(
-                        line,
-                        format!("IPAPPEND {value}: only IPAPPEND 2 (BOOTIF=01-<mac>) is supported"),
-                    );
-                }
+            "IPAPPEND" if value != "2" => {
+                err(
+                    line,
+                    format!("IPAPPEND {value}: only IPAPPEND 2 (BOOTIF=01-<mac>) is supported"),
+                );
             }
             _ => {}
         }
