@@ -6,6 +6,7 @@
 
 mod build;
 mod mac;
+mod node;
 mod raw;
 
 use std::fmt;
