@@ -31,6 +31,9 @@ fn write_lab(dir: &Path, artifacts: &Path) -> PathBuf {
     fs::write(artifacts.join("vmlinux"), b"kernel").unwrap();
     fs::write(artifacts.join("disk.img"), b"disk").unwrap();
     fs::write(dir.join("pw"), "pw").unwrap();
+    // 0600, as a real password file should be (no warning noise).
+    let private = std::os::unix::fs::PermissionsExt::from_mode(0o600);
+    fs::set_permissions(dir.join("pw"), private).unwrap();
     let mut text = "state_dir = \"state\"\n[http]\nbase_url = \"http://10.77.0.1:8080/\"\n\
                     [dhcp]\nbackend = \"dnsmasq\"\n"
         .to_string();

@@ -222,6 +222,9 @@ fn write_lab(dir: &Path) -> PathBuf {
         fs::write(dir.join(f), f).unwrap();
     }
     fs::write(dir.join("pw"), "pw").unwrap();
+    // 0600, as a real password file should be (no warning noise).
+    let private = std::os::unix::fs::PermissionsExt::from_mode(0o600);
+    fs::set_permissions(dir.join("pw"), private).unwrap();
     let lab = dir.join("lab.toml");
     fs::write(
         &lab,

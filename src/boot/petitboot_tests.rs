@@ -70,6 +70,8 @@ impl TestLab {
             fs::write(dir.path().join(f), format!("contents of {f}")).unwrap();
         }
         fs::write(dir.path().join("pw"), "pw").unwrap();
+        let private = std::os::unix::fs::PermissionsExt::from_mode(0o600);
+        fs::set_permissions(dir.path().join("pw"), private).unwrap();
         let path = dir.path().join("lab.toml");
         let text = format!(
             "state_dir = \"state\"\n{settings}\n[http]\nbase_url = \"http://10.77.0.1:8080\"\n\
