@@ -19,6 +19,19 @@ fn petitlab(lab: &Path) -> Command {
     cmd
 }
 
+/// A whole `prepare-ramdisk --all`, which must succeed.
+fn prepare_all(lab: &Path) {
+    let out = petitlab(lab)
+        .args(["prepare-ramdisk", "--all"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Artifacts live on tmpfs when it exists, so staging copies (a copy can be
 /// cut short) instead of hard-linking (which is instant).
 fn artifact_dir() -> tempfile::TempDir {
@@ -159,15 +172,7 @@ fn killing_prepare_never_leaves_a_half_written_file() {
     for _ in 0..2 {
         let _ = fs::remove_dir_all(&state);
         let start = Instant::now();
-        let out = petitlab(&lab)
-            .args(["prepare-ramdisk", "--all"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        prepare_all(&lab);
         full = start.elapsed();
         assert_eq!(check_tree(&state, &expected), 0);
     }
@@ -200,15 +205,7 @@ fn killing_prepare_never_leaves_a_half_written_file() {
     );
 
     // A complete run afterwards finishes the job and sweeps dead runs' temps.
-    let out = petitlab(&lab)
-        .args(["prepare-ramdisk", "--all"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    prepare_all(&lab);
     assert_eq!(
         check_tree(&state, &expected),
         0,

@@ -267,20 +267,10 @@ impl PetitbootBoot {
         let Some(rendered) = rendered else {
             return self.prepare_local_instance(node);
         };
-        let io = |action, path: &Path| {
-            let path = path.to_path_buf();
-            let node = node.name.clone();
-            move |source| BootError::Io {
-                node,
-                action,
-                path,
-                source,
-            }
-        };
 
         let manifest_path = self.manifest_path(node, stage);
         let old = manifest::read(&manifest_path)
-            .map_err(io("read", &manifest_path))?
+            .map_err(io_error(node, "read", &manifest_path))?
             .unwrap_or_default();
         let config_paths: Vec<&PathBuf> = rendered
             .discovery_paths
@@ -304,7 +294,11 @@ impl PetitbootBoot {
         }));
         // Record intent before touching the tree, so clean-up finds
         // everything even if we are killed half-way.
-        manifest::write(&manifest_path, &old.union(&new)).map_err(io("write", &manifest_path))?;
+        manifest::write(&manifest_path, &old.union(&new)).map_err(io_error(
+            node,
+            "write",
+            &manifest_path,
+        ))?;
 
         let mut changes = Changes::default();
         // Temp files a killed run left behind, in every directory we write to.
@@ -317,17 +311,17 @@ impl PetitbootBoot {
         for dir in targets.filter_map(|p| p.parent()) {
             self.sweeper
                 .sweep(dir)
-                .map_err(io("clean stale temp files in", dir))?;
+                .map_err(io_error(node, "clean stale temp files in", dir))?;
         }
         // Artifacts first, config last: petitboot never sees a config whose
         // kernel is not there yet.
         for (source, staged) in &rendered.artifacts {
-            fsutil::stage_file(source, staged).map_err(io("stage", staged))?;
+            fsutil::stage_file(source, staged).map_err(io_error(node, "stage", staged))?;
             changes.written.push(staged.clone());
         }
         for path in config_paths {
             fsutil::write_atomic(path, rendered.config.as_bytes(), 0o644)
-                .map_err(io("write", path))?;
+                .map_err(io_error(node, "write", path))?;
             changes.written.push(path.clone());
         }
         let dhcp_written =
@@ -341,7 +335,7 @@ impl PetitbootBoot {
 
         // Leftovers of this step's previous run that no longer apply.
         remove_entries(node, old.minus(&new), &mut changes)?;
-        manifest::write(&manifest_path, &new).map_err(io("write", &manifest_path))?;
+        manifest::write(&manifest_path, &new).map_err(io_error(node, "write", &manifest_path))?;
         Ok(changes)
     }
 
@@ -354,24 +348,19 @@ impl PetitbootBoot {
         })?;
         let mut changes = Changes::default();
         for path in std::iter::once(layout.config()).chain(layout.discovery_files()) {
-            let removed = fsutil::remove_if_present(&path).map_err(|source| BootError::Io {
-                node: node.name.clone(),
-                action: "remove",
-                path: path.clone(),
-                source,
-            })?;
+            let removed =
+                fsutil::remove_if_present(&path).map_err(io_error(node, "remove", &path))?;
             if removed {
                 changes.removed.push(path);
             }
         }
         self.release_dhcp(node, &mut changes)?;
         let manifest_path = self.manifest_path(node, Stage::Instance);
-        manifest::write(&manifest_path, &Manifest::default()).map_err(|source| BootError::Io {
-            node: node.name.clone(),
-            action: "write",
-            path: manifest_path.clone(),
-            source,
-        })?;
+        manifest::write(&manifest_path, &Manifest::default()).map_err(io_error(
+            node,
+            "write",
+            &manifest_path,
+        ))?;
         Ok(changes)
     }
 
@@ -386,18 +375,9 @@ impl PetitbootBoot {
     }
 
     fn clean_up(&self, node: &Node, stage: Stage) -> Result<Changes, BootError> {
-        let io = |action, path: &Path| {
-            let path = path.to_path_buf();
-            let node = node.name.clone();
-            move |source| BootError::Io {
-                node,
-                action,
-                path,
-                source,
-            }
-        };
         let manifest_path = self.manifest_path(node, stage);
-        let Some(manifest) = manifest::read(&manifest_path).map_err(io("read", &manifest_path))?
+        let Some(manifest) =
+            manifest::read(&manifest_path).map_err(io_error(node, "read", &manifest_path))?
         else {
             return Ok(Changes::default());
         };
@@ -416,20 +396,40 @@ impl PetitbootBoot {
         };
         let other_path = self.manifest_path(node, other);
         let other_needs_dhcp = manifest::read(&other_path)
-            .map_err(io("read", &other_path))?
+            .map_err(io_error(node, "read", &other_path))?
             .is_some_and(|m| m.dhcp);
         if manifest.dhcp && !other_needs_dhcp {
             self.release_dhcp(node, &mut changes)?;
         }
-        fsutil::remove_if_present(&manifest_path).map_err(io("remove", &manifest_path))?;
+        fsutil::remove_if_present(&manifest_path).map_err(io_error(
+            node,
+            "remove",
+            &manifest_path,
+        ))?;
         if let Some(dir) = manifest_path.parent() {
-            fsutil::remove_dir_if_empty(dir).map_err(io("remove", dir))?;
+            fsutil::remove_dir_if_empty(dir).map_err(io_error(node, "remove", dir))?;
         }
         if let Ok(layout) = self.layout(node) {
             let dir = layout.node_dir();
-            fsutil::remove_dir_if_empty(&dir).map_err(io("remove", &dir))?;
+            fsutil::remove_dir_if_empty(&dir).map_err(io_error(node, "remove", &dir))?;
         }
         Ok(changes)
+    }
+}
+
+/// Maps an I/O error to one naming the node, the action and the file.
+fn io_error(
+    node: &Node,
+    action: &'static str,
+    path: &Path,
+) -> impl FnOnce(std::io::Error) -> BootError + use<> {
+    let node = node.name.clone();
+    let path = path.to_path_buf();
+    move |source| BootError::Io {
+        node,
+        action,
+        path,
+        source,
     }
 }
 
@@ -439,12 +439,9 @@ fn remove_entries(
     changes: &mut Changes,
 ) -> Result<(), BootError> {
     for entry in entries {
-        let outcome = entry.remove().map_err(|source| BootError::Io {
-            node: node.name.clone(),
-            action: "remove",
-            path: entry.path.clone(),
-            source,
-        })?;
+        let outcome = entry
+            .remove()
+            .map_err(io_error(node, "remove", &entry.path))?;
         match outcome {
             Removal::Removed => changes.removed.push(entry.path),
             Removal::Absent => {}
