@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
-use petitlab::boot::{BootInterface, Changes, PetitbootBoot, Stage};
+use petitlab::boot::{BootError, BootInterface, Changes, PetitbootBoot, Stage};
 use petitlab::inventory::{self, Lab, Node, Problem};
 
 #[derive(Parser)]
@@ -98,11 +98,10 @@ fn check(path: &Path, json: bool) -> anyhow::Result<ExitCode> {
                 problems.extend(boot.validate(node));
             }
         }
-        Err(e) => problems.push(Problem::error(
-            None,
-            "petitboot.config_template",
-            e.to_string(),
-        )),
+        Err(BootError::Template(why)) => {
+            problems.push(Problem::error(None, "petitboot.config_template", why))
+        }
+        Err(e) => return Err(e.into()),
     }
     let errors = problems.iter().filter(|p| p.is_error()).count();
     let lab = &loaded.lab;
@@ -227,7 +226,7 @@ fn act(
     path: &Path,
     targets: Targets,
     json: bool,
-    action: impl Fn(&PetitbootBoot, &Node) -> Result<Changes, petitlab::boot::BootError>,
+    action: impl Fn(&PetitbootBoot, &Node) -> Result<Changes, BootError>,
 ) -> anyhow::Result<ExitCode> {
     let lab = load_lab(path)?;
     let nodes: Vec<&Node> = if targets.all {

@@ -38,7 +38,7 @@ impl Entry {
         if let Some(expected) = &self.content {
             match std::fs::read_to_string(&self.path) {
                 Ok(actual) if actual != *expected => {
-                    return Ok(Removal::Kept("changed since petitlab wrote it".into()));
+                    return Ok(Removal::Kept("replaced since this step wrote it".into()));
                 }
                 Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Removal::Absent),
                 _ => {}

@@ -45,7 +45,7 @@ pub struct Property {
 pub struct Changes {
     pub written: Vec<PathBuf>,
     pub removed: Vec<PathBuf>,
-    /// Files left in place, with why (e.g. changed since petitlab wrote them).
+    /// Files left in place, with why (e.g. replaced by another step since this one wrote them).
     pub kept: Vec<(PathBuf, String)>,
 }
 

@@ -127,13 +127,13 @@ static PROPERTIES: &[Property] = &[
 
 impl PetitbootBoot {
     pub fn new(lab: &Lab) -> Result<Self, BootError> {
-        let mut tera = tera::Tera::default();
-        tera.add_raw_template(TEMPLATE_NAME, &lab.petitboot.template.source)
-            .map_err(|e| BootError::Template(error_chain(&e)))?;
         let template_label = match &lab.petitboot.template.path {
             Some(path) => path.display().to_string(),
             None => "the embedded default template".to_string(),
         };
+        let mut tera = tera::Tera::default();
+        tera.add_raw_template(TEMPLATE_NAME, &lab.petitboot.template.source)
+            .map_err(|e| BootError::Template(format!("{template_label}: {}", error_chain(&e))))?;
         let server = lab.boot_server();
         Ok(PetitbootBoot {
             root: server.root.clone(),
