@@ -19,17 +19,20 @@ fn petitlab(lab: &Path) -> Command {
     cmd
 }
 
-/// A whole `prepare-ramdisk --all`, which must succeed.
-fn prepare_all(lab: &Path) {
-    let out = petitlab(lab)
-        .args(["prepare-ramdisk", "--all"])
-        .output()
-        .unwrap();
+/// Run `cmd` to completion; it must succeed.
+fn run_ok(cmd: &mut Command) -> std::process::Output {
+    let out = cmd.output().unwrap();
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    out
+}
+
+/// A whole `prepare-ramdisk --all`, which must succeed.
+fn prepare_all(lab: &Path) {
+    run_ok(petitlab(lab).args(["prepare-ramdisk", "--all"]));
 }
 
 /// Artifacts live on tmpfs when it exists, so staging copies (a copy can be
@@ -70,15 +73,7 @@ fn expected_files(lab: &Path, artifacts: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     let ramdisk = fs::read(artifacts.join("initrd")).unwrap();
     let mut files = BTreeMap::new();
     for i in 0..NODES {
-        let out = petitlab(lab)
-            .args(["--json", "render", &format!("n{i}")])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = run_ok(petitlab(lab).args(["--json", "render", &format!("n{i}")]));
         let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         let config = r["rendered"]["config"]
             .as_str()
