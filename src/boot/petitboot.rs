@@ -324,13 +324,10 @@ impl PetitbootBoot {
                 .map_err(io_error(node, "write", path))?;
             changes.written.push(path.clone());
         }
-        let dhcp_written =
-            self.dhcp
-                .update(node, &rendered.dhcp)
-                .map_err(|source| BootError::Dhcp {
-                    node: node.name.clone(),
-                    source,
-                })?;
+        let dhcp_written = dhcp::write_planned(&dhcp_files).map_err(|source| BootError::Dhcp {
+            node: node.name.clone(),
+            source,
+        })?;
         changes.written.extend(dhcp_written);
 
         // Leftovers of this step's previous run that no longer apply.

@@ -63,14 +63,6 @@ impl Dnsmasq {
             node.name, options.conf_file, options.path_prefix
         )
     }
-
-    fn write(path: &Path, content: &str) -> Result<(), DhcpError> {
-        fsutil::write_atomic(path, content.as_bytes(), 0o644).map_err(|source| DhcpError::Io {
-            action: "write",
-            path: path.to_path_buf(),
-            source,
-        })
-    }
 }
 
 impl DhcpProvider for Dnsmasq {
@@ -90,15 +82,6 @@ impl DhcpProvider for Dnsmasq {
         ]
     }
 
-    fn update(&self, node: &Node, options: &DhcpOptions) -> Result<Vec<PathBuf>, DhcpError> {
-        let mut written = Vec::new();
-        for file in self.plan(node, options) {
-            Self::write(&file.path, &file.content)?;
-            written.push(file.path);
-        }
-        Ok(written)
-    }
-
     fn release(&self, node: &Node) -> Result<Released, DhcpError> {
         let name = Self::file_name(node);
         let hosts = self.hostsdir.join(&name);
@@ -106,7 +89,7 @@ impl DhcpProvider for Dnsmasq {
         let mut released = Released::default();
         // Untag the MACs first: from then on the node gets no petitboot options.
         if hosts.exists() {
-            Self::write(&hosts, &Self::hosts_content(node, RELEASED_TAG, "released"))?;
+            super::write_file(&hosts, &Self::hosts_content(node, RELEASED_TAG, "released"))?;
             released.rewritten.push(hosts);
         }
         let gone = fsutil::remove_if_present(&opts).map_err(|source| DhcpError::Io {

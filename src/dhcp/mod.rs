@@ -5,7 +5,7 @@
 
 mod dnsmasq;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
@@ -48,12 +48,9 @@ pub enum DhcpError {
 
 /// Keeps a DHCP server's per-node options in step with the lab.
 pub trait DhcpProvider: Send + Sync {
-    /// The files (and contents) `update` would write; nothing is written.
+    /// The files (and contents) that make the server offer `options` to
+    /// every MAC of `node`; [`write_planned`] writes them. Nothing is written here.
     fn plan(&self, node: &Node, options: &DhcpOptions) -> Vec<PlannedFile>;
-
-    /// Make the server offer `options` to every MAC of `node`. Returns the
-    /// files written.
-    fn update(&self, node: &Node, options: &DhcpOptions) -> Result<Vec<PathBuf>, DhcpError>;
 
     /// Stop offering the node's options.
     fn release(&self, node: &Node) -> Result<Released, DhcpError>;
@@ -75,13 +72,26 @@ impl DhcpProvider for NoDhcp {
         Vec::new()
     }
 
-    fn update(&self, _: &Node, _: &DhcpOptions) -> Result<Vec<PathBuf>, DhcpError> {
-        Ok(Vec::new())
-    }
-
     fn release(&self, _: &Node) -> Result<Released, DhcpError> {
         Ok(Released::default())
     }
+}
+
+/// Write planned files atomically, in order. Returns the files written.
+pub fn write_planned(files: &[PlannedFile]) -> Result<Vec<PathBuf>, DhcpError> {
+    for file in files {
+        write_file(&file.path, &file.content)?;
+    }
+    Ok(files.iter().map(|f| f.path.clone()).collect())
+}
+
+/// Atomically (dot-named temp file, which dnsmasq ignores, then rename).
+fn write_file(path: &Path, content: &str) -> Result<(), DhcpError> {
+    crate::fsutil::write_atomic(path, content.as_bytes(), 0o644).map_err(|source| DhcpError::Io {
+        action: "write",
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 pub fn provider_for(dhcp: &Dhcp) -> Box<dyn DhcpProvider> {
