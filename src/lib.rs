@@ -2,5 +2,7 @@
 
 pub mod boot;
 pub mod dhcp;
+pub mod engine;
 pub mod fsutil;
 pub mod inventory;
+pub mod ipmi;

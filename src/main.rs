@@ -8,6 +8,8 @@ use clap::{Parser, Subcommand};
 use petitlab::boot::{BootError, BootInterface, Changes, PetitbootBoot, Stage};
 use petitlab::inventory::{self, Lab, Node, Problem};
 
+mod cli;
+
 #[derive(Parser)]
 #[command(
     name = "petitlab",
@@ -48,6 +50,28 @@ enum Command {
     PrepareInstance(Targets),
     /// Remove exactly what prepare-instance wrote.
     CleanUpInstance(Targets),
+    /// Power status or control over IPMI: `power NODE… status|on|off|cycle|reset|soft`.
+    Power(VerbArgs),
+    /// Set the boot device override: `bootdev NODE… pxe|disk|none [--persistent]`.
+    Bootdev {
+        #[command(flatten)]
+        args: VerbArgs,
+        /// Keep the override for every boot, not just the next one.
+        #[arg(long)]
+        persistent: bool,
+    },
+    /// Read a node's sensors (SDR) and DCMI power reading.
+    Sensors { node: String },
+}
+
+#[derive(clap::Args)]
+struct VerbArgs {
+    /// Node names, then the action.
+    #[arg(required = true, num_args = 1.., value_name = "NODE… ACTION")]
+    args: Vec<String>,
+    /// Every node in the lab.
+    #[arg(long)]
+    all: bool,
 }
 
 #[derive(clap::Args)]
@@ -81,7 +105,37 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::CleanUpRamdisk(t) => act(&cli.lab, t, json, |b, n| b.clean_up_ramdisk(n)),
         Command::PrepareInstance(t) => act(&cli.lab, t, json, |b, n| b.prepare_instance(n)),
         Command::CleanUpInstance(t) => act(&cli.lab, t, json, |b, n| b.clean_up_instance(n)),
+        Command::Power(v) => {
+            let lab = load_lab(&cli.lab)?;
+            let (names, verb) = cli::bmc::split_verb(&v.args, v.all)?;
+            let nodes = select_nodes(&lab, &names, v.all)?;
+            runtime()?.block_on(cli::bmc::power(nodes, verb, json))
+        }
+        Command::Bootdev { args, persistent } => {
+            let lab = load_lab(&cli.lab)?;
+            let (names, device) = cli::bmc::split_verb(&args.args, args.all)?;
+            let nodes = select_nodes(&lab, &names, args.all)?;
+            runtime()?.block_on(cli::bmc::bootdev(nodes, device, persistent, json))
+        }
+        Command::Sensors { node } => {
+            let lab = load_lab(&cli.lab)?;
+            let node = find_node(&lab, &node)?;
+            runtime()?.block_on(cli::bmc::sensors(node, json))
+        }
     }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+fn select_nodes<'a>(lab: &'a Lab, names: &[String], all: bool) -> anyhow::Result<Vec<&'a Node>> {
+    if all {
+        return Ok(lab.nodes.iter().collect());
+    }
+    names.iter().map(|name| find_node(lab, name)).collect()
 }
 
 fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
@@ -229,15 +283,7 @@ fn act(
     action: impl Fn(&PetitbootBoot, &Node) -> Result<Changes, BootError>,
 ) -> anyhow::Result<ExitCode> {
     let lab = load_lab(path)?;
-    let nodes: Vec<&Node> = if targets.all {
-        lab.nodes.iter().collect()
-    } else {
-        targets
-            .nodes
-            .iter()
-            .map(|name| find_node(&lab, name))
-            .collect::<anyhow::Result<_>>()?
-    };
+    let nodes = select_nodes(&lab, &targets.nodes, targets.all)?;
     let boot = PetitbootBoot::new(&lab)?;
     // Refuse the whole batch before writing anything if any node is invalid.
     let problems: Vec<Problem> = nodes.iter().flat_map(|n| boot.validate(n)).collect();

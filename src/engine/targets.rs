@@ -1,0 +1,52 @@
+//! From inventory BMC settings to an IPMI target: resolve the host, read the
+//! password (never logged), map the cipher-suite choice.
+
+use crate::inventory::{self, Node};
+use crate::ipmi::{CipherChoice, CipherSuite, Credentials, Target, Timing};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    #[error("node {node}: bmc.password: {why}")]
+    Password { node: String, why: String },
+    #[error("node {node}: bmc.host: cannot resolve {host:?}: {why}")]
+    Resolve {
+        node: String,
+        host: String,
+        why: String,
+    },
+}
+
+pub fn cipher_choice(suite: inventory::CipherSuite) -> CipherChoice {
+    match suite {
+        inventory::CipherSuite::Auto => CipherChoice::Auto,
+        inventory::CipherSuite::Suite3 => CipherChoice::Fixed(CipherSuite::Suite3),
+        inventory::CipherSuite::Suite17 => CipherChoice::Fixed(CipherSuite::Suite17),
+    }
+}
+
+pub async fn bmc_target(node: &Node, timing: Timing) -> Result<Target, TargetError> {
+    let bmc = &node.bmc;
+    let password = bmc.password.read().map_err(|why| TargetError::Password {
+        node: node.name.clone(),
+        why,
+    })?;
+    let resolve_error = |why: String| TargetError::Resolve {
+        node: node.name.clone(),
+        host: bmc.host.clone(),
+        why,
+    };
+    let addr = tokio::net::lookup_host((bmc.host.as_str(), bmc.port))
+        .await
+        .map_err(|e| resolve_error(e.to_string()))?
+        .next()
+        .ok_or_else(|| resolve_error("no addresses".into()))?;
+    Ok(Target {
+        addr,
+        credentials: Credentials {
+            username: bmc.username.clone(),
+            password,
+        },
+        cipher: cipher_choice(bmc.cipher_suite),
+        timing,
+    })
+}

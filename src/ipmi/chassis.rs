@@ -1,0 +1,175 @@
+//! Chassis commands: power status and control, boot device (IPMI 2.0 §28).
+
+use serde::Serialize;
+
+use super::error::{IpmiError, Result};
+use super::message::netfn::CHASSIS;
+use super::rmcp::Bmc;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum PowerAction {
+    On,
+    Off,
+    Cycle,
+    /// Hard reset.
+    Reset,
+    /// ACPI soft off: asks the OS to shut down.
+    Soft,
+}
+
+impl PowerAction {
+    /// Chassis Control data byte.
+    fn code(self) -> u8 {
+        match self {
+            PowerAction::Off => 0,
+            PowerAction::On => 1,
+            PowerAction::Cycle => 2,
+            PowerAction::Reset => 3,
+            PowerAction::Soft => 5,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum BootDevice {
+    /// Network boot: petitboot fetches its config.
+    Pxe,
+    /// The default hard disk.
+    Disk,
+    /// No override: the firmware's own order.
+    None,
+}
+
+impl BootDevice {
+    /// Device selector, bits 5:2 of boot flags byte 2.
+    fn selector(self) -> u8 {
+        match self {
+            BootDevice::None => 0x00,
+            BootDevice::Pxe => 0x04,
+            BootDevice::Disk => 0x08,
+        }
+    }
+}
+
+/// The boot flags (boot option parameter 5) as the BMC reports them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct BootFlags {
+    /// The override is armed. Some BMCs (ipmi_sim) report it clear even when
+    /// set, so callers show it rather than trust it.
+    pub valid: bool,
+    /// Applies to every boot, not just the next one.
+    pub persistent: bool,
+    /// `None` when the selector is one petitlab does not name (CD, BIOS…).
+    pub device: Option<BootDevice>,
+    /// The raw selector, bits 5:2 of byte 2.
+    pub selector: u8,
+}
+
+impl BootFlags {
+    pub fn parse(data: &[u8]) -> Option<BootFlags> {
+        // Response: parameter version, parameter selector, five flag bytes.
+        let flags = data.get(2..4)?;
+        let selector = (flags[1] >> 2) & 0x0F;
+        Some(BootFlags {
+            valid: flags[0] & 0x80 != 0,
+            persistent: flags[0] & 0x40 != 0,
+            device: match selector {
+                0 => Some(BootDevice::None),
+                1 => Some(BootDevice::Pxe),
+                2 => Some(BootDevice::Disk),
+                _ => None,
+            },
+            selector,
+        })
+    }
+
+    pub fn label(&self) -> String {
+        let device = match self.device {
+            Some(BootDevice::Pxe) => "pxe".to_string(),
+            Some(BootDevice::Disk) => "disk".to_string(),
+            Some(BootDevice::None) => "none".to_string(),
+            None => format!("other(0x{:X})", self.selector),
+        };
+        if self.persistent {
+            format!("{device} (persistent)")
+        } else {
+            device
+        }
+    }
+}
+
+/// Get Chassis Status: is the power on?
+pub async fn power_status(bmc: &mut Bmc) -> Result<bool> {
+    let data = bmc.call(CHASSIS, 0x01, &[], "Get Chassis Status").await?;
+    let first = data.first().ok_or(IpmiError::Protocol {
+        command: "Get Chassis Status",
+        why: "empty response".into(),
+    })?;
+    Ok(first & 0x01 != 0)
+}
+
+pub async fn power(bmc: &mut Bmc, action: PowerAction) -> Result<()> {
+    bmc.call(CHASSIS, 0x02, &[action.code()], "Chassis Control")
+        .await
+        .map(drop)
+}
+
+/// Sets the boot device override the way ipmitool does: set-in-progress,
+/// acknowledge boot info, write the flags, commit.
+pub async fn set_boot_device(bmc: &mut Bmc, device: BootDevice, persistent: bool) -> Result<()> {
+    const SET: &str = "Set System Boot Options";
+    // Set-in-progress is optional in the spec; BMCs without it still take
+    // parameter 5, so its failure is not fatal.
+    let in_progress = bmc.call(CHASSIS, 0x08, &[0x00, 0x01], SET).await.is_ok();
+    // Boot info acknowledge: clear the "BIOS/POST handled it" bits.
+    let _ = bmc.call(CHASSIS, 0x08, &[0x03, 0x01, 0x01], SET).await;
+    let mut byte1 = 0x80;
+    if persistent {
+        byte1 |= 0x40;
+    }
+    let result = bmc
+        .call(
+            CHASSIS,
+            0x08,
+            &[0x05, byte1, device.selector(), 0, 0, 0],
+            SET,
+        )
+        .await
+        .map(drop);
+    if in_progress {
+        let _ = bmc.call(CHASSIS, 0x08, &[0x00, 0x00], SET).await;
+    }
+    result
+}
+
+/// Get System Boot Options, parameter 5.
+pub async fn boot_flags(bmc: &mut Bmc) -> Result<BootFlags> {
+    const GET: &str = "Get System Boot Options";
+    let data = bmc.call(CHASSIS, 0x09, &[0x05, 0, 0], GET).await?;
+    BootFlags::parse(&data).ok_or(IpmiError::Protocol {
+        command: GET,
+        why: format!("{} bytes of boot flags", data.len()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn boot_flags_decode_what_bmcs_send() {
+        // ipmi_sim after `bootdev pxe`: valid bit clear, PXE selected.
+        let f = BootFlags::parse(&[0x01, 0x05, 0x00, 0x04, 0, 0, 0]).unwrap();
+        assert_eq!(
+            (f.valid, f.persistent, f.device),
+            (false, false, Some(BootDevice::Pxe))
+        );
+        let f = BootFlags::parse(&[0x01, 0x05, 0xC0, 0x08, 0, 0, 0]).unwrap();
+        assert_eq!(f.label(), "disk (persistent)");
+        let f = BootFlags::parse(&[0x01, 0x05, 0x80, 0x14, 0, 0, 0]).unwrap();
+        assert_eq!(f.label(), "other(0x5)");
+        assert!(BootFlags::parse(&[1, 5]).is_none());
+    }
+}

@@ -1,0 +1,19 @@
+//! IPMI over LAN (RMCP+): the wire format and crypto shared by the client and
+//! the BMC simulator, the async client session, and chassis/sensor commands.
+
+pub mod chassis;
+pub mod crypto;
+pub mod message;
+pub mod packet;
+pub mod rakp;
+
+pub use crypto::CipherSuite;
+pub mod error;
+pub mod rmcp;
+pub mod sensors;
+
+pub use error::IpmiError;
+pub use rmcp::{Bmc, CipherChoice, Credentials, Session, Target, Timing};
+
+#[cfg(test)]
+mod crypto_kat;

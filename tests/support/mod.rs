@@ -1,0 +1,3 @@
+// Each test crate compiles all of `support` but uses only part of it.
+#[allow(dead_code)]
+pub mod ipmi_sim;
