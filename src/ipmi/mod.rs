@@ -17,3 +17,5 @@ pub use rmcp::{Bmc, CipherChoice, Credentials, Session, Target, Timing};
 
 #[cfg(test)]
 mod crypto_kat;
+#[cfg(test)]
+mod fuzz_tests;
