@@ -1,3 +1,5 @@
 // Each test crate compiles all of `support` but uses only part of it.
 #[allow(dead_code)]
 pub mod ipmi_sim;
+#[allow(dead_code)]
+pub mod ipmitool_kat;
