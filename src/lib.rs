@@ -6,3 +6,4 @@ pub mod engine;
 pub mod fsutil;
 pub mod inventory;
 pub mod ipmi;
+pub mod sim;

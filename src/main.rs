@@ -62,6 +62,22 @@ enum Command {
     },
     /// Read a node's sensors (SDR) and DCMI power reading.
     Sensors { node: String },
+    /// Run simulated BMCs on 127.0.0.1: the lab's nodes, or --count of them.
+    Sim {
+        /// Simulate N anonymous BMCs instead of the lab's nodes.
+        #[arg(long, value_name = "N")]
+        count: Option<usize>,
+        /// First UDP port for --count BMCs.
+        #[arg(long, default_value_t = 16230, value_name = "PORT")]
+        base_port: u16,
+        /// User name of --count BMCs.
+        #[arg(long, default_value = cli::sim::DEFAULT_USER)]
+        user: String,
+        /// Environment variable with the password of --count BMCs
+        /// (default: the simulator's password, "password").
+        #[arg(long, value_name = "VAR")]
+        password_env: Option<String>,
+    },
 }
 
 #[derive(clap::Args)]
@@ -121,6 +137,24 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let lab = load_lab(&cli.lab)?;
             let node = find_node(&lab, &node)?;
             runtime()?.block_on(cli::bmc::sensors(node, json))
+        }
+        Command::Sim {
+            count,
+            base_port,
+            user,
+            password_env,
+        } => {
+            let lab = match count {
+                Some(_) => None,
+                None => Some(load_lab(&cli.lab)?),
+            };
+            let opts = cli::sim::Options {
+                count,
+                base_port,
+                user,
+                password_env,
+            };
+            runtime()?.block_on(cli::sim::run(lab.as_ref(), opts))
         }
     }
 }

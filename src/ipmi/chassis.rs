@@ -123,8 +123,9 @@ pub async fn set_boot_device(bmc: &mut Bmc, device: BootDevice, persistent: bool
     // Set-in-progress is optional in the spec; BMCs without it still take
     // parameter 5, so its failure is not fatal.
     let in_progress = bmc.call(CHASSIS, 0x08, &[0x00, 0x01], SET).await.is_ok();
-    // Boot info acknowledge: clear the "BIOS/POST handled it" bits.
-    let _ = bmc.call(CHASSIS, 0x08, &[0x03, 0x01, 0x01], SET).await;
+    // Parameter 4, boot info acknowledge: clear the "BIOS/POST handled it"
+    // bit so the firmware reads the new flags (ipmitool sends the same).
+    let _ = bmc.call(CHASSIS, 0x08, &[0x04, 0x01, 0x01], SET).await;
     let mut byte1 = 0x80;
     if persistent {
         byte1 |= 0x40;

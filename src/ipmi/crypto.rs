@@ -273,6 +273,8 @@ impl SessionKeys {
         if pad >= AES_BLOCK || pad + 1 > buf.len() {
             return None;
         }
+        // The pad bytes should be 1, 2, 3…; they are not checked because the
+        // AuthCode already covers them and some BMCs pad differently.
         buf.truncate(buf.len() - pad - 1);
         Some(buf)
     }

@@ -3,15 +3,17 @@
 
 pub mod chassis;
 pub mod crypto;
+pub mod error;
+mod handshake;
+mod link;
 pub mod message;
 pub mod packet;
 pub mod rakp;
-
-pub use crypto::CipherSuite;
-pub mod error;
 pub mod rmcp;
 pub mod sensors;
+pub mod seq_window;
 
+pub use crypto::CipherSuite;
 pub use error::IpmiError;
 pub use rmcp::{Bmc, CipherChoice, Credentials, Session, Target, Timing};
 

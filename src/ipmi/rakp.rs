@@ -184,11 +184,13 @@ impl Rakp2 {
             bmc_guid: [0; 16],
             auth_code: Vec::new(),
         };
+        if b.len() >= 8 {
+            r.console_session_id = u32_le(&b[4..8]);
+        }
         if r.status != 0 {
             return Ok(r);
         }
         need(b, 40, "short RAKP 2")?;
-        r.console_session_id = u32_le(&b[4..8]);
         r.bmc_random = b[8..24].try_into().expect("16 bytes");
         r.bmc_guid = b[24..40].try_into().expect("16 bytes");
         r.auth_code = b[40..].to_vec();

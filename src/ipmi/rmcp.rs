@@ -1,20 +1,18 @@
 //! The async RMCP+ client session: one UDP socket per BMC, the RAKP
-//! handshake, then signed and encrypted requests with retries, sequence
-//! checks and reconnection when the BMC forgets us.
+//! handshake (handshake.rs), then signed and encrypted requests with
+//! retries, sequence checks and reconnection when the BMC forgets us.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use tokio::net::UdpSocket;
-
-use super::crypto::{CipherSuite, Exchange, SessionKeys, random};
+use super::crypto::{CipherSuite, SessionKeys};
 use super::error::{IpmiError, Result};
+use super::handshake::{check_rmcp_plus, handshake, negotiate};
+use super::link::{Link, completion};
 use super::message::{Request, Response, netfn};
 use super::packet::{self, Frame, payload};
-use super::rakp::{
-    ADMINISTRATOR, NAME_ONLY_LOOKUP, OpenSessionRequest, OpenSessionResponse, Rakp1, Rakp2,
-    RakpCode,
-};
+use super::rakp::ADMINISTRATOR;
+use super::seq_window::SeqWindow;
 
 /// User name and password. Debug never shows the password.
 #[derive(Clone)]
@@ -75,168 +73,10 @@ pub struct Stats {
     pub reconnects: u64,
 }
 
-/// A connected UDP socket plus the send/wait/resend loop.
-struct Link {
-    socket: UdpSocket,
-    addr: SocketAddr,
-    timing: Timing,
-    stats: Stats,
-}
-
-impl Link {
-    async fn connect(addr: SocketAddr, timing: Timing) -> Result<Link> {
-        let io = |source| IpmiError::Io { addr, source };
-        let local: SocketAddr = if addr.is_ipv4() {
-            "0.0.0.0:0".parse().expect("literal")
-        } else {
-            "[::]:0".parse().expect("literal")
-        };
-        let socket = UdpSocket::bind(local).await.map_err(io)?;
-        socket.connect(addr).await.map_err(io)?;
-        Ok(Link {
-            socket,
-            addr,
-            timing,
-            stats: Stats::default(),
-        })
-    }
-
-    /// Sends `build(state)`, waits for a datagram that `accept` takes, and
-    /// resends (rebuilt: new sequence number) on timeout.
-    async fn exchange<S, T>(
-        &mut self,
-        state: &mut S,
-        step: &'static str,
-        tries: u32,
-        mut build: impl FnMut(&mut S) -> Vec<u8>,
-        mut accept: impl FnMut(&mut S, &[u8]) -> Option<T>,
-    ) -> Result<T> {
-        let mut refused = false;
-        let mut buf = [0u8; 2048];
-        for attempt in 0..tries {
-            if attempt > 0 {
-                self.stats.retransmits += 1;
-            }
-            let packet = build(state);
-            if let Err(source) = self.socket.send(&packet).await {
-                if source.kind() == std::io::ErrorKind::ConnectionRefused {
-                    refused = true;
-                    continue;
-                }
-                return Err(IpmiError::Io {
-                    addr: self.addr,
-                    source,
-                });
-            }
-            let deadline = tokio::time::Instant::now() + self.timing.timeout;
-            loop {
-                match tokio::time::timeout_at(deadline, self.socket.recv(&mut buf)).await {
-                    Err(_elapsed) => break,
-                    Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-                        // ICMP port unreachable: wait out this try, then resend.
-                        refused = true;
-                        tokio::time::sleep_until(deadline).await;
-                        break;
-                    }
-                    Ok(Err(source)) => {
-                        return Err(IpmiError::Io {
-                            addr: self.addr,
-                            source,
-                        });
-                    }
-                    Ok(Ok(n)) => {
-                        if let Some(out) = accept(state, &buf[..n]) {
-                            return Ok(out);
-                        }
-                    }
-                }
-            }
-        }
-        Err(if refused {
-            IpmiError::PortUnreachable { addr: self.addr }
-        } else {
-            IpmiError::Timeout {
-                addr: self.addr,
-                tries,
-                step,
-            }
-        })
-    }
-
-    fn tries(&self) -> u32 {
-        self.timing.retries + 1
-    }
-}
-
-/// Session-less request/response (before or instead of a session).
-fn sessionless_reply(datagram: &[u8], req: &Request) -> Option<Response> {
-    let message = match packet::parse(datagram, 0).ok()? {
-        Frame::V15 { message, .. } => message.to_vec(),
-        Frame::V20 {
-            header, payload, ..
-        } if header.session_id == 0 && header.payload_type == payload::IPMI => payload.to_vec(),
-        _ => return None,
-    };
-    let resp = Response::decode(&message).ok()?;
-    (resp.rq_seq == req.rq_seq && resp.cmd == req.cmd).then_some(resp)
-}
-
-/// A session-less RMCP+ payload of the given type, for the handshake.
-fn handshake_reply(datagram: &[u8], payload_type: u8) -> Option<Vec<u8>> {
-    match packet::parse(datagram, 0).ok()? {
-        Frame::V20 {
-            header, payload, ..
-        } if header.session_id == 0 && header.payload_type == payload_type => {
-            Some(payload.to_vec())
-        }
-        _ => None,
-    }
-}
-
-fn completion(resp: Response, command: &'static str) -> Result<Vec<u8>> {
-    if resp.completion == 0 {
-        Ok(resp.data)
-    } else {
-        Err(IpmiError::Completion {
-            command,
-            code: resp.completion,
-        })
-    }
-}
-
-/// Sliding window over inbound session sequence numbers: rejects replays
-/// and packets older than 32 behind the newest.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct SeqWindow {
-    highest: u32,
-    seen: u32,
-}
-
-impl SeqWindow {
-    pub fn accept(&mut self, seq: u32) -> bool {
-        if seq == 0 {
-            return false;
-        }
-        if seq > self.highest {
-            let shift = seq - self.highest;
-            self.seen = if shift >= 32 { 0 } else { self.seen << shift };
-            self.seen |= 1;
-            self.highest = seq;
-            return true;
-        }
-        let back = self.highest - seq;
-        if back >= 32 || self.seen & (1 << back) != 0 {
-            return false;
-        }
-        self.seen |= 1 << back;
-        true
-    }
-}
-
 /// Crypto and sequence state of an established session.
-struct Secured {
+pub(super) struct Secured {
     keys: SessionKeys,
-    bmc_session_id: u32,
+    pub(super) bmc_session_id: u32,
     console_session_id: u32,
     out_seq: u32,
     inbound: SeqWindow,
@@ -244,6 +84,17 @@ struct Secured {
 }
 
 impl Secured {
+    pub(super) fn new(keys: SessionKeys, bmc_session_id: u32, console_session_id: u32) -> Secured {
+        Secured {
+            keys,
+            bmc_session_id,
+            console_session_id,
+            out_seq: 0,
+            inbound: SeqWindow::default(),
+            dropped: 0,
+        }
+    }
+
     fn seal(&mut self, payload_type: u8, payload: &[u8]) -> Vec<u8> {
         self.out_seq = self.out_seq.wrapping_add(1).max(1);
         packet::encode_v20(
@@ -383,230 +234,6 @@ impl Session {
     }
 }
 
-/// Get Channel Authentication Capabilities (IPMI 1.5 framing, as every BMC
-/// answers it): the BMC must support IPMI 2.0.
-async fn check_rmcp_plus(link: &mut Link) -> Result<()> {
-    const COMMAND: &str = "Get Channel Authentication Capabilities";
-    let req = Request::new(netfn::APP, 0x38, 0, &[0x8E, ADMINISTRATOR]);
-    let packet = packet::encode_v15(&req.encode());
-    let tries = link.tries();
-    let resp = link
-        .exchange(
-            &mut (),
-            COMMAND,
-            tries,
-            |_| packet.clone(),
-            |_, d| sessionless_reply(d, &req),
-        )
-        .await?;
-    let data = completion(resp, COMMAND)?;
-    // Byte 2 bit 7: extended capabilities present; byte 4 bit 1: IPMI 2.0.
-    if data.len() < 4 || data[1] & 0x80 == 0 || data[3] & 0x02 == 0 {
-        return Err(IpmiError::NoRmcpPlus);
-    }
-    Ok(())
-}
-
-/// Cipher suite IDs the BMC offers (Get Channel Cipher Suites, session-less),
-/// for diagnostics: `Session::open` asks by itself when the choice is auto.
-pub async fn offered_suites(link_addr: SocketAddr, timing: Timing) -> Result<Vec<u8>> {
-    let mut link = Link::connect(link_addr, timing).await?;
-    list_suites(&mut link).await
-}
-
-async fn list_suites(link: &mut Link) -> Result<Vec<u8>> {
-    // ipmi_sim answers this only in IPMI 1.5 framing; others may want
-    // session-less RMCP+, so that is the fallback.
-    match list_suites_framed(link, false).await {
-        Err(IpmiError::Timeout { .. }) => list_suites_framed(link, true).await,
-        other => other,
-    }
-}
-
-async fn list_suites_framed(link: &mut Link, rmcp_plus: bool) -> Result<Vec<u8>> {
-    const COMMAND: &str = "Get Channel Cipher Suites";
-    let mut records = Vec::new();
-    for index in 0..0x40u8 {
-        let req = Request::new(netfn::APP, 0x54, index, &[0x0E, 0x00, 0x80 | index]);
-        let packet = if rmcp_plus {
-            packet::encode_v20(payload::IPMI, 0, 0, &req.encode(), None)
-        } else {
-            packet::encode_v15(&req.encode())
-        };
-        let tries = link.tries();
-        let resp = link
-            .exchange(
-                &mut (),
-                COMMAND,
-                tries,
-                |_| packet.clone(),
-                |_, d| sessionless_reply(d, &req),
-            )
-            .await?;
-        let data = completion(resp, COMMAND)?;
-        records.extend_from_slice(data.get(1..).unwrap_or_default());
-        if data.len() < 17 {
-            break;
-        }
-    }
-    // Records: 0xC0 id, then algorithm bytes; 0xC1 id + 3-byte IANA (OEM).
-    let mut ids = Vec::new();
-    let mut i = 0;
-    while i < records.len() {
-        match records[i] {
-            0xC0 if i + 1 < records.len() => {
-                ids.push(records[i + 1]);
-                i += 2;
-            }
-            0xC1 if i + 1 < records.len() => {
-                ids.push(records[i + 1]);
-                i += 5;
-            }
-            _ => i += 1,
-        }
-    }
-    Ok(ids)
-}
-
-/// Picks 17 if the BMC offers it, else 3.
-async fn negotiate(link: &mut Link) -> Result<CipherSuite> {
-    let offered = list_suites(link).await?;
-    [CipherSuite::Suite17, CipherSuite::Suite3]
-        .into_iter()
-        .find(|s| offered.contains(&s.id()))
-        .ok_or(IpmiError::CipherNotOffered {
-            wanted: "17 or 3".into(),
-            offered,
-        })
-}
-
-async fn handshake(link: &mut Link, suite: CipherSuite, creds: &Credentials) -> Result<Secured> {
-    let tries = link.tries();
-    let console_session_id = u32::from_le_bytes(random()) | 1;
-    let open = OpenSessionRequest::new(0, console_session_id, suite);
-    let packet = packet::encode_v20(payload::OPEN_SESSION_REQUEST, 0, 0, &open.encode(), None);
-    let reply = link
-        .exchange(
-            &mut (),
-            "Open Session",
-            tries,
-            |_| packet.clone(),
-            |_, d| {
-                let p = handshake_reply(d, payload::OPEN_SESSION_RESPONSE)?;
-                OpenSessionResponse::decode(&p).ok().filter(|r| r.tag == 0)
-            },
-        )
-        .await?;
-    match reply.status {
-        0 => {}
-        0x04 | 0x05 | 0x10 | 0x11 => {
-            return Err(IpmiError::CipherNotOffered {
-                wanted: suite.id().to_string(),
-                offered: Vec::new(),
-            });
-        }
-        code => return Err(IpmiError::SessionRefused { code }),
-    }
-    if reply.console_session_id != console_session_id || reply.algorithms != suite.algorithms() {
-        return Err(IpmiError::Protocol {
-            command: "Open Session",
-            why: "the BMC answered with other session IDs or algorithms".into(),
-        });
-    }
-
-    let rakp1 = Rakp1 {
-        tag: 1,
-        bmc_session_id: reply.bmc_session_id,
-        console_random: random(),
-        role: ADMINISTRATOR | NAME_ONLY_LOOKUP,
-        username: creds.username.as_bytes().to_vec(),
-    };
-    let packet = packet::encode_v20(payload::RAKP1, 0, 0, &rakp1.encode(), None);
-    let rakp2 = link
-        .exchange(
-            &mut (),
-            "RAKP 1",
-            tries,
-            |_| packet.clone(),
-            |_, d| {
-                Rakp2::decode(&handshake_reply(d, payload::RAKP2)?)
-                    .ok()
-                    .filter(|r| r.tag == 1)
-            },
-        )
-        .await?;
-    match rakp2.status {
-        0 => {}
-        0x0D => {
-            return Err(IpmiError::UnknownUser {
-                user: creds.username.clone(),
-            });
-        }
-        code => return Err(IpmiError::SessionRefused { code }),
-    }
-    let exchange = Exchange {
-        suite,
-        console_session_id,
-        bmc_session_id: reply.bmc_session_id,
-        console_random: rakp1.console_random,
-        bmc_random: rakp2.bmc_random,
-        bmc_guid: rakp2.bmc_guid,
-        role: rakp1.role,
-        username: rakp1.username.clone(),
-    };
-    let password = creds.password.as_bytes();
-    if !super::crypto::equal(&exchange.rakp2_auth_code(password), &rakp2.auth_code) {
-        return Err(IpmiError::WrongPassword {
-            user: creds.username.clone(),
-        });
-    }
-
-    let rakp3 = RakpCode {
-        tag: 2,
-        status: 0,
-        session_id: reply.bmc_session_id,
-        code: exchange.rakp3_auth_code(password),
-    };
-    let packet = packet::encode_v20(payload::RAKP3, 0, 0, &rakp3.encode(), None);
-    let rakp4 = link
-        .exchange(
-            &mut (),
-            "RAKP 3",
-            tries,
-            |_| packet.clone(),
-            |_, d| {
-                RakpCode::decode(&handshake_reply(d, payload::RAKP4)?)
-                    .ok()
-                    .filter(|r| r.tag == 2)
-            },
-        )
-        .await?;
-    match rakp4.status {
-        0 => {}
-        0x0F => {
-            return Err(IpmiError::WrongPassword {
-                user: creds.username.clone(),
-            });
-        }
-        code => return Err(IpmiError::SessionRefused { code }),
-    }
-    let keys = exchange.keys(password);
-    if !super::crypto::equal(&exchange.rakp4_icv(&keys.sik), &rakp4.code) {
-        return Err(IpmiError::Protocol {
-            command: "RAKP 4",
-            why: "integrity check value does not match the session key".into(),
-        });
-    }
-    Ok(Secured {
-        keys,
-        bmc_session_id: reply.bmc_session_id,
-        console_session_id,
-        out_seq: 0,
-        inbound: SeqWindow::default(),
-        dropped: 0,
-    })
-}
-
 /// A BMC with a lazily opened, persistent session that is reopened once when
 /// a request times out (the BMC rebooted or dropped the idle session).
 pub struct Bmc {
@@ -700,24 +327,5 @@ impl Bmc {
         if let Some(session) = self.session.take() {
             session.close().await;
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::SeqWindow;
-
-    #[test]
-    fn sequence_window_rejects_replays_and_ancient_packets() {
-        let mut w = SeqWindow::default();
-        assert!(!w.accept(0));
-        assert!(w.accept(1));
-        assert!(!w.accept(1));
-        assert!(w.accept(3));
-        assert!(w.accept(2), "late but unseen");
-        assert!(!w.accept(2));
-        assert!(w.accept(100));
-        assert!(!w.accept(60), "more than 32 behind");
-        assert!(w.accept(99));
     }
 }

@@ -1,0 +1,238 @@
+//! A virtual lab's BMCs: thousands of RMCP+ BMC simulators in one process,
+//! each on its own UDP socket on 127.0.0.1, speaking cipher suites 3 and 17
+//! with chassis power, boot flags, sensors and DCMI — enough for ipmitool,
+//! freeipmi and petitlab's own poller.
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use petitlab::sim::{BmcSpec, Sim};
+//! let sim = Sim::start(vec![BmcSpec::new("node1", 0, "admin", "password")]).await?;
+//! println!("ipmitool -I lanplus -H 127.0.0.1 -p {} ...", sim.addr(0).port());
+//! sim.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+mod chassis;
+mod commands;
+mod dcmi;
+mod handshake;
+mod sdr;
+mod server;
+mod session;
+
+#[cfg(test)]
+mod fuzz_tests;
+#[cfg(test)]
+mod test_console;
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::net::UdpSocket;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use crate::ipmi::CipherSuite;
+pub use chassis::{BootDevice, ChassisState};
+
+use chassis::{Chassis, DEFAULT_SOFT_OFF_DELAY};
+use commands::Controller;
+use handshake::Identity;
+use session::{Limits, Responder};
+
+/// How a BMC misbehaves, for tests of the poller's error paths.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Fault {
+    #[default]
+    None,
+    /// Bound but never answers (a hung or unreachable BMC).
+    Silent,
+}
+
+/// One virtual BMC.
+#[derive(Debug, Clone)]
+pub struct BmcSpec {
+    pub name: String,
+    /// UDP port on 127.0.0.1; 0 picks a free one.
+    pub port: u16,
+    pub username: String,
+    pub password: String,
+    /// The cipher suites offered (Get Channel Cipher Suites, Open Session).
+    pub cipher_suites: Vec<CipherSuite>,
+    pub fault: Fault,
+    /// How long a soft off (Chassis Control 5) takes to power the host off.
+    pub soft_off_delay: Duration,
+}
+
+impl BmcSpec {
+    /// A well-behaved BMC offering cipher suites 17 and 3.
+    pub fn new(name: &str, port: u16, username: &str, password: &str) -> BmcSpec {
+        BmcSpec {
+            name: name.to_string(),
+            port,
+            username: username.to_string(),
+            password: password.to_string(),
+            cipher_suites: vec![CipherSuite::Suite17, CipherSuite::Suite3],
+            fault: Fault::None,
+            soft_off_delay: DEFAULT_SOFT_OFF_DELAY,
+        }
+    }
+
+    fn responder(&self) -> Responder {
+        let identity = Identity {
+            username: self.username.as_bytes().to_vec(),
+            password: self.password.as_bytes().to_vec(),
+            suites: self.cipher_suites.clone(),
+            guid: crate::ipmi::crypto::random(),
+        };
+        let chassis = Chassis::new(self.soft_off_delay);
+        let controller = Controller::new(chassis, self.cipher_suites.clone(), identity.guid);
+        Responder::new(identity, controller, Limits::default())
+    }
+}
+
+struct Bmc {
+    addr: SocketAddr,
+    state: server::Shared,
+    chassis: watch::Receiver<ChassisState>,
+    task: JoinHandle<()>,
+}
+
+/// The running simulator. Dropping it stops the BMCs too; `shutdown` also
+/// waits until every socket is closed.
+pub struct Sim {
+    bmcs: Vec<Bmc>,
+}
+
+impl Sim {
+    /// Binds every BMC's socket, then starts serving them all. Fails, with
+    /// the BMC's name and port, if any socket cannot be bound.
+    pub async fn start(specs: Vec<BmcSpec>) -> std::io::Result<Sim> {
+        let mut sockets = Vec::with_capacity(specs.len());
+        for spec in &specs {
+            let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, spec.port));
+            let socket = UdpSocket::bind(addr).await.map_err(|e| {
+                let what = format!("BMC {}: cannot bind UDP {addr}: {e}", spec.name);
+                std::io::Error::new(e.kind(), what)
+            })?;
+            sockets.push(socket);
+        }
+        let mut bmcs = Vec::with_capacity(specs.len());
+        for (spec, socket) in specs.iter().zip(sockets) {
+            let addr = socket.local_addr()?;
+            let responder = spec.responder();
+            let chassis = responder.subscribe();
+            let state = Arc::new(Mutex::new(responder));
+            let task = tokio::spawn(server::serve(socket, state.clone(), spec.fault));
+            bmcs.push(Bmc {
+                addr,
+                state,
+                chassis,
+                task,
+            });
+        }
+        Ok(Sim { bmcs })
+    }
+
+    /// The BMC's address (127.0.0.1 and its port).
+    pub fn addr(&self, index: usize) -> SocketAddr {
+        self.bmcs[index].addr
+    }
+
+    pub fn len(&self) -> usize {
+        self.bmcs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.bmcs.is_empty()
+    }
+
+    /// The BMC's chassis right now.
+    pub fn chassis(&self, index: usize) -> ChassisState {
+        *self.bmcs[index].chassis.borrow()
+    }
+
+    /// Follows the BMC's chassis: every power or boot flag change.
+    pub fn watch(&self, index: usize) -> watch::Receiver<ChassisState> {
+        self.bmcs[index].chassis.clone()
+    }
+
+    /// Forgets the BMC's sessions, as a BMC reboot does.
+    pub fn forget_sessions(&self, index: usize) {
+        server::lock(&self.bmcs[index].state).forget_sessions();
+    }
+
+    /// Datagrams the BMC dropped: malformed, unknown session, failed
+    /// integrity or decryption, replayed or outside the sequence window.
+    pub fn dropped_packets(&self, index: usize) -> u64 {
+        server::lock(&self.bmcs[index].state).dropped_packets()
+    }
+
+    /// Stops every BMC and waits until their sockets are closed.
+    pub async fn shutdown(mut self) {
+        let bmcs = std::mem::take(&mut self.bmcs);
+        for bmc in &bmcs {
+            bmc.task.abort();
+        }
+        for bmc in bmcs {
+            let _ = bmc.task.await;
+        }
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        for bmc in &self.bmcs {
+            bmc.task.abort();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn binds_ephemeral_ports_and_names_the_one_that_fails() {
+        let sim = Sim::start(vec![BmcSpec::new("a", 0, "admin", "pw"); 3])
+            .await
+            .unwrap();
+        assert_eq!(sim.len(), 3);
+        let taken = sim.addr(1).port();
+        assert!(sim.addr(0).ip().is_loopback() && taken != 0);
+        let err = Sim::start(vec![BmcSpec::new("dup", taken, "admin", "pw")])
+            .await
+            .err()
+            .unwrap();
+        assert!(
+            err.to_string()
+                .contains(&format!("dup: cannot bind UDP 127.0.0.1:{taken}"))
+        );
+        sim.shutdown().await;
+        // Closed: the port can be bound again.
+        std::net::UdpSocket::bind(("127.0.0.1", taken)).unwrap();
+    }
+
+    #[tokio::test]
+    async fn answers_pings_over_udp_unless_silent() {
+        let mut silent = BmcSpec::new("s", 0, "admin", "pw");
+        silent.fault = Fault::Silent;
+        let sim = Sim::start(vec![BmcSpec::new("a", 0, "admin", "pw"), silent])
+            .await
+            .unwrap();
+        let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let ping = [6, 0, 0xFF, 6, 0, 0, 0x11, 0xBE, 0x80, 7, 0, 0];
+        let mut buf = [0u8; 64];
+        client.send_to(&ping, sim.addr(0)).await.unwrap();
+        let (n, _) = client.recv_from(&mut buf).await.unwrap();
+        assert_eq!((n, buf[9]), (28, 7));
+        client.send_to(&ping, sim.addr(1)).await.unwrap();
+        let wait = tokio::time::timeout(Duration::from_millis(200), client.recv_from(&mut buf));
+        assert!(wait.await.is_err(), "silent BMC answered");
+        sim.forget_sessions(0);
+        assert_eq!(sim.dropped_packets(0), 0);
+        assert!(!sim.chassis(0).power_on);
+        sim.shutdown().await;
+    }
+}
