@@ -116,8 +116,10 @@ fn main() {
         ms(theirs)
     );
     println!(
-        "  ratio: petitlab warm sweep is {:.1}x faster than ipmipower (target >= 10x, <= 100 ms)",
-        theirs.as_secs_f64() / warm.as_secs_f64()
+        "  ratio: petitlab warm sweep is {:.1}x faster than ipmipower (target >= 10x, <= 100 ms); \
+         even the first sweep, which opens every session, is {:.1}x faster",
+        theirs.as_secs_f64() / warm.as_secs_f64(),
+        theirs.as_secs_f64() / cold.as_secs_f64()
     );
     rt.block_on(poller.close());
     rt.block_on(sim.shutdown());

@@ -134,11 +134,14 @@ async fn power_one(bmc: &mut Bmc, verb: PowerVerb) -> Result<Value, IpmiError> {
     chassis::power(bmc, action).await?;
     let after = chassis::power_status(bmc).await?;
     let name = serde_json::to_value(action).unwrap_or_default();
-    let summary = format!(
+    let mut summary = format!(
         "{} sent; power is {}",
         name.as_str().unwrap_or_default(),
         on_off(after)
     );
+    if action == PowerAction::Soft && after {
+        summary.push_str(" until the OS finishes shutting down");
+    }
     Ok(json!({"action": name, "power": on_off(after), "changed": true, "summary": summary}))
 }
 

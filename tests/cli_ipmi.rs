@@ -1,0 +1,235 @@
+//! The real binary end to end: `petitlab sim` serves the example lab's BMCs
+//! on loopback, and `petitlab power`, `bootdev` and `sensors` drive them.
+//! ipmitool confirms what the simulator was told.
+
+use std::io::{BufRead, BufReader};
+use std::net::{Ipv4Addr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+const NODES: [&str; 3] = ["p9-rack1-01", "p9-rack1-02", "p8-rack2-01"];
+const EXAMPLE_HOSTS: [&str; 3] = ["10.77.1.11", "10.77.1.12", "10.77.1.21"];
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn free_port() -> u16 {
+    let s = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    s.local_addr().unwrap().port()
+}
+
+/// lab.toml.example with its BMCs moved to loopback ports and its paths
+/// made absolute. Returns the lab file and the ports, in node order.
+fn loopback_lab(dir: &Path) -> (PathBuf, Vec<u16>) {
+    let mut text = std::fs::read_to_string(repo().join("lab.toml.example")).unwrap();
+    let ports: Vec<u16> = NODES.iter().map(|_| free_port()).collect();
+    for (host, port) in EXAMPLE_HOSTS.iter().zip(&ports) {
+        let from = format!("host = \"{host}\"");
+        assert!(text.contains(&from), "lab.toml.example changed: no {from}");
+        text = text.replace(&from, &format!("host = \"127.0.0.1\"\nport = {port}"));
+    }
+    let abs = format!("\"{}/examples/", repo().display());
+    text = text.replace("\"examples/", &abs);
+    let path = dir.join("lab.toml");
+    std::fs::write(&path, text).unwrap();
+    (path, ports)
+}
+
+fn petitlab(lab: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_petitlab"))
+        .arg("--lab")
+        .arg(lab)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run petitlab")
+}
+
+fn show(out: &Output) -> String {
+    format!(
+        "exit {}\nstdout:\n{}stderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn ok(lab: &Path, args: &[&str]) -> String {
+    let out = petitlab(lab, args);
+    assert!(out.status.success(), "petitlab {args:?}: {}", show(&out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `petitlab sim`, killed by pid when the test ends however it ends.
+struct SimProcess(Child);
+
+impl SimProcess {
+    fn start(lab: &Path) -> SimProcess {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_petitlab"))
+            .arg("--lab")
+            .arg(lab)
+            .arg("sim")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start petitlab sim");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let mut seen = Vec::new();
+        loop {
+            match rx.recv_timeout(Duration::from_secs(10)) {
+                Ok(line) if line.contains("running") => break,
+                Ok(line) => seen.push(line),
+                Err(e) => panic!("petitlab sim did not start ({e}); it printed {seen:?}"),
+            }
+        }
+        assert_eq!(seen.len(), NODES.len(), "one line per BMC: {seen:?}");
+        SimProcess(child)
+    }
+
+    /// SIGTERM, as a service manager would: it must stop cleanly.
+    fn stop(mut self) {
+        let pid = self.0.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let status = self.0.wait().unwrap();
+        assert!(status.success(), "petitlab sim exited with {status}");
+    }
+}
+
+impl Drop for SimProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn ipmitool(port: u16, suite: &str, args: &[&str]) -> String {
+    let out = Command::new("ipmitool")
+        .args([
+            "-I",
+            "lanplus",
+            "-C",
+            suite,
+            "-H",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+        ])
+        .args(["-U", "admin", "-f"])
+        .arg(repo().join("examples/secrets/bmc-password"))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run ipmitool (apt-get install ipmitool)");
+    assert!(out.status.success(), "ipmitool {args:?}: {}", show(&out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn power_bootdev_and_sensors_through_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let (lab, ports) = loopback_lab(dir.path());
+    let sim = SimProcess::start(&lab);
+
+    let status = ok(&lab, &["power", "--all", "status"]);
+    for node in NODES {
+        assert!(status.contains(&format!("{node}: off")), "{status}");
+    }
+    assert!(ok(&lab, &["power", NODES[0], "on"]).contains("on sent; power is on"));
+    assert!(
+        ok(&lab, &["power", NODES[0], "on"]).contains("on (already)"),
+        "idempotent"
+    );
+    assert!(ipmitool(ports[0], "17", &["power", "status"]).contains("Chassis Power is on"));
+
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&lab, &["--json", "power", "--all", "status"])).unwrap();
+    let powers: Vec<&str> = (0..3)
+        .map(|i| json[i]["result"]["power"].as_str().unwrap())
+        .collect();
+    assert_eq!(powers, ["on", "off", "off"], "{json}");
+
+    let out = ok(&lab, &["bootdev", NODES[1], "pxe", "--persistent"]);
+    assert!(out.contains("boot device pxe (persistent)"), "{out}");
+    let param5 = ipmitool(ports[1], "17", &["chassis", "bootparam", "get", "5"]);
+    assert!(
+        param5.contains("Force PXE") && param5.contains("Options apply to all future boots"),
+        "{param5}"
+    );
+
+    let sensors = ok(&lab, &["sensors", NODES[2]]);
+    assert!(sensors.contains("DCMI power"), "{sensors}");
+    assert!(sensors.lines().count() >= 4, "{sensors}");
+
+    sim.stop();
+}
+
+#[test]
+fn errors_name_the_node_and_never_show_the_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let (lab, _) = loopback_lab(dir.path());
+    let sim = SimProcess::start(&lab);
+
+    let out = petitlab(&lab, &["power", "no-such-node", "on"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no node named \"no-such-node\""),
+        "{}",
+        show(&out)
+    );
+
+    let out = petitlab(&lab, &["power", "--all", "frobnicate"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not one of: status, on, off"),
+        "{}",
+        show(&out)
+    );
+
+    // The same lab but the first node's password taken from a wrong variable.
+    let text = std::fs::read_to_string(&lab).unwrap();
+    let wrong = text.replacen(
+        &format!(
+            "password_file = \"{}/examples/secrets/bmc-password\"",
+            repo().display()
+        ),
+        "password_env = \"PETITLAB_TEST_WRONG_PW\"",
+        1,
+    );
+    let wrong_lab = dir.path().join("wrong.toml");
+    std::fs::write(&wrong_lab, wrong).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_petitlab"))
+        .env("PETITLAB_TEST_WRONG_PW", "s3cret-but-wrong")
+        .arg("--lab")
+        .arg(&wrong_lab)
+        .args(["power", "--all", "status"])
+        .output()
+        .unwrap();
+    let all = show(&out);
+    assert!(!out.status.success(), "{all}");
+    assert!(
+        all.contains("node p9-rack1-01: wrong password for user \"admin\""),
+        "{all}"
+    );
+    assert!(
+        all.contains("p9-rack1-02: off"),
+        "the other nodes still answer: {all}"
+    );
+    assert!(!all.contains("s3cret-but-wrong"), "password printed: {all}");
+    sim.stop();
+}
