@@ -132,6 +132,23 @@ async fn errors_name_their_cause() {
     let err = chassis::power_status(&mut b).await.unwrap_err();
     assert!(matches!(err, IpmiError::WrongPassword { .. }), "{err}");
 
+    // The BMC refuses a hard reset while off: the completion code is named.
+    let mut b = Bmc::new(target(addr, "admin", "password", fixed));
+    let err = chassis::power(&mut b, PowerAction::Reset)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, IpmiError::Completion { code: 0xD5, .. }),
+        "{err}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains(
+            "Chassis Control failed: command not supported in present state (completion code 0xD5)"
+        ),
+        "{text}"
+    );
+
     let mut b = Bmc::new(target(addr, "nobody", "password", fixed));
     let err = chassis::power_status(&mut b).await.unwrap_err();
     assert!(matches!(err, IpmiError::UnknownUser { .. }), "{err}");

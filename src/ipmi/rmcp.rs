@@ -184,7 +184,7 @@ impl Session {
 
     pub fn stats(&self) -> Stats {
         Stats {
-            dropped: self.secured.dropped + self.link.stats.dropped,
+            dropped: self.secured.dropped,
             ..self.link.stats
         }
     }
@@ -327,5 +327,55 @@ impl Bmc {
         if let Some(session) = self.session.take() {
             session.close().await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ipmi::crypto::CipherSuite;
+
+    fn secured() -> Secured {
+        Secured::new(
+            SessionKeys::derive(CipherSuite::Suite17, &[3; 32]),
+            0x22,
+            0x11,
+        )
+    }
+
+    /// What the BMC would send us: our console session ID, its own keys.
+    fn from_bmc(s: &Secured, seq: u32, body: &[u8]) -> Vec<u8> {
+        packet::encode_v20(payload::IPMI, 0x11, seq, body, Some(&s.keys))
+    }
+
+    #[test]
+    fn inbound_packets_are_verified_sequenced_and_bad_ones_counted() {
+        let mut s = secured();
+        assert_eq!(
+            s.unseal(&from_bmc(&s, 1, b"hi")),
+            Some((payload::IPMI, b"hi".to_vec()))
+        );
+        assert_eq!(s.unseal(&from_bmc(&s, 1, b"hi")), None, "replay");
+        let mut forged = from_bmc(&s, 2, b"hi");
+        let last = forged.len() - 1;
+        forged[last] ^= 0x80;
+        assert_eq!(s.unseal(&forged), None, "bad AuthCode");
+        assert_eq!(s.unseal(b"\x06\x00\xff\x07garbage"), None);
+        let other_session = packet::encode_v20(payload::IPMI, 0x99, 3, b"x", Some(&s.keys));
+        assert_eq!(s.unseal(&other_session), None, "another session's packet");
+        assert_eq!(s.dropped, 4);
+        assert!(s.unseal(&from_bmc(&s, 2, b"ok")).is_some());
+    }
+
+    #[test]
+    fn outbound_sequence_numbers_start_at_one_and_grow() {
+        let mut s = secured();
+        let seqs: Vec<u32> = (0..3)
+            .map(|_| {
+                let pkt = s.seal(payload::IPMI, b"x");
+                u32::from_le_bytes(pkt[10..14].try_into().unwrap())
+            })
+            .collect();
+        assert_eq!(seqs, [1, 2, 3]);
     }
 }
