@@ -5,7 +5,7 @@ use super::crypto::{self, CipherSuite, Exchange, random};
 use super::error::{IpmiError, Result};
 use super::link::{Link, completion, handshake_reply, sessionless_reply};
 use super::message::{Request, netfn};
-use super::packet::{self, payload};
+use super::packet::{self, PacketError, payload};
 use super::rakp::{
     ADMINISTRATOR, NAME_ONLY_LOOKUP, OpenSessionRequest, OpenSessionResponse, Rakp1, Rakp2,
     RakpCode,
@@ -102,27 +102,47 @@ pub(super) async fn negotiate(link: &mut Link) -> Result<CipherSuite> {
         })
 }
 
+/// Sends one handshake message (session-less RMCP+) and waits for a reply
+/// of `reply_type` that decodes and carries the same message tag (byte 0 of
+/// every handshake payload); anything else is ignored.
+async fn step<T>(
+    link: &mut Link,
+    name: &'static str,
+    (kind, body): (u8, Vec<u8>),
+    reply_type: u8,
+    decode: fn(&[u8]) -> std::result::Result<T, PacketError>,
+) -> Result<T> {
+    let tag = body[0];
+    let packet = packet::encode_v20(kind, 0, 0, &body, None);
+    let tries = link.tries();
+    link.exchange(
+        &mut (),
+        name,
+        tries,
+        |_| packet.clone(),
+        |_, d| {
+            let reply = handshake_reply(d, reply_type).filter(|p| p.first() == Some(&tag))?;
+            decode(&reply).ok()
+        },
+    )
+    .await
+}
+
 pub(super) async fn handshake(
     link: &mut Link,
     suite: CipherSuite,
     creds: &Credentials,
 ) -> Result<Secured> {
-    let tries = link.tries();
     let console_session_id = u32::from_le_bytes(random()) | 1;
     let open = OpenSessionRequest::new(0, console_session_id, suite);
-    let packet = packet::encode_v20(payload::OPEN_SESSION_REQUEST, 0, 0, &open.encode(), None);
-    let reply = link
-        .exchange(
-            &mut (),
-            "Open Session",
-            tries,
-            |_| packet.clone(),
-            |_, d| {
-                let p = handshake_reply(d, payload::OPEN_SESSION_RESPONSE)?;
-                OpenSessionResponse::decode(&p).ok().filter(|r| r.tag == 0)
-            },
-        )
-        .await?;
+    let reply = step(
+        link,
+        "Open Session",
+        (payload::OPEN_SESSION_REQUEST, open.encode()),
+        payload::OPEN_SESSION_RESPONSE,
+        OpenSessionResponse::decode,
+    )
+    .await?;
     match reply.status {
         0 => {}
         0x04 | 0x05 | 0x10 | 0x11 => {
@@ -147,20 +167,14 @@ pub(super) async fn handshake(
         role: ADMINISTRATOR | NAME_ONLY_LOOKUP,
         username: creds.username.as_bytes().to_vec(),
     };
-    let packet = packet::encode_v20(payload::RAKP1, 0, 0, &rakp1.encode(), None);
-    let rakp2 = link
-        .exchange(
-            &mut (),
-            "RAKP 1",
-            tries,
-            |_| packet.clone(),
-            |_, d| {
-                Rakp2::decode(&handshake_reply(d, payload::RAKP2)?)
-                    .ok()
-                    .filter(|r| r.tag == 1)
-            },
-        )
-        .await?;
+    let rakp2 = step(
+        link,
+        "RAKP 1",
+        (payload::RAKP1, rakp1.encode()),
+        payload::RAKP2,
+        Rakp2::decode,
+    )
+    .await?;
     match rakp2.status {
         0 => {}
         0x0D => {
@@ -193,20 +207,14 @@ pub(super) async fn handshake(
         session_id: reply.bmc_session_id,
         code: exchange.rakp3_auth_code(password),
     };
-    let packet = packet::encode_v20(payload::RAKP3, 0, 0, &rakp3.encode(), None);
-    let rakp4 = link
-        .exchange(
-            &mut (),
-            "RAKP 3",
-            tries,
-            |_| packet.clone(),
-            |_, d| {
-                RakpCode::decode(&handshake_reply(d, payload::RAKP4)?)
-                    .ok()
-                    .filter(|r| r.tag == 2)
-            },
-        )
-        .await?;
+    let rakp4 = step(
+        link,
+        "RAKP 3",
+        (payload::RAKP3, rakp3.encode()),
+        payload::RAKP4,
+        RakpCode::decode,
+    )
+    .await?;
     match rakp4.status {
         0 => {}
         0x0F => {
