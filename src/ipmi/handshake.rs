@@ -128,6 +128,22 @@ async fn step<T>(
     .await
 }
 
+/// An RMCP+ status code from Open Session or RAKP as the error an admin
+/// can act on.
+fn refused(status: u8, suite: CipherSuite, creds: &Credentials) -> Result<()> {
+    let user = || creds.username.clone();
+    Err(match status {
+        0 => return Ok(()),
+        0x0D => IpmiError::UnknownUser { user: user() },
+        0x0F => IpmiError::WrongPassword { user: user() },
+        0x04 | 0x05 | 0x10 | 0x11 => IpmiError::CipherNotOffered {
+            wanted: suite.id().to_string(),
+            offered: Vec::new(),
+        },
+        code => IpmiError::SessionRefused { code },
+    })
+}
+
 pub(super) async fn handshake(
     link: &mut Link,
     suite: CipherSuite,
@@ -143,16 +159,7 @@ pub(super) async fn handshake(
         OpenSessionResponse::decode,
     )
     .await?;
-    match reply.status {
-        0 => {}
-        0x04 | 0x05 | 0x10 | 0x11 => {
-            return Err(IpmiError::CipherNotOffered {
-                wanted: suite.id().to_string(),
-                offered: Vec::new(),
-            });
-        }
-        code => return Err(IpmiError::SessionRefused { code }),
-    }
+    refused(reply.status, suite, creds)?;
     if reply.console_session_id != console_session_id || reply.algorithms != suite.algorithms() {
         return Err(IpmiError::Protocol {
             command: "Open Session",
@@ -175,15 +182,7 @@ pub(super) async fn handshake(
         Rakp2::decode,
     )
     .await?;
-    match rakp2.status {
-        0 => {}
-        0x0D => {
-            return Err(IpmiError::UnknownUser {
-                user: creds.username.clone(),
-            });
-        }
-        code => return Err(IpmiError::SessionRefused { code }),
-    }
+    refused(rakp2.status, suite, creds)?;
     let exchange = Exchange {
         suite,
         console_session_id,
@@ -215,15 +214,7 @@ pub(super) async fn handshake(
         RakpCode::decode,
     )
     .await?;
-    match rakp4.status {
-        0 => {}
-        0x0F => {
-            return Err(IpmiError::WrongPassword {
-                user: creds.username.clone(),
-            });
-        }
-        code => return Err(IpmiError::SessionRefused { code }),
-    }
+    refused(rakp4.status, suite, creds)?;
     let keys = exchange.keys(password);
     if !crypto::equal(&exchange.rakp4_icv(&keys.sik), &rakp4.code) {
         return Err(IpmiError::Protocol {

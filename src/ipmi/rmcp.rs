@@ -291,6 +291,8 @@ impl Bmc {
         }
     }
 
+    /// [`Session::call`] on the persistent session, opening it first if
+    /// needed; a timeout on a reused session reopens it and retries once.
     pub async fn call(
         &mut self,
         netfn: u8,
