@@ -12,7 +12,7 @@ use super::rmcp::{Stats, Timing};
 
 /// A connected UDP socket plus the send/wait/resend loop.
 pub(super) struct Link {
-    socket: UdpSocket,
+    pub(super) socket: UdpSocket,
     pub(super) addr: SocketAddr,
     pub(super) timing: Timing,
     pub(super) stats: Stats,

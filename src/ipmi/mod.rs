@@ -12,6 +12,8 @@ pub mod rakp;
 pub mod rmcp;
 pub mod sensors;
 pub mod seq_window;
+pub mod sol;
+pub mod sol_driver;
 
 pub use crypto::CipherSuite;
 pub use error::IpmiError;

@@ -189,6 +189,57 @@ impl Session {
         }
     }
 
+    pub(super) fn timing(&self) -> Timing {
+        self.link.timing
+    }
+
+    /// When this session last sent anything (what a BMC's idle timer sees).
+    pub(super) fn last_sent(&self) -> Instant {
+        self.last_used
+    }
+
+    /// A request with the next requester sequence number.
+    pub(super) fn next_request(&mut self, netfn: u8, cmd: u8, data: &[u8]) -> Request {
+        self.rq_seq = (self.rq_seq + 1) & 0x3F;
+        Request::new(netfn, cmd, self.rq_seq, data)
+    }
+
+    /// Payload drivers (SOL) share the session's socket: they send sealed
+    /// payloads and sort every inbound datagram themselves.
+    pub(super) async fn send_payload(&mut self, payload_type: u8, payload: &[u8]) -> Result<()> {
+        let packet = self.secured.seal(payload_type, payload);
+        self.last_used = Instant::now();
+        self.link
+            .socket
+            .send(&packet)
+            .await
+            .map(drop)
+            .map_err(|source| IpmiError::Io {
+                addr: self.link.addr,
+                source,
+            })
+    }
+
+    /// One inbound datagram, verified and decrypted: (payload type, payload),
+    /// or `None` if it was dropped (and counted).
+    pub(super) async fn recv_payload(&mut self, buf: &mut [u8]) -> Result<Option<(u8, Vec<u8>)>> {
+        let n = self
+            .link
+            .socket
+            .recv(buf)
+            .await
+            .map_err(|source| match source.kind() {
+                std::io::ErrorKind::ConnectionRefused => IpmiError::PortUnreachable {
+                    addr: self.link.addr,
+                },
+                _ => IpmiError::Io {
+                    addr: self.link.addr,
+                    source,
+                },
+            })?;
+        Ok(self.secured.unseal(&buf[..n]))
+    }
+
     /// Sends one request and returns the response data; a non-zero
     /// completion code becomes [`IpmiError::Completion`].
     pub async fn call(
@@ -198,8 +249,7 @@ impl Session {
         data: &[u8],
         command: &'static str,
     ) -> Result<Vec<u8>> {
-        self.rq_seq = (self.rq_seq + 1) & 0x3F;
-        let req = Request::new(netfn, cmd, self.rq_seq, data);
+        let req = self.next_request(netfn, cmd, data);
         let message = req.encode();
         let tries = self.link.tries();
         let resp = self

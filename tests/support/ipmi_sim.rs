@@ -3,9 +3,32 @@
 //! Power and boot device are backed by files in a temp dir, written by a
 //! `chassis_control` script that ipmi_sim runs as `sh -c "<script> get power"`,
 //! `... set power 1`, `... set boot pxe`, `... set reset 1`, `... set shutdown 1`.
+//!
+//! [`IpmiSim::start_with_sol`] also gives the BMC a serial-over-LAN port whose
+//! host end is a [`SerialSide`]. What this ipmi_sim (openipmi 2.0.33) does
+//! with it, measured with ipmitool as the console:
+//! - every byte value 0x00..=0xFF passes unchanged both ways (`tcp:` mode does
+//!   no telnet escaping); the "generate break" bit reaches the host as the two
+//!   bytes [`SOL_BREAK`] (0xFF 0xF3) in the stream, indistinguishable from data,
+//!   and only once the console sends more data (ipmi_sim queues them without
+//!   waking its writer), just before that data;
+//! - Activate Payload reports inbound (console → BMC) payload size 32 and
+//!   outbound (BMC → console) 16384: its buffer sizes;
+//! - host → console: it reads the TCP socket 128 bytes at a time into a 16 KiB
+//!   buffer (full buffer: it stops reading, so `write_all` blocks), sends one
+//!   packet of at most 255 bytes and waits for its ACK before the next
+//!   (whatever arrived meanwhile goes in the next packet); an unACKed packet is
+//!   resent every second, and after 6 sends everything buffered is dropped.
+//!   Bytes the host writes while no SOL session is active are discarded;
+//! - a second activation gets completion 0x80 (already active); closing the
+//!   session deactivates the payload, a crashed console's stays busy ~30 s;
+//! - it does not reset its last-seen sequence number on a new activation, so
+//!   the first console → host packet of a second session in the same process
+//!   can be ACKed and dropped: use a fresh `IpmiSim` per SOL session.
 
 use std::fs;
-use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -16,6 +39,11 @@ pub const PASSWORD: &str = "password";
 /// RMCP ASF Presence Ping (tag 1); ipmi_sim answers with a Presence Pong
 /// (message type 0x40) once its LAN socket is up, without any session.
 const ASF_PING: [u8; 12] = [6, 0, 0xff, 6, 0, 0, 0x11, 0xbe, 0x80, 1, 0, 0];
+
+/// What ipmi_sim writes to the serial port when the console sets the SOL
+/// "generate break" bit (telnet IAC BREAK, even in plain `tcp:` mode); it is
+/// held back until the console's next data, which follows it.
+pub const SOL_BREAK: [u8; 2] = [0xff, 0xf3];
 
 pub struct IpmiSim {
     dir: tempfile::TempDir,
@@ -31,14 +59,35 @@ pub fn require_binary(name: &str) -> PathBuf {
         .map(|d| d.join(name))
         .find(|p| p.is_file())
         .unwrap_or_else(|| {
-            panic!(
-                "`{name}` not found on PATH; install it with `apt-get install openipmi ipmitool`"
-            )
+            let package = match name {
+                "ipmi_sim" => "openipmi",
+                other => other,
+            };
+            panic!("`{name}` not found on PATH; install it with `apt-get install {package}`")
         })
 }
 
 impl IpmiSim {
     pub fn start() -> IpmiSim {
+        IpmiSim::launch(None)
+    }
+
+    /// Starts a BMC whose SOL payload is wired to the returned serial port.
+    ///
+    /// ipmi_sim connects out to the host's TCP end of the serial port while
+    /// it starts up, not at SOL activation (and retries only every 10 s), so
+    /// the listener is bound first and this returns once ipmi_sim has
+    /// connected. If the `SerialSide` is dropped, ipmi_sim notices the EOF and
+    /// tries to reconnect every 10 s to a listener that no longer exists.
+    pub fn start_with_sol() -> (IpmiSim, SerialSide) {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind serial listener");
+        let sol_port = listener.local_addr().unwrap().port();
+        let mut sim = IpmiSim::launch(Some(sol_port));
+        let serial = sim.accept_serial(&listener, Duration::from_secs(15));
+        (sim, serial)
+    }
+
+    fn launch(sol_port: Option<u16>) -> IpmiSim {
         let ipmi_sim = require_binary("ipmi_sim");
         let dir = tempfile::tempdir().expect("create temp dir");
         let d = dir.path();
@@ -83,7 +132,7 @@ esac
 
         // Without `guid` ipmi_sim offers no IPMI 2.0 / RMCP+.
         let auths = "none md2 md5 straight";
-        let lan = format!(
+        let mut lan = format!(
             "name \"petitlab-test\"\nset_working_mc 0x20\n\
              startlan 1\naddr 127.0.0.1 {port}\npriv_limit admin\n\
              allowed_auths_callback {auths}\nallowed_auths_user {auths}\n\
@@ -92,6 +141,11 @@ esac
              chassis_control \"{ds}/chassis.sh\"\n\
              user 2 true \"{USER}\" \"{PASSWORD}\" admin 10 {auths}\n"
         );
+        if let Some(p) = sol_port {
+            // Still in the set_working_mc 0x20 context. The bitrate is only
+            // reported; `tcp:` ignores it.
+            lan.push_str(&format!("sol \"tcp:127.0.0.1:{p}\" 115200\n"));
+        }
         write(d, "lan.conf", &lan);
         write(
             d,
@@ -143,6 +197,37 @@ esac
             {
                 return;
             }
+        }
+    }
+
+    fn accept_serial(&mut self, listener: &TcpListener, limit: Duration) -> SerialSide {
+        listener.set_nonblocking(true).unwrap();
+        let deadline = Instant::now() + limit;
+        loop {
+            match listener.accept() {
+                Ok((stream, _)) => {
+                    stream.set_nonblocking(false).unwrap();
+                    return SerialSide {
+                        stream,
+                        pending: Vec::new(),
+                    };
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                Err(e) => panic!("accept on the serial listener: {e}"),
+            }
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!(
+                    "ipmi_sim exited ({status}) before connecting its SOL port; stderr:\n{}",
+                    self.stderr()
+                );
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "ipmi_sim did not connect its SOL port within {limit:?}; stderr:\n{}",
+                    self.stderr()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
 
@@ -207,5 +292,106 @@ impl Drop for IpmiSim {
                 self.calls()
             );
         }
+    }
+}
+
+/// The host's end of the BMC's serial port: what the host writes shows up on
+/// the SOL console, what the console types arrives here. Blocking; every
+/// wait has a timeout and fails the test with the bytes received so far.
+pub struct SerialSide {
+    stream: TcpStream,
+    /// Received but not yet returned.
+    pending: Vec<u8>,
+}
+
+impl SerialSide {
+    /// Host → console.
+    pub fn write_all(&mut self, data: &[u8]) {
+        self.stream
+            .set_write_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        self.stream
+            .write_all(data)
+            .unwrap_or_else(|e| panic!("write {} bytes to the serial port: {e}", data.len()));
+    }
+
+    /// The next `n` bytes from the console.
+    pub fn read_exact_timeout(&mut self, n: usize, timeout: Duration) -> Vec<u8> {
+        let deadline = Instant::now() + timeout;
+        while self.pending.len() < n {
+            if !self.fill(deadline) {
+                self.fail(&format!("{n} bytes within {timeout:?}"));
+            }
+        }
+        self.pending.drain(..n).collect()
+    }
+
+    /// Everything from the console up to and including the first `pattern`;
+    /// what follows it stays for the next read.
+    pub fn read_until(&mut self, pattern: &[u8], timeout: Duration) -> Vec<u8> {
+        assert!(!pattern.is_empty());
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(i) = self
+                .pending
+                .windows(pattern.len())
+                .position(|w| w == pattern)
+            {
+                return self.pending.drain(..i + pattern.len()).collect();
+            }
+            if !self.fill(deadline) {
+                self.fail(&format!(
+                    "\"{}\" within {timeout:?}",
+                    pattern.escape_ascii()
+                ));
+            }
+        }
+    }
+
+    /// Whatever the console sends during `window` (plus anything already
+    /// received); for checking that nothing, or only so much, arrives.
+    pub fn read_for(&mut self, window: Duration) -> Vec<u8> {
+        let deadline = Instant::now() + window;
+        while self.fill(deadline) {}
+        std::mem::take(&mut self.pending)
+    }
+
+    /// The socket and any bytes received but not yet returned, for tests
+    /// that drive the serial port themselves (e.g. wrapped in tokio).
+    pub fn into_inner(self) -> (TcpStream, Vec<u8>) {
+        (self.stream, self.pending)
+    }
+
+    /// Reads once; false when `deadline` has passed. Panics on EOF.
+    fn fill(&mut self, deadline: Instant) -> bool {
+        let mut buf = [0u8; 4096];
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            self.stream.set_read_timeout(Some(left)).unwrap();
+            match self.stream.read(&mut buf) {
+                Ok(0) => self.fail("more bytes, but ipmi_sim closed the serial connection"),
+                Ok(n) => {
+                    self.pending.extend_from_slice(&buf[..n]);
+                    return true;
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+                    ) => {}
+                Err(e) => self.fail(&format!("more bytes, but reading failed: {e}")),
+            }
+        }
+    }
+
+    fn fail(&self, wanted: &str) -> ! {
+        panic!(
+            "serial port: expected {wanted}; received {} bytes: \"{}\"",
+            self.pending.len(),
+            self.pending.escape_ascii()
+        )
     }
 }

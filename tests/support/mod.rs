@@ -3,3 +3,5 @@
 pub mod ipmi_sim;
 #[allow(dead_code)]
 pub mod ipmitool_kat;
+#[allow(dead_code)]
+pub mod lossy_relay;
