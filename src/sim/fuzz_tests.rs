@@ -1,11 +1,13 @@
 //! Property tests: the responder never panics, whatever arrives — random
-//! bytes, or valid datagrams of every kind flipped, truncated or extended.
+//! bytes, or valid datagrams of every kind flipped, truncated or extended —
+//! and SOL keeps one packet in flight whatever consoles and hosts do.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 
-use super::session::{Limits, Responder};
+use super::session::{Limits, Output, Responder};
+use super::sol::Packet;
 use super::test_console::{Console, responder};
 use crate::ipmi::CipherSuite::{Suite3, Suite17};
 use crate::ipmi::message::{Request, netfn};
@@ -30,6 +32,22 @@ fn corpus(bmc: &mut Responder, console: &mut Console) -> Vec<Vec<u8>> {
     out.push(console.request(netfn::CHASSIS, 0x02, &[1]));
     out.push(console.request(netfn::CHASSIS, 0x08, &[5, 0x80, 4, 0, 0, 0]));
     out.push(console.request(netfn::STORAGE, 0x23, &[0, 0, 0, 0, 0, 0xFF]));
+    // SOL: payload commands, then packets for an active payload.
+    out.push(console.request(0x0C, 0x22, &[0x0E, 8, 0, 0]));
+    out.push(console.request(netfn::APP, 0x4A, &[1]));
+    out.push(console.request(netfn::APP, 0x49, &[1, 1, 0, 0, 0, 0]));
+    out.push(console.request(netfn::APP, 0x48, &[1, 1, 0xC6, 0, 0, 0]));
+    assert_eq!(console.activate_sol(bmc, now).0, 0);
+    bmc.host_output(b"host output", now);
+    let data = Packet {
+        seq: 1,
+        ack: 1,
+        accepted: 3,
+        status: 0x10,
+        data: b"typed".to_vec(),
+    };
+    out.push(console.sol(&data));
+    out.push(console.sol(&Packet::ack(1, 11, 0)));
     out.push(console.request(netfn::APP, 0x3C, &console.bmc_session_id.to_le_bytes()));
     out
 }
@@ -70,7 +88,93 @@ fn apply(mut packet: Vec<u8>, m: &Mutation) -> Vec<u8> {
     packet
 }
 
+/// One thing happening to a BMC with an active SOL console.
+#[derive(Debug, Clone)]
+enum SolStep {
+    /// Any SOL packet from the console (all fields arbitrary).
+    Console(Packet),
+    /// The console ACKs (or NACKs) the packet in flight, if any.
+    Ack {
+        accepted: u8,
+        status: u8,
+    },
+    Host(Vec<u8>),
+    /// Time passes, then timers run.
+    Wait(Duration),
+}
+
+fn sol_step() -> impl Strategy<Value = SolStep> {
+    let packet = (any::<[u8; 4]>(), prop::collection::vec(any::<u8>(), 0..300));
+    prop_oneof![
+        packet.prop_map(|([seq, ack, accepted, status], data)| {
+            SolStep::Console(Packet {
+                seq,
+                ack,
+                accepted,
+                status,
+                data,
+            })
+        }),
+        any::<(u8, u8)>().prop_map(|(accepted, status)| SolStep::Ack { accepted, status }),
+        prop::collection::vec(any::<u8>(), 1..600).prop_map(SolStep::Host),
+        (0u64..1200).prop_map(|ms| SolStep::Wait(Duration::from_millis(ms))),
+    ]
+}
+
+/// Checks what the BMC sent: SOL sequence numbers in 0..=15, and a data
+/// packet never replaced by another before the console ACKed it.
+fn check_sol(bmc: &mut Responder, console: &Console, in_flight: &mut Option<Packet>) {
+    for out in bmc.take_output() {
+        let Output::Datagram(_, d) = out else {
+            continue;
+        };
+        let p = console.open_sol(&d);
+        assert!(p.seq <= 15 && p.data.len() <= 251, "{p:?}");
+        if p.seq == 0 {
+            continue;
+        }
+        if let Some(f) = in_flight.as_ref() {
+            assert_eq!(f, &p, "a second packet while one was unACKed");
+        }
+        *in_flight = Some(p);
+    }
+}
+
 proptest! {
+    #[test]
+    fn sol_keeps_one_packet_in_flight_whatever_happens(
+        steps in prop::collection::vec(sol_step(), 1..40)) {
+        let mut bmc = responder(&[Suite17, Suite3], Limits::default());
+        let mut console = Console::new(Suite17);
+        let mut now = Instant::now();
+        console.connect(&mut bmc, now).unwrap();
+        assert_eq!(console.activate_sol(&mut bmc, now).0, 0);
+        let mut in_flight: Option<Packet> = None;
+        for mut step in steps {
+            if let (SolStep::Ack { accepted, status }, Some(f)) = (&step, &in_flight) {
+                step = SolStep::Console(Packet::ack(f.seq, usize::from(*accepted), *status));
+            }
+            match step {
+                SolStep::Console(p) => {
+                    let acked = p.ack & 0x0F;
+                    in_flight.take_if(|f| f.seq == acked);
+                    let d = console.sol(&p);
+                    bmc.handle(&d, now);
+                }
+                SolStep::Ack { .. } => {}
+                SolStep::Host(bytes) => bmc.host_output(&bytes, now),
+                SolStep::Wait(d) => {
+                    now += d;
+                    bmc.tick(now);
+                }
+            }
+            if !bmc.sol_active() {
+                break; // the console stopped ACKing: dropped, as designed
+            }
+            check_sol(&mut bmc, &console, &mut in_flight);
+        }
+    }
+
     #[test]
     fn random_bytes_never_panic(datagrams in prop::collection::vec(
         prop::collection::vec(any::<u8>(), 0..200), 1..8)) {

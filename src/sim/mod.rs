@@ -1,7 +1,9 @@
 //! A virtual lab's BMCs: thousands of RMCP+ BMC simulators in one process,
 //! each on its own UDP socket on 127.0.0.1, speaking cipher suites 3 and 17
-//! with chassis power, boot flags, sensors and DCMI — enough for ipmitool,
-//! freeipmi and petitlab's own poller.
+//! with chassis power, boot flags, sensors, DCMI and Serial-over-LAN —
+//! enough for ipmitool, freeipmi and petitlab's own poller and console.
+//! Behind each BMC a virtual host boots on power-on and talks on its serial
+//! port ([`Sim::serial`]), which SOL consoles see.
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
@@ -15,10 +17,15 @@
 mod chassis;
 mod commands;
 mod dcmi;
+mod firmware;
 mod handshake;
+mod host;
 mod sdr;
+mod serial;
 mod server;
 mod session;
+mod sol;
+mod sol_commands;
 
 #[cfg(test)]
 mod fuzz_tests;
@@ -35,11 +42,19 @@ use tokio::task::JoinHandle;
 
 pub use crate::ipmi::CipherSuite;
 pub use chassis::{BootDevice, ChassisState};
+pub use firmware::Firmware;
+pub use host::Boot;
+pub use serial::{SerialInput, SerialPort};
 
 use chassis::{Chassis, DEFAULT_SOFT_OFF_DELAY};
 use commands::Controller;
 use handshake::Identity;
+use host::HostSpec;
 use session::{Limits, Responder};
+
+/// Default pause after each line the virtual host prints: a boot takes
+/// well under a second, yet output arrives line by line as on a real host.
+pub const DEFAULT_LINE_DELAY: Duration = Duration::from_millis(10);
 
 /// How a BMC misbehaves, for tests of the poller's error paths.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -63,6 +78,13 @@ pub struct BmcSpec {
     pub fault: Fault,
     /// How long a soft off (Chassis Control 5) takes to power the host off.
     pub soft_off_delay: Duration,
+    /// What the host prints after each power-on (default: petitboot-like).
+    pub firmware: Firmware,
+    /// Pause after each line the host prints; tests use ~1 ms.
+    pub line_delay: Duration,
+    /// SOL: resend an unacknowledged packet after this long (500 ms, as
+    /// slow as a real BMC; lossy-link tests shorten it).
+    pub sol_retry: Duration,
 }
 
 impl BmcSpec {
@@ -76,10 +98,21 @@ impl BmcSpec {
             cipher_suites: vec![CipherSuite::Suite17, CipherSuite::Suite3],
             fault: Fault::None,
             soft_off_delay: DEFAULT_SOFT_OFF_DELAY,
+            firmware: Firmware::default(),
+            line_delay: DEFAULT_LINE_DELAY,
+            sol_retry: sol::RETRY_INTERVAL,
         }
     }
 
-    fn responder(&self) -> Responder {
+    fn host(&self) -> HostSpec {
+        HostSpec {
+            node: self.name.clone(),
+            firmware: self.firmware.clone(),
+            line_delay: self.line_delay,
+        }
+    }
+
+    fn responder(&self, port: u16) -> Responder {
         let identity = Identity {
             username: self.username.as_bytes().to_vec(),
             password: self.password.as_bytes().to_vec(),
@@ -88,7 +121,11 @@ impl BmcSpec {
         };
         let chassis = Chassis::new(self.soft_off_delay);
         let controller = Controller::new(chassis, self.cipher_suites.clone(), identity.guid);
-        Responder::new(identity, controller, Limits::default())
+        let limits = Limits {
+            sol_retry: self.sol_retry,
+            ..Limits::default()
+        };
+        Responder::new(identity, controller, limits, port)
     }
 }
 
@@ -96,7 +133,16 @@ struct Bmc {
     addr: SocketAddr,
     state: server::Shared,
     chassis: watch::Receiver<ChassisState>,
+    serial: SerialPort,
     task: JoinHandle<()>,
+    host: JoinHandle<()>,
+}
+
+impl Bmc {
+    fn abort(&self) {
+        self.task.abort();
+        self.host.abort();
+    }
 }
 
 /// The running simulator. Dropping it stops the BMCs too; `shutdown` also
@@ -121,15 +167,29 @@ impl Sim {
         let mut bmcs = Vec::with_capacity(specs.len());
         for (spec, socket) in specs.iter().zip(sockets) {
             let addr = socket.local_addr()?;
-            let responder = spec.responder();
+            let responder = spec.responder(addr.port());
             let chassis = responder.subscribe();
             let state = Arc::new(Mutex::new(responder));
-            let task = tokio::spawn(server::serve(socket, state.clone(), spec.fault));
+            let serial = SerialPort::default();
+            // Subscribed now, so no host output is missed before it runs.
+            let host_output = serial.output();
+            let task = server::serve(
+                socket,
+                state.clone(),
+                spec.fault,
+                serial.clone(),
+                host_output,
+            );
+            let task = tokio::spawn(task);
+            let host = host::run(spec.host(), chassis.clone(), serial.clone());
+            let host = tokio::spawn(host);
             bmcs.push(Bmc {
                 addr,
                 state,
                 chassis,
+                serial,
                 task,
+                host,
             });
         }
         Ok(Sim { bmcs })
@@ -158,6 +218,17 @@ impl Sim {
         self.bmcs[index].chassis.clone()
     }
 
+    /// The serial port of the BMC's host: write to it as the host would
+    /// (SOL consoles see it), follow what consoles type into it.
+    pub fn serial(&self, index: usize) -> SerialPort {
+        self.bmcs[index].serial.clone()
+    }
+
+    /// Whether a session has the BMC's SOL payload activated.
+    pub fn sol_active(&self, index: usize) -> bool {
+        server::lock(&self.bmcs[index].state).sol_active()
+    }
+
     /// Forgets the BMC's sessions, as a BMC reboot does.
     pub fn forget_sessions(&self, index: usize) {
         server::lock(&self.bmcs[index].state).forget_sessions();
@@ -173,10 +244,11 @@ impl Sim {
     pub async fn shutdown(mut self) {
         let bmcs = std::mem::take(&mut self.bmcs);
         for bmc in &bmcs {
-            bmc.task.abort();
+            bmc.abort();
         }
         for bmc in bmcs {
             let _ = bmc.task.await;
+            let _ = bmc.host.await;
         }
     }
 }
@@ -184,7 +256,7 @@ impl Sim {
 impl Drop for Sim {
     fn drop(&mut self) {
         for bmc in &self.bmcs {
-            bmc.task.abort();
+            bmc.abort();
         }
     }
 }

@@ -1,9 +1,11 @@
-//! One BMC's RMCP+ responder, I/O-free: a datagram and the time in, the reply
-//! out. Answers RMCP presence pings and the pre-session queries, runs the
-//! session handshake, and for established sessions verifies, decrypts and
+//! One BMC's RMCP+ responder, I/O-free: a datagram, its sender and the time
+//! in, the reply out (plus queued `Output`s for other consoles and the host).
+//! Answers RMCP presence pings and the pre-session queries, runs the session
+//! handshake, and for established sessions verifies, decrypts and
 //! sequence-checks every packet before dispatching it by payload type.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
@@ -11,6 +13,9 @@ use tokio::sync::watch;
 use super::chassis::ChassisState;
 use super::commands::{Controller, privilege};
 use super::handshake::{self, Established, Handshake, Identity};
+use super::serial::SerialInput;
+use super::sol::Sol;
+use super::sol_commands;
 use crate::ipmi::crypto::{self, SessionKeys};
 use crate::ipmi::message::{Request, Response, netfn};
 use crate::ipmi::packet::{self, Frame, V20Header, payload};
@@ -26,6 +31,8 @@ pub struct Limits {
     pub idle_timeout: Duration,
     /// Opening one more session evicts the longest-idle one.
     pub max_sessions: usize,
+    /// SOL: resend an unacknowledged packet after this long.
+    pub sol_retry: Duration,
 }
 
 impl Default for Limits {
@@ -33,6 +40,7 @@ impl Default for Limits {
         Limits {
             idle_timeout: Duration::from_secs(60),
             max_sessions: 32,
+            sol_retry: super::sol::RETRY_INTERVAL,
         }
     }
 }
@@ -45,6 +53,8 @@ struct Active {
     inbound: SeqWindow,
     /// Last outbound sequence number; the first packet carries 1.
     outbound: u32,
+    /// Where its last good packet came from: unsolicited SOL goes there.
+    peer: Option<SocketAddr>,
 }
 
 impl Active {
@@ -57,6 +67,7 @@ impl Active {
             privilege: e.max_privilege.min(privilege::USER),
             inbound: SeqWindow::default(),
             outbound: 0,
+            peer: None,
         }
     }
 
@@ -83,12 +94,25 @@ struct Dropped;
 
 type Handled = Result<Option<Vec<u8>>, Dropped>;
 
+/// Work besides the reply, for the I/O side to carry out in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// A datagram for a console (SOL data, ACKs, deactivation notices).
+    Datagram(SocketAddr, Vec<u8>),
+    /// Something for the host's serial port.
+    Serial(SerialInput),
+}
+
 pub struct Responder {
     identity: Identity,
     limits: Limits,
     /// Keyed by the BMC's session ID.
     slots: HashMap<u32, Slot>,
     controller: Controller,
+    sol: Sol,
+    /// The BMC's own UDP port, announced for SOL.
+    port: u16,
+    outbox: Vec<Output>,
     dropped: u64,
 }
 
@@ -101,20 +125,30 @@ fn peek_session_id(datagram: &[u8]) -> Option<u32> {
 }
 
 impl Responder {
-    pub fn new(identity: Identity, controller: Controller, limits: Limits) -> Responder {
+    /// `port` is the BMC's own UDP port (SOL runs on it too).
+    pub fn new(identity: Identity, controller: Controller, limits: Limits, port: u16) -> Responder {
         Responder {
             identity,
             limits,
             slots: HashMap::new(),
             controller,
+            sol: Sol::new(limits.sol_retry),
+            port,
+            outbox: Vec::new(),
             dropped: 0,
         }
     }
 
-    /// Answers one datagram, or returns `None` (never panics on any input).
-    pub fn handle(&mut self, datagram: &[u8], now: Instant) -> Option<Vec<u8>> {
+    /// Answers one datagram from `peer`, or returns `None` (never panics on
+    /// any input). Anything else to send is left in [`take_output`](Self::take_output).
+    pub fn handle_from(
+        &mut self,
+        datagram: &[u8],
+        peer: SocketAddr,
+        now: Instant,
+    ) -> Option<Vec<u8>> {
         self.expire(now);
-        match self.dispatch(datagram, now) {
+        match self.dispatch(datagram, peer, now) {
             Ok(reply) => reply,
             Err(Dropped) => {
                 self.dropped += 1;
@@ -129,9 +163,16 @@ impl Responder {
         self.dropped
     }
 
+    /// [`handle_from`](Self::handle_from) a fixed test peer.
+    #[cfg(test)]
+    pub fn handle(&mut self, datagram: &[u8], now: Instant) -> Option<Vec<u8>> {
+        self.handle_from(datagram, super::test_console::PEER, now)
+    }
+
     /// Forgets every session, as a rebooting BMC does.
     pub fn forget_sessions(&mut self) {
         self.slots.clear();
+        self.end_orphaned_sol();
     }
 
     #[cfg(test)]
@@ -144,22 +185,29 @@ impl Responder {
         self.controller.chassis.subscribe()
     }
 
-    /// Applies timed chassis transitions (soft off) that are due.
+    /// Applies timed chassis transitions (soft off) and SOL retransmissions
+    /// that are due.
     pub fn tick(&mut self, now: Instant) {
         self.controller.chassis.tick(now);
+        self.expire(now);
+        let effects = self.sol.tick(now);
+        self.apply(effects);
     }
 
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.controller.chassis.next_deadline()
+        let chassis = self.controller.chassis.next_deadline();
+        let sol = self.sol.next_deadline();
+        chassis.into_iter().chain(sol).min()
     }
 
     fn expire(&mut self, now: Instant) {
         let idle = self.limits.idle_timeout;
         self.slots
             .retain(|_, s| now.duration_since(s.last_activity) <= idle);
+        self.end_orphaned_sol();
     }
 
-    fn dispatch(&mut self, datagram: &[u8], now: Instant) -> Handled {
+    fn dispatch(&mut self, datagram: &[u8], peer: SocketAddr, now: Instant) -> Handled {
         let auth_code_len = match peek_session_id(datagram) {
             None | Some(0) => 0,
             Some(id) => match self.slots.get(&id) {
@@ -190,7 +238,10 @@ impl Responder {
                 payload,
                 signed,
                 auth_code,
-            } => self.in_session(&header, payload, signed, auth_code, now),
+            } => {
+                let packet = (payload, signed, auth_code);
+                self.in_session(&header, packet, peer, now)
+            }
         }
     }
 
@@ -290,6 +341,7 @@ impl Responder {
             let Some((&id, _)) = oldest else { return };
             self.slots.remove(&id);
         }
+        self.end_orphaned_sol();
     }
 
     fn active(&mut self, id: u32) -> Result<&mut Active, Dropped> {
@@ -302,13 +354,13 @@ impl Responder {
         }
     }
 
-    /// An established session's packet: verified, decrypted, in sequence.
+    /// An established session's packet (payload, signed part, AuthCode):
+    /// verified, decrypted, in sequence.
     fn in_session(
         &mut self,
         header: &V20Header,
-        body: &[u8],
-        signed: &[u8],
-        auth_code: &[u8],
+        (body, signed, auth_code): (&[u8], &[u8], &[u8]),
+        peer: SocketAddr,
         now: Instant,
     ) -> Handled {
         let id = header.session_id;
@@ -318,12 +370,16 @@ impl Responder {
         if !active.inbound.accept(header.session_seq) {
             return Err(Dropped);
         }
+        active.peer = Some(peer);
         if let Some(slot) = self.slots.get_mut(&id) {
             slot.last_activity = now;
         }
         match header.payload_type {
             payload::IPMI => self.ipmi_in_session(id, &plain, now),
-            payload::SOL => Ok(self.sol(id, &plain, now)),
+            payload::SOL => {
+                self.sol(id, &plain, now);
+                Ok(None)
+            }
             _ => Err(Dropped),
         }
     }
@@ -334,6 +390,13 @@ impl Responder {
         let response = match (req.netfn, req.cmd) {
             (netfn::APP, SET_SESSION_PRIVILEGE) => set_privilege(active, &req),
             (netfn::APP, CLOSE_SESSION) => return self.close_session(id, &req),
+            _ if sol_commands::handles(&req) => {
+                let (level, port) = (active.privilege, self.port);
+                let (response, effects) =
+                    sol_commands::execute(&mut self.sol, &req, id, level, port);
+                self.apply(effects);
+                response
+            }
             _ => {
                 let level = active.privilege;
                 self.controller.execute(&req, level, now)
@@ -364,16 +427,9 @@ impl Responder {
         let reply = self.active(id)?.seal(payload::IPMI, &response.encode());
         if response.completion == 0 {
             self.slots.remove(&target.unwrap_or(id));
+            self.end_orphaned_sol();
         }
         Ok(Some(reply))
-    }
-
-    /// SOL seam (next issue): an established session's Serial-over-LAN
-    /// payloads arrive here verified, decrypted and in sequence. Nothing
-    /// answers them yet; the SOL responder will plug in here and reply with
-    /// `Active::seal(payload::SOL, …)`.
-    fn sol(&mut self, _session_id: u32, _payload: &[u8], _now: Instant) -> Option<Vec<u8>> {
-        None
     }
 }
 
@@ -392,6 +448,13 @@ fn set_privilege(active: &mut Active, req: &Request) -> Response {
     req.respond(0, &[active.privilege])
 }
 
+#[path = "session_sol.rs"]
+mod sol_glue;
+
 #[cfg(test)]
 #[path = "session_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "sol_session_tests.rs"]
+mod sol_tests;

@@ -253,7 +253,7 @@ fn close_session_and_forget_sessions_end_sessions() {
 }
 
 #[test]
-fn sol_payloads_reach_the_seam_silently() {
+fn sol_payloads_without_an_activation_are_ignored_not_dropped() {
     let mut bmc = responder(&BOTH, Limits::default());
     let now = Instant::now();
     let mut console = Console::new(Suite17);

@@ -9,6 +9,7 @@ use super::chassis::DEFAULT_SOFT_OFF_DELAY;
 use super::commands::Controller;
 use super::handshake::Identity;
 use super::session::{Limits, Responder};
+use super::sol::Packet;
 use crate::ipmi::CipherSuite;
 use crate::ipmi::crypto::{Exchange, SessionKeys, equal};
 use crate::ipmi::message::{Request, Response};
@@ -16,6 +17,11 @@ use crate::ipmi::packet::{self, Frame, payload};
 use crate::ipmi::rakp::{self, OpenSessionRequest, OpenSessionResponse, Rakp1, Rakp2, RakpCode};
 
 pub const USER: &[u8] = b"admin";
+/// Where `Responder::handle` pretends test datagrams come from.
+pub const PEER: std::net::SocketAddr = std::net::SocketAddr::V4(std::net::SocketAddrV4::new(
+    std::net::Ipv4Addr::LOCALHOST,
+    40001,
+));
 pub const PASSWORD: &[u8] = b"password";
 
 pub fn responder(suites: &[CipherSuite], limits: Limits) -> Responder {
@@ -27,7 +33,7 @@ pub fn responder(suites: &[CipherSuite], limits: Limits) -> Responder {
     };
     let chassis = Chassis::new(DEFAULT_SOFT_OFF_DELAY);
     let controller = Controller::new(chassis, suites.to_vec(), identity.guid);
-    Responder::new(identity, controller, limits)
+    Responder::new(identity, controller, limits, 623)
 }
 
 /// The plain payload of a session-less RMCP+ reply.
@@ -56,6 +62,8 @@ pub struct Console {
     /// Last session sequence number sent.
     pub seq: u32,
     rq_seq: u8,
+    /// The address its datagrams come from.
+    pub peer: std::net::SocketAddr,
 }
 
 impl Console {
@@ -71,6 +79,7 @@ impl Console {
             keys: None,
             seq: 0,
             rq_seq: 0,
+            peer: PEER,
         }
     }
 
@@ -158,7 +167,8 @@ impl Console {
             (Console::rakp3, Console::on_rakp4),
         ];
         for (send, receive) in steps {
-            let reply = bmc.handle(&send(self), now).expect("handshake reply");
+            let reply = bmc.handle_from(&send(self), self.peer, now);
+            let reply = reply.expect("handshake reply");
             match receive(self, &reply) {
                 0 => {}
                 status => return Err(status),
@@ -208,9 +218,42 @@ impl Console {
         data: &[u8],
     ) -> (u8, Vec<u8>) {
         let req = self.request(netfn, cmd, data);
-        let reply = bmc.handle(&req, now).expect("a reply");
+        let reply = bmc.handle_from(&req, self.peer, now).expect("a reply");
         let (_, r) = self.response(&reply);
         (r.completion, r.data)
+    }
+}
+
+/// Serial-over-LAN, as a console speaks it.
+impl Console {
+    /// A signed, encrypted SOL datagram.
+    pub fn sol(&mut self, packet: &Packet) -> Vec<u8> {
+        self.seq += 1;
+        let (id, keys) = (self.bmc_session_id, self.keys.as_ref());
+        packet::encode_v20(payload::SOL, id, self.seq, &packet.encode(), keys)
+    }
+
+    /// Verifies and decodes a SOL datagram from the BMC.
+    pub fn open_sol(&self, datagram: &[u8]) -> Packet {
+        let keys = self.keys.as_ref().unwrap();
+        let Ok(Frame::V20 {
+            header,
+            payload,
+            signed,
+            auth_code,
+        }) = packet::parse(datagram, keys.suite.integrity_len())
+        else {
+            panic!("bad session datagram");
+        };
+        assert_eq!(header.session_id, self.console_session_id);
+        assert_eq!(header.payload_type, payload::SOL);
+        let plain = packet::open(&header, payload, signed, auth_code, keys).unwrap();
+        Packet::decode(&plain).unwrap()
+    }
+
+    /// Activate Payload for SOL instance 1 as ipmitool sends it.
+    pub fn activate_sol(&mut self, bmc: &mut Responder, now: Instant) -> (u8, Vec<u8>) {
+        self.call(bmc, now, 0x06, 0x48, &[1, 1, 0xC6, 0, 0, 0])
     }
 }
 

@@ -1,0 +1,294 @@
+//! Serial-over-LAN of the BMC simulator against the reference client: real
+//! `ipmitool -I lanplus sol activate` (cipher suites 3 and 17) in a tmux
+//! pane, since it needs a terminal. Host output must reach the pane, typing
+//! must reach the host, `~.` must end ipmitool, and `sol deactivate` from a
+//! second session must free the payload. ipmitool and tmux are required:
+//! without them these tests fail, they never skip. Every step has its own
+//! timeout, so a hang fails fast.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use petitlab::sim::{BmcSpec, SerialInput, Sim};
+use tokio::sync::broadcast;
+
+const INSTALL: &str = "apt-get install ipmitool tmux";
+/// How long one step (a line to show up, a command to finish) may take.
+const STEP: Duration = Duration::from_secs(10);
+
+/// The tool's path; fails (never skips) when it is missing.
+fn tool(name: &str) -> PathBuf {
+    let path = std::env::var("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/bin", "/usr/sbin", "/bin"].map(PathBuf::from))
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| panic!("`{name}` is not installed; these tests need it: {INSTALL}"))
+}
+
+/// A private tmux server (its own socket), killed on drop even when the
+/// test fails, which also ends the ipmitool processes in its panes.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn new(test: &str) -> Tmux {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let socket = format!("petitlab-sol-{}-{test}-{n}", std::process::id());
+        Tmux { socket }
+    }
+
+    fn run(&self, args: &[&str]) -> String {
+        let out = Command::new(tool("tmux"))
+            .arg("-L")
+            .arg(&self.socket)
+            .args(args)
+            .env_remove("TMUX")
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run tmux: {e}"));
+        assert!(
+            out.status.success(),
+            "tmux {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Starts `command` in a new 200×50 pane; when it ends, the pane says
+    /// so and stays, so its last words can still be read.
+    fn start(&self, pane: &str, command: &str) {
+        let shell = format!("{command}; echo \"ipmitool exited: $?\"; sleep 600");
+        self.run(&[
+            "new-session",
+            "-d",
+            "-x",
+            "200",
+            "-y",
+            "50",
+            "-s",
+            pane,
+            &shell,
+        ]);
+    }
+
+    fn type_text(&self, pane: &str, text: &str) {
+        self.run(&["send-keys", "-t", pane, "-l", text]);
+    }
+
+    fn enter(&self, pane: &str) {
+        self.run(&["send-keys", "-t", pane, "Enter"]);
+    }
+
+    /// The pane's whole history and screen, wrapped lines joined.
+    fn pane(&self, pane: &str) -> String {
+        self.run(&["capture-pane", "-p", "-J", "-S", "-", "-t", pane])
+    }
+
+    /// Waits until the pane shows `needle`; fails with the pane otherwise.
+    async fn wait_for(&self, pane: &str, needle: &str) -> String {
+        let started = Instant::now();
+        loop {
+            let text = self.pane(pane);
+            if text.contains(needle) {
+                return text;
+            }
+            if started.elapsed() > STEP {
+                panic!("pane {pane}: no {needle:?} within {STEP:?}:\n{text}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let tmux = |args: &[&str]| {
+            Command::new(tool("tmux"))
+                .args(["-L", &self.socket])
+                .args(args)
+                .env_remove("TMUX")
+                .output()
+        };
+        // tmux leaves its socket file behind: find it before the server goes.
+        let path = tmux(&["display-message", "-p", "#{socket_path}"]);
+        let _ = tmux(&["kill-server"]);
+        if let Ok(out) = path {
+            let path = String::from_utf8_lossy(&out.stdout);
+            if !path.trim().is_empty() {
+                let _ = std::fs::remove_file(path.trim());
+            }
+        }
+    }
+}
+
+fn ipmitool_args(sim: &Sim, cipher: u8, command: &str) -> Vec<String> {
+    let port = sim.addr(0).port().to_string();
+    let cipher = cipher.to_string();
+    let fixed = [
+        "-I",
+        "lanplus",
+        "-C",
+        &cipher,
+        "-H",
+        "127.0.0.1",
+        "-p",
+        &port,
+    ];
+    fixed
+        .iter()
+        .chain(&["-U", "admin", "-P", "password"])
+        .map(|s| s.to_string())
+        .chain(command.split_whitespace().map(String::from))
+        .collect()
+}
+
+/// The shell command for a pane running ipmitool.
+fn ipmitool_line(sim: &Sim, cipher: u8, command: &str) -> String {
+    let tool = tool("ipmitool").display().to_string();
+    [tool]
+        .into_iter()
+        .chain(ipmitool_args(sim, cipher, command))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Runs ipmitool without a terminal; (success, stdout + stderr).
+async fn ipmitool(sim: &Sim, cipher: u8, command: &str) -> (bool, String) {
+    let child = tokio::process::Command::new(tool("ipmitool"))
+        .args(ipmitool_args(sim, cipher, command))
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(STEP, child)
+        .await
+        .unwrap_or_else(|_| panic!("ipmitool {command} hung for {STEP:?}"))
+        .unwrap_or_else(|e| panic!("cannot run ipmitool: {e}"));
+    let text = String::from_utf8_lossy(&out.stdout) + String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text.into_owned())
+}
+
+async fn one_bmc() -> Sim {
+    let mut spec = BmcSpec::new("node1", 0, "admin", "password");
+    spec.line_delay = Duration::from_millis(1);
+    Sim::start(vec![spec]).await.unwrap()
+}
+
+/// Reads what consoles typed into the host until it contains `needle`.
+async fn typed_until(input: &mut broadcast::Receiver<SerialInput>, needle: &str) -> String {
+    let mut typed = Vec::new();
+    let read = async {
+        while !String::from_utf8_lossy(&typed).contains(needle) {
+            if let Ok(SerialInput::Data(bytes)) = input.recv().await {
+                typed.extend_from_slice(&bytes);
+            }
+        }
+    };
+    if tokio::time::timeout(STEP, read).await.is_err() {
+        panic!(
+            "the host never got {needle:?}; it got {:?}",
+            String::from_utf8_lossy(&typed)
+        );
+    }
+    String::from_utf8_lossy(&typed).into_owned()
+}
+
+async fn console_both_ways(cipher: u8) {
+    let sim = one_bmc().await;
+    let tmux = Tmux::new(&format!("c{cipher}"));
+    let started = Instant::now();
+    tmux.start("sol", &ipmitool_line(&sim, cipher, "sol activate"));
+    tmux.wait_for("sol", "[SOL Session operational").await;
+    assert!(sim.sol_active(0));
+
+    // Host → pane: a unique line injected on the serial port.
+    let marker = format!("injected-{cipher}-{}", std::process::id());
+    sim.serial(0).write(format!("host says {marker}\r\n"));
+    tmux.wait_for("sol", &format!("host says {marker}")).await;
+
+    // A netboot, printed while the console watches (a second session).
+    assert!(ipmitool(&sim, cipher, "chassis bootdev pxe").await.0);
+    assert!(ipmitool(&sim, cipher, "power on").await.0);
+    let boot = tmux.wait_for("sol", "node1 login: ").await;
+    for line in [
+        "Petitboot (v1.14)",
+        "pxelinux.cfg/",
+        "kexec_core: Starting new kernel",
+    ] {
+        assert!(boot.contains(line), "no {line:?} in\n{boot}");
+    }
+
+    // Pane → host, and the host's echo back.
+    let mut input = sim.serial(0).input();
+    let typed = format!("typed{cipher}x");
+    tmux.type_text("sol", &typed);
+    typed_until(&mut input, &typed).await;
+    tmux.wait_for("sol", &format!("node1 login: {typed}")).await;
+
+    // `~.` only counts at the start of a line: Enter first.
+    tmux.enter("sol");
+    typed_until(&mut input, "\r").await;
+    tmux.type_text("sol", "~.");
+    let end = tmux.wait_for("sol", "ipmitool exited: 0").await;
+    assert!(end.contains("[terminated ipmitool]"), "{end}");
+    assert!(!sim.sol_active(0), "ipmitool deactivates on its way out");
+    eprintln!("ipmitool -C {cipher} sol session: {:?}", started.elapsed());
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sol_console_both_ways_suite_3() {
+    console_both_ways(3).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sol_console_both_ways_suite_17() {
+    console_both_ways(17).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sol_deactivate_from_a_second_session_takes_over() {
+    let sim = one_bmc().await;
+    // `sol info` reads parameters 0–8; the payload port must be the BMC's.
+    let (ok, info) = ipmitool(&sim, 17, "sol info").await;
+    let port = format!(": {}", sim.addr(0).port());
+    assert!(
+        ok && info
+            .lines()
+            .any(|l| l.starts_with("Payload Port") && l.ends_with(&port)),
+        "{info}"
+    );
+    let tmux = Tmux::new("takeover");
+    tmux.start("old", &ipmitool_line(&sim, 17, "sol activate"));
+    tmux.wait_for("old", "[SOL Session operational").await;
+
+    let (ok, text) = ipmitool(&sim, 3, "sol activate").await;
+    assert!(
+        !ok && text.contains("SOL payload already active on another session"),
+        "{text}"
+    );
+    let (ok, text) = ipmitool(&sim, 3, "sol deactivate").await;
+    assert!(ok, "sol deactivate: {text}");
+    assert!(!sim.sol_active(0));
+
+    tmux.start("new", &ipmitool_line(&sim, 3, "sol activate"));
+    tmux.wait_for("new", "[SOL Session operational").await;
+    sim.serial(0).write("for the new console\r\n");
+    tmux.wait_for("new", "for the new console").await;
+    // The old console (which ignores the deactivating bit) gets nothing.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!tmux.pane("old").contains("for the new console"));
+
+    // New first: the old one's parting Deactivate must not take over.
+    tmux.enter("new");
+    tmux.type_text("new", "~.");
+    tmux.wait_for("new", "ipmitool exited: 0").await;
+    tmux.type_text("old", "~.");
+    let old = tmux.wait_for("old", "ipmitool exited:").await;
+    assert!(old.contains("SOL payload already de-activated"), "{old}");
+    assert!(!sim.sol_active(0));
+    sim.shutdown().await;
+}
