@@ -12,7 +12,15 @@ use petitlab::sim::{BmcSpec, SerialInput, Sim};
 use support::lossy_relay::LossyRelay;
 
 const MIB: usize = 1 << 20;
+/// Override with SOL_RELAY_SEED=N to try other mistreatment patterns.
 const SEED: u64 = 0x5017_2026;
+
+fn seed() -> u64 {
+    std::env::var("SOL_RELAY_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(SEED)
+}
 /// Host writes go out in chunks this size, each after the previous one
 /// arrived: the virtual serial port, like a UART, has a bounded buffer.
 const CHUNK: usize = 16 * 1024;
@@ -47,7 +55,7 @@ async fn a_mebibyte_each_way_survives_a_lossy_link() {
     let mut spec = BmcSpec::new("lossy", 0, "admin", "password");
     spec.sol_retry = Duration::from_millis(10);
     let sim = Sim::start(vec![spec]).await.unwrap();
-    let relay = LossyRelay::start(sim.addr(0), 0.10, SEED).await;
+    let relay = LossyRelay::start(sim.addr(0), 0.10, seed()).await;
     let target = Target {
         addr: relay.addr(),
         credentials: Credentials {
@@ -80,7 +88,7 @@ async fn a_mebibyte_each_way_survives_a_lossy_link() {
 
     // Host → console.
     let host = sim.serial(0);
-    let sent = random_bytes(MIB, SEED);
+    let sent = random_bytes(MIB, seed());
     let mut got = Vec::with_capacity(MIB);
     for chunk in sent.chunks(CHUNK) {
         host.write(chunk);
@@ -96,6 +104,15 @@ async fn a_mebibyte_each_way_survives_a_lossy_link() {
             }
         }
     }
+    if let Some(at) = first_difference(&got, &sent) {
+        let show = |v: &[u8]| format!("{:02x?}", &v[at.saturating_sub(8)..(at + 24).min(v.len())]);
+        eprintln!(
+            "got  {}\nsent {}\ngot len {}",
+            show(&got),
+            show(&sent),
+            got.len()
+        );
+    }
     assert_eq!(
         first_difference(&got, &sent),
         None,
@@ -105,7 +122,7 @@ async fn a_mebibyte_each_way_survives_a_lossy_link() {
 
     // Console → host.
     let mut typed_rx = host.input();
-    let typed = random_bytes(MIB, SEED + 1);
+    let typed = random_bytes(MIB, seed() + 1);
     let reader = tokio::spawn(async move {
         let mut arrived = Vec::with_capacity(MIB);
         while arrived.len() < MIB {
@@ -143,7 +160,7 @@ async fn a_mebibyte_each_way_survives_a_lossy_link() {
         "the relay really mistreated datagrams: {}",
         counts.summary()
     );
-    eprintln!("lossy relay: {}", counts.summary());
+    eprintln!("lossy relay (seed {}): {}", seed(), counts.summary());
     console.input.send(ConsoleInput::Close).await.unwrap();
     sim.shutdown().await;
 }

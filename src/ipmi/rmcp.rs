@@ -106,8 +106,9 @@ impl Secured {
         )
     }
 
-    /// Verifies, decrypts and sequence-checks one inbound datagram.
-    fn unseal(&mut self, datagram: &[u8]) -> Option<(u8, Vec<u8>)> {
+    /// Verifies, decrypts and sequence-checks one inbound datagram:
+    /// (payload type, session sequence number, payload).
+    fn unseal(&mut self, datagram: &[u8]) -> Option<(u8, u32, Vec<u8>)> {
         let opened = match packet::parse(datagram, self.keys.suite.integrity_len()) {
             Ok(Frame::V20 {
                 header,
@@ -118,7 +119,7 @@ impl Secured {
                 packet::open(&header, payload, signed, auth_code, &self.keys)
                     .ok()
                     .filter(|_| self.inbound.accept(header.session_seq))
-                    .map(|plain| (header.payload_type, plain))
+                    .map(|plain| (header.payload_type, header.session_seq, plain))
             }
             _ => None,
         };
@@ -220,9 +221,12 @@ impl Session {
             })
     }
 
-    /// One inbound datagram, verified and decrypted: (payload type, payload),
-    /// or `None` if it was dropped (and counted).
-    pub(super) async fn recv_payload(&mut self, buf: &mut [u8]) -> Result<Option<(u8, Vec<u8>)>> {
+    /// One inbound datagram, verified and decrypted: (payload type, session
+    /// sequence number, payload), or `None` if it was dropped (and counted).
+    pub(super) async fn recv_payload(
+        &mut self,
+        buf: &mut [u8],
+    ) -> Result<Option<(u8, u32, Vec<u8>)>> {
         let n = self
             .link
             .socket
@@ -260,7 +264,7 @@ impl Session {
                 tries,
                 |s| s.seal(payload::IPMI, &message),
                 |s, d| {
-                    let (kind, plain) = s.unseal(d)?;
+                    let (kind, _, plain) = s.unseal(d)?;
                     // Other payloads (SOL) belong to the SOL layer.
                     if kind != payload::IPMI {
                         return None;
@@ -405,7 +409,7 @@ mod tests {
         let mut s = secured();
         assert_eq!(
             s.unseal(&from_bmc(&s, 1, b"hi")),
-            Some((payload::IPMI, b"hi".to_vec()))
+            Some((payload::IPMI, 1, b"hi".to_vec()))
         );
         assert_eq!(s.unseal(&from_bmc(&s, 1, b"hi")), None, "replay");
         let mut forged = from_bmc(&s, 2, b"hi");

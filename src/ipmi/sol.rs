@@ -80,12 +80,16 @@ pub struct SolMachine {
     queue: VecDeque<u8>,
     break_requested: bool,
     last_inbound_seq: u8,
+    /// Session sequence number of the newest SOL packet taken.
+    newest_session_seq: u32,
     paused_until: Option<Instant>,
     acks: VecDeque<Vec<u8>>,
     received: Vec<u8>,
     ended: Option<SolEnd>,
     /// Inbound payloads too short to be SOL packets.
     pub malformed: u64,
+    /// Inbound packets overtaken by a newer one, ignored.
+    pub stale: u64,
 }
 
 fn next(seq: u8) -> u8 {
@@ -103,11 +107,13 @@ impl SolMachine {
             queue: VecDeque::new(),
             break_requested: false,
             last_inbound_seq: 0,
+            newest_session_seq: 0,
             paused_until: None,
             acks: VecDeque::new(),
             received: Vec::new(),
             ended: None,
             malformed: 0,
+            stale: 0,
         }
     }
 
@@ -134,12 +140,23 @@ impl SolMachine {
         std::mem::take(&mut self.received)
     }
 
-    /// One inbound SOL payload (already decrypted).
-    pub fn receive(&mut self, payload: &[u8], now: Instant) {
+    /// One inbound SOL payload (already decrypted) with the session
+    /// sequence number it came under.
+    ///
+    /// SOL packets are taken in session order only: a resend the network
+    /// delayed past the BMC's next packet carries an older session number
+    /// but a packet sequence number that no longer matches the last one,
+    /// and would otherwise be delivered twice.
+    pub fn receive(&mut self, session_seq: u32, payload: &[u8], now: Instant) {
         let [seq, ack, accepted, status, ..] = *payload else {
             self.malformed += 1;
             return;
         };
+        if session_seq <= self.newest_session_seq {
+            self.stale += 1;
+            return;
+        }
+        self.newest_session_seq = session_seq;
         let (seq, ack, data) = (seq & 0x0F, ack & 0x0F, &payload[4..]);
         if ack != 0 {
             self.on_ack(ack, accepted, status, now);

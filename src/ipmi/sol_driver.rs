@@ -243,14 +243,14 @@ async fn pump(
         .unwrap_or(now + options.keepalive);
         tokio::select! {
             received = session.recv_payload(&mut buf) => match received {
-                Ok(Some((payload::SOL, sol))) => {
-                    machine.receive(&sol, Instant::now());
+                Ok(Some((payload::SOL, seq, sol))) => {
+                    machine.receive(seq, &sol, Instant::now());
                     let output = machine.take_output();
                     if !output.is_empty() && events.send(ConsoleEvent::Data(output)).await.is_err() {
                         return Exit::User;
                     }
                 }
-                Ok(Some((payload::IPMI, message))) => {
+                Ok(Some((payload::IPMI, _, message))) => {
                     let answered = Response::decode(&message)
                         .is_ok_and(|r| ping.as_ref().is_some_and(|p| p.rq_seq == r.rq_seq));
                     if answered {

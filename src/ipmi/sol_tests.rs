@@ -14,6 +14,14 @@ fn machine(first_seq: u8) -> SolMachine {
     )
 }
 
+/// Session sequence numbers for inbound packets, always growing.
+static SESSION_SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+
+fn receive(m: &mut SolMachine, payload: &[u8], now: Instant) {
+    let seq = SESSION_SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    m.receive(seq, payload, now);
+}
+
 fn drain(m: &mut SolMachine, now: Instant) -> Vec<Vec<u8>> {
     std::iter::from_fn(|| m.poll_transmit(now)).collect()
 }
@@ -33,15 +41,15 @@ fn one_packet_in_flight_and_sequence_wraps_15_to_1() {
         vec![b"\x0e\0\0\0aaaa".to_vec()],
         "only one in flight"
     );
-    m.receive(&ack(14, 4), t);
+    receive(&mut m, &ack(14, 4), t);
     assert_eq!(drain(&mut m, t), vec![b"\x0f\0\0\0bbbb".to_vec()]);
-    m.receive(&ack(15, 4), t);
+    receive(&mut m, &ack(15, 4), t);
     assert_eq!(
         drain(&mut m, t),
         vec![b"\x01\0\0\0cccc".to_vec()],
         "15 wraps to 1"
     );
-    m.receive(&ack(1, 4), t);
+    receive(&mut m, &ack(1, 4), t);
     assert!(m.is_idle());
 }
 
@@ -68,9 +76,9 @@ fn partial_acceptance_resends_the_rest_first() {
     let mut m = machine(1);
     m.write(b"abcdef");
     assert_eq!(m.poll_transmit(t).unwrap(), b"\x01\0\0\0abcd");
-    m.receive(&ack(1, 1), t);
+    receive(&mut m, &ack(1, 1), t);
     assert_eq!(m.poll_transmit(t).unwrap(), b"\x02\0\0\0bcde");
-    m.receive(&ack(2, 4), t);
+    receive(&mut m, &ack(2, 4), t);
     assert_eq!(m.poll_transmit(t).unwrap(), b"\x03\0\0\0f");
 }
 
@@ -80,7 +88,11 @@ fn nack_with_transfer_unavailable_pauses_then_resends() {
     let mut m = machine(5);
     m.write(b"x");
     let p = m.poll_transmit(t).unwrap();
-    m.receive(&[0, 5, 0, status::NACK | status::TRANSFER_UNAVAILABLE], t);
+    receive(
+        &mut m,
+        &[0, 5, 0, status::NACK | status::TRANSFER_UNAVAILABLE],
+        t,
+    );
     assert_eq!(
         m.poll_transmit(t + Duration::from_millis(50)),
         None,
@@ -93,9 +105,9 @@ fn nack_with_transfer_unavailable_pauses_then_resends() {
 fn inbound_data_is_acked_and_duplicates_are_not_delivered_twice() {
     let t = Instant::now();
     let mut m = machine(1);
-    m.receive(b"\x07\0\0\0boot", t);
-    m.receive(b"\x07\0\0\0boot", t);
-    m.receive(b"\x08\0\0\0ing", t);
+    receive(&mut m, b"\x07\0\0\0boot", t);
+    receive(&mut m, b"\x07\0\0\0boot", t);
+    receive(&mut m, b"\x08\0\0\0ing", t);
     assert_eq!(m.take_output(), b"booting");
     assert_eq!(
         drain(&mut m, t),
@@ -113,7 +125,7 @@ fn break_and_deactivation() {
         m.poll_transmit(t).unwrap(),
         vec![2, 0, 0, status::GENERATE_BREAK]
     );
-    m.receive(&[0, 2, 0, status::DEACTIVATING], t);
+    receive(&mut m, &[0, 2, 0, status::DEACTIVATING], t);
     assert_eq!(m.ended(), Some(&SolEnd::Deactivated));
     assert_eq!(m.poll_transmit(t), None);
 }
@@ -126,8 +138,21 @@ proptest! {
         let mut m = machine(1);
         m.write(b"typed");
         for p in &payloads {
-            m.receive(p, t);
+            receive(&mut m, p, t);
             drain(&mut m, t);
         }
     }
+}
+
+#[test]
+fn a_resend_overtaken_by_the_next_packet_is_not_delivered_again() {
+    let t = Instant::now();
+    let mut m = machine(1);
+    // The BMC sent 5, resent it (session 11), got our ACK and sent 6
+    // (session 12); the network delivered the resend last.
+    m.receive(10, b"\x05\0\0\0A", t);
+    m.receive(12, b"\x06\0\0\0B", t);
+    m.receive(11, b"\x05\0\0\0A", t);
+    assert_eq!(m.take_output(), b"AB");
+    assert_eq!(m.stale, 1);
 }

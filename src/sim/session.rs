@@ -377,7 +377,7 @@ impl Responder {
         match header.payload_type {
             payload::IPMI => self.ipmi_in_session(id, &plain, now),
             payload::SOL => {
-                self.sol(id, &plain, now);
+                self.sol(id, header.session_seq, &plain, now);
                 Ok(None)
             }
             _ => Err(Dropped),

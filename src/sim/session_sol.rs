@@ -61,8 +61,8 @@ impl Responder {
     /// An established session's Serial-over-LAN payload, verified, decrypted
     /// and in sequence. ACKs and data go out through the outbox rather than
     /// as a reply, so they stay in order with host output sent meanwhile.
-    pub(super) fn sol(&mut self, session_id: u32, payload: &[u8], now: Instant) {
-        let effects = self.sol.on_packet(session_id, payload, now);
+    pub(super) fn sol(&mut self, session_id: u32, session_seq: u32, payload: &[u8], now: Instant) {
+        let effects = self.sol.on_packet(session_id, session_seq, payload, now);
         self.apply(effects);
     }
 }

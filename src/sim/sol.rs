@@ -116,6 +116,10 @@ struct Activation {
     /// The sequence number of the last console packet accepted: a packet
     /// repeating it is a retransmission, ACKed again but not delivered.
     last_inbound: Option<u8>,
+    /// Session sequence number of the newest console packet taken: SOL is
+    /// taken in session order, so a resend the network delayed past the
+    /// console's next packet is not delivered twice.
+    newest_session_seq: u32,
 }
 
 impl Activation {
@@ -130,6 +134,7 @@ impl Activation {
             hold_until: None,
             paused: false,
             last_inbound: None,
+            newest_session_seq: 0,
         }
     }
 
@@ -239,12 +244,23 @@ impl Sol {
         self.active.take_if(|a| a.session == session);
     }
 
-    /// A SOL packet from `session`, verified and decrypted.
-    pub fn on_packet(&mut self, session: u32, body: &[u8], now: Instant) -> Vec<Effect> {
+    /// A SOL packet from `session`, verified and decrypted, with the session
+    /// sequence number it came under.
+    pub fn on_packet(
+        &mut self,
+        session: u32,
+        session_seq: u32,
+        body: &[u8],
+        now: Instant,
+    ) -> Vec<Effect> {
         let mut out = Vec::new();
         let Some(a) = self.active.as_mut().filter(|a| a.session == session) else {
             return out; // not activated here: ignored, as OpenBMC does
         };
+        if session_seq <= a.newest_session_seq {
+            return out; // overtaken by a newer packet: stale
+        }
+        a.newest_session_seq = session_seq;
         let Some(p) = Packet::decode(body) else {
             return out;
         };

@@ -7,6 +7,12 @@ use super::*;
 const A: u32 = 0xA;
 const B: u32 = 0xB;
 
+/// Growing session sequence numbers for console packets.
+fn s() -> u32 {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
 fn active(now: Instant) -> (Sol, Instant) {
     let mut sol = Sol::default();
     sol.activate(A).unwrap();
@@ -58,7 +64,7 @@ fn one_packet_in_flight_and_sequence_wraps_15_to_1() {
         // More output while a packet is in flight waits for its ACK.
         assert!(sol.host_output(&[b'0' + i % 10], t).is_empty());
         seqs.push(in_flight);
-        let next = sol.on_packet(A, &ack(in_flight, 1), t);
+        let next = sol.on_packet(A, s(), &ack(in_flight, 1), t);
         let [p] = &sent(&next, A)[..] else {
             panic!("{next:?}")
         };
@@ -75,20 +81,20 @@ fn host_output_is_cut_to_the_payload_size() {
     let (mut sol, t) = active(Instant::now());
     let out = sol.host_output(&[7; 300], t);
     assert_eq!(sent(&out, A)[0].data.len(), 251);
-    let rest = sol.on_packet(A, &ack(1, 251), t);
+    let rest = sol.on_packet(A, s(), &ack(1, 251), t);
     assert_eq!(sent(&rest, A)[0].data.len(), 49);
 }
 
 #[test]
 fn duplicate_console_packet_is_acked_again_but_delivered_once() {
     let (mut sol, t) = active(Instant::now());
-    let first = sol.on_packet(A, &data(3, b"ab"), t);
+    let first = sol.on_packet(A, s(), &data(3, b"ab"), t);
     assert_eq!(serial(&first), [SerialInput::Data(b"ab".to_vec())]);
     assert_eq!(sent(&first, A), [Packet::ack(3, 2, 0)]);
-    let again = sol.on_packet(A, &data(3, b"ab"), t);
+    let again = sol.on_packet(A, s(), &data(3, b"ab"), t);
     assert!(serial(&again).is_empty(), "delivered twice");
     assert_eq!(sent(&again, A), [Packet::ack(3, 2, 0)]);
-    let next = sol.on_packet(A, &data(4, b"c"), t);
+    let next = sol.on_packet(A, s(), &data(4, b"c"), t);
     assert_eq!(serial(&next), [SerialInput::Data(b"c".to_vec())]);
 }
 
@@ -97,10 +103,10 @@ fn a_new_activation_forgets_the_last_inbound_sequence() {
     // ipmi_sim's bug: a new session's first packet, numbered like the old
     // session's last one, was ACKed and dropped.
     let (mut sol, t) = active(Instant::now());
-    sol.on_packet(A, &data(1, b"x"), t);
+    sol.on_packet(A, s(), &data(1, b"x"), t);
     sol.deactivate(A).unwrap();
     sol.activate(B).unwrap();
-    let out = sol.on_packet(B, &data(1, b"y"), t);
+    let out = sol.on_packet(B, s(), &data(1, b"y"), t);
     assert_eq!(serial(&out), [SerialInput::Data(b"y".to_vec())]);
 }
 
@@ -108,7 +114,7 @@ fn a_new_activation_forgets_the_last_inbound_sequence() {
 fn partial_accept_sends_the_remainder_in_a_new_packet() {
     let (mut sol, t) = active(Instant::now());
     sol.host_output(b"hello", t);
-    let out = sol.on_packet(A, &ack(1, 2), t);
+    let out = sol.on_packet(A, s(), &ack(1, 2), t);
     let [p] = &sent(&out, A)[..] else {
         panic!("{out:?}")
     };
@@ -127,7 +133,7 @@ fn piggybacked_ack_on_console_data_is_honoured() {
         data: b"in".to_vec(),
         ..Packet::default()
     };
-    let out = sol.on_packet(A, &both.encode(), t);
+    let out = sol.on_packet(A, s(), &both.encode(), t);
     assert_eq!(serial(&out), [SerialInput::Data(b"in".to_vec())]);
     let packets = sent(&out, A);
     assert_eq!(packets[0], Packet::ack(5, 2, 0), "the ACK goes first");
@@ -138,7 +144,7 @@ fn piggybacked_ack_on_console_data_is_honoured() {
 fn stale_acks_are_ignored() {
     let (mut sol, t) = active(Instant::now());
     sol.host_output(b"x", t);
-    assert!(sol.on_packet(A, &ack(9, 1), t).is_empty());
+    assert!(sol.on_packet(A, s(), &ack(9, 1), t).is_empty());
     assert!(sol.next_deadline().is_some(), "still in flight");
 }
 
@@ -172,7 +178,7 @@ fn nack_holds_output_then_resends_under_a_new_number() {
         status: op::NACK,
         ..Packet::default()
     };
-    assert!(sol.on_packet(A, &nack.encode(), t).is_empty());
+    assert!(sol.on_packet(A, s(), &nack.encode(), t).is_empty());
     assert_eq!(sol.next_deadline(), Some(t + RETRY_INTERVAL));
     let out = sol.tick(t + RETRY_INTERVAL);
     let [p] = &sent(&out, A)[..] else {
@@ -188,20 +194,20 @@ fn cts_pause_flush_and_break() {
         status: op::CTS_PAUSE,
         ..Packet::default()
     };
-    sol.on_packet(A, &pause.encode(), t);
+    sol.on_packet(A, s(), &pause.encode(), t);
     assert!(sol.host_output(b"held", t).is_empty());
     assert_eq!(sol.next_deadline(), None);
-    let out = sol.on_packet(A, &Packet::default().encode(), t);
+    let out = sol.on_packet(A, s(), &Packet::default().encode(), t);
     assert_eq!(sent(&out, A)[0].data, b"held", "resumed");
-    sol.on_packet(A, &ack(1, 4), t);
+    sol.on_packet(A, s(), &ack(1, 4), t);
 
-    sol.on_packet(A, &pause.encode(), t);
+    sol.on_packet(A, s(), &pause.encode(), t);
     sol.host_output(b"old", t);
     let flush = Packet {
         status: op::FLUSH_OUTBOUND,
         ..Packet::default()
     };
-    assert!(sol.on_packet(A, &flush.encode(), t).is_empty());
+    assert!(sol.on_packet(A, s(), &flush.encode(), t).is_empty());
     let out = sol.host_output(b"new", t);
     assert_eq!(sent(&out, A)[0].data, b"new", "the old output was flushed");
 
@@ -210,7 +216,7 @@ fn cts_pause_flush_and_break() {
         status: op::GENERATE_BREAK,
         ..Packet::default()
     };
-    let out = sol.on_packet(A, &brk.encode(), t);
+    let out = sol.on_packet(A, s(), &brk.encode(), t);
     assert_eq!(serial(&out), [SerialInput::Break]);
     assert_eq!(sent(&out, A), [Packet::ack(1, 0, 0)]);
 }
@@ -220,9 +226,9 @@ fn overflowing_output_is_reported_as_an_overrun() {
     let (mut sol, t) = active(Instant::now());
     sol.host_output(b"x", t);
     sol.host_output(&vec![1; PENDING_CAP + 10], t);
-    let out = sol.on_packet(A, &ack(1, 1), t);
+    let out = sol.on_packet(A, s(), &ack(1, 1), t);
     assert_eq!(sent(&out, A)[0].status, status::TRANSMIT_OVERRUN);
-    let out = sol.on_packet(A, &ack(2, 251), t);
+    let out = sol.on_packet(A, s(), &ack(2, 251), t);
     assert_eq!(sent(&out, A)[0].status, 0, "reported once");
 }
 
@@ -231,7 +237,7 @@ fn only_the_owner_talks_and_takeover_notifies_the_old_owner() {
     let (mut sol, t) = active(Instant::now());
     assert_eq!(sol.activate(B), Err(0x80));
     assert!(
-        sol.on_packet(B, &data(1, b"x"), t).is_empty(),
+        sol.on_packet(B, s(), &data(1, b"x"), t).is_empty(),
         "B is not active"
     );
     let notice = sol.deactivate(B).unwrap();
@@ -253,4 +259,21 @@ fn packets_decode_and_encode() {
     assert_eq!(p.encode(), [1, 2, 3, 0x40, b'z']);
     assert_eq!(Packet::ack(4, 1000, 0).accepted, 255);
     assert_eq!((next_seq(0), next_seq(14), next_seq(15)), (1, 15, 1));
+}
+
+#[test]
+fn a_resend_overtaken_by_the_next_packet_is_not_delivered_again() {
+    let (mut sol, t) = active(Instant::now());
+    // The console sent 3, resent it under session number 11, got our ACK
+    // and sent 4 (12); the network delivered the resend last.
+    let first = sol.on_packet(A, 10, &data(3, b"ab"), t);
+    let next = sol.on_packet(A, 12, &data(4, b"c"), t);
+    let late = sol.on_packet(A, 11, &data(3, b"ab"), t);
+    let typed = |effects: &[Effect]| {
+        effects
+            .iter()
+            .filter(|e| matches!(e, Effect::Serial(_)))
+            .count()
+    };
+    assert_eq!((typed(&first), typed(&next), typed(&late)), (1, 1, 0));
 }
