@@ -1,6 +1,7 @@
 //! petitlab: a lab manager for OpenPOWER servers that netboot through petitboot.
 
 pub mod boot;
+pub mod console;
 pub mod dhcp;
 pub mod engine;
 pub mod fsutil;

@@ -62,6 +62,16 @@ enum Command {
     },
     /// Read a node's sensors (SDR) and DCMI power reading.
     Sensors { node: String },
+    /// The node's serial console over IPMI SOL (~. quits, ~B break, ~? help).
+    Console {
+        node: String,
+        /// Take the console over from another session holding it.
+        #[arg(long)]
+        force: bool,
+        /// Follow the node's console log instead of attaching.
+        #[arg(long, conflicts_with = "force")]
+        log: bool,
+    },
     /// Run simulated BMCs on 127.0.0.1: the lab's nodes, or --count of them.
     Sim {
         /// Simulate N anonymous BMCs instead of the lab's nodes.
@@ -137,6 +147,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let lab = load_lab(&cli.lab)?;
             let node = find_node(&lab, &node)?;
             runtime()?.block_on(cli::bmc::sensors(node, json))
+        }
+        Command::Console { node, force, log } => {
+            let lab = load_lab(&cli.lab)?;
+            let node = find_node(&lab, &node)?;
+            if log {
+                runtime()?.block_on(cli::console::follow_log(&lab, node))
+            } else {
+                runtime()?.block_on(cli::console::attach(&lab, node, force))
+            }
         }
         Command::Sim {
             count,

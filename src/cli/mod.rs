@@ -1,2 +1,3 @@
 pub mod bmc;
+pub mod console;
 pub mod sim;

@@ -227,6 +227,7 @@ fn build_lab(ctx: &mut Ctx, path: &Path, raw: RawLab) -> Lab {
         protocol == Protocol::Tftp,
     );
     let dhcp = build_dhcp(ctx, raw.dhcp, &state_dir);
+    let stage_patterns = build_stage_patterns(ctx, raw.console.stage_pattern);
 
     let mut identities = Vec::new();
     let mut built = Vec::new();
@@ -249,7 +250,24 @@ fn build_lab(ctx: &mut Ctx, path: &Path, raw: RawLab) -> Lab {
         http,
         tftp,
         dhcp,
+        stage_patterns,
         nodes,
+    }
+}
+
+/// Extra console stage patterns; each must compile, and the error names it.
+fn build_stage_patterns(
+    ctx: &mut Ctx,
+    raw: Lenient<Vec<crate::console::StagePattern>>,
+) -> Vec<crate::console::StagePattern> {
+    let field = "console.stage_pattern";
+    let patterns = ctx.take(None, field, raw).unwrap_or_default();
+    match crate::console::StageDetector::new(&patterns) {
+        Ok(_) => patterns,
+        Err(e) => {
+            ctx.error(None, field, e.to_string());
+            Vec::new()
+        }
     }
 }
 

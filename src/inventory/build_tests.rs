@@ -291,3 +291,29 @@ fn world_readable_password_file_is_warned_about_once() {
     let loaded = f.load(&lab(&[n("a", "52:54:00:00:00:01")]));
     assert!(loaded.problems.is_empty(), "{:#?}", loaded.problems);
 }
+
+const N1: &str = "name = \"n1\"\nmacs = [\"52:54:00:00:00:01\"]";
+
+#[test]
+fn console_stage_patterns_extend_the_table_and_bad_ones_are_named() {
+    let f = Fixture::new();
+    let extra = "[[console.stage_pattern]]\npattern = 'Reached target Cloud-init'\nstage = 'login_prompt'\n";
+    let loaded = f.load(&format!("{extra}{}", lab(&[node(N1)])));
+    assert!(errors(&loaded).is_empty(), "{:?}", errors(&loaded));
+    assert_eq!(loaded.lab.stage_patterns.len(), 1);
+    assert_eq!(
+        loaded.lab.stage_patterns[0].pattern,
+        "Reached target Cloud-init"
+    );
+
+    let bad = "[[console.stage_pattern]]\npattern = 'unclosed ('\nstage = 'kexec'\n";
+    let loaded = f.load(&format!("{bad}{}", lab(&[node(N1)])));
+    assert_error(
+        &loaded,
+        "console.stage_pattern: invalid console stage pattern \"unclosed (\"",
+    );
+
+    let unknown = "[[console.stage_pattern]]\npattern = 'x'\nstage = 'lunch'\n";
+    let loaded = f.load(&format!("{unknown}{}", lab(&[node(N1)])));
+    assert_error(&loaded, "console.stage_pattern");
+}

@@ -30,6 +30,8 @@ pub struct Lab {
     pub http: Server,
     pub tftp: Server,
     pub dhcp: Dhcp,
+    /// Boot-stage patterns added to the built-in table (`[[console.stage_pattern]]`).
+    pub stage_patterns: Vec<crate::console::StagePattern>,
     pub nodes: Vec<Node>,
 }
 

@@ -32,6 +32,7 @@ pub struct RawLab {
     pub http: RawServer,
     pub tftp: RawServer,
     pub dhcp: RawDhcp,
+    pub console: RawConsole,
     /// Nodes stay untyped here and are deserialized one by one, so a broken
     /// node never hides the problems of the others.
     pub node: Vec<toml::Value>,
@@ -58,6 +59,13 @@ pub struct RawDhcp {
     pub backend: Lenient<String>,
     pub hostsdir: Lenient<String>,
     pub optsdir: Lenient<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct RawConsole {
+    /// `[[console.stage_pattern]]` tables: extra boot-stage patterns.
+    pub stage_pattern: Lenient<Vec<crate::console::StagePattern>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

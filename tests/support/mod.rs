@@ -4,4 +4,6 @@ pub mod ipmi_sim;
 #[allow(dead_code)]
 pub mod ipmitool_kat;
 #[allow(dead_code)]
+pub mod lab;
+#[allow(dead_code)]
 pub mod lossy_relay;

@@ -1,0 +1,126 @@
+//! The example lab on loopback: lab.toml.example with its BMCs moved to
+//! free 127.0.0.1 ports, and `petitlab sim` serving them, killed by pid
+//! when the test ends however it ends.
+
+use std::io::{BufRead, BufReader};
+use std::net::{Ipv4Addr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+pub const NODES: [&str; 3] = ["p9-rack1-01", "p9-rack1-02", "p8-rack2-01"];
+const EXAMPLE_HOSTS: [&str; 3] = ["10.77.1.11", "10.77.1.12", "10.77.1.21"];
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn free_port() -> u16 {
+    let s = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    s.local_addr().unwrap().port()
+}
+
+/// lab.toml.example with its BMCs moved to loopback ports and its paths
+/// made absolute. Returns the lab file and the ports, in node order.
+pub fn loopback_lab(dir: &Path) -> (PathBuf, Vec<u16>) {
+    let mut text = std::fs::read_to_string(repo().join("lab.toml.example")).unwrap();
+    let ports: Vec<u16> = NODES.iter().map(|_| free_port()).collect();
+    for (host, port) in EXAMPLE_HOSTS.iter().zip(&ports) {
+        let from = format!("host = \"{host}\"");
+        assert!(text.contains(&from), "lab.toml.example changed: no {from}");
+        text = text.replace(&from, &format!("host = \"127.0.0.1\"\nport = {port}"));
+    }
+    // State (console logs, staged files) stays inside the test's dir.
+    let state = format!("state_dir = \"{}/state\"", dir.display());
+    assert!(
+        text.contains("# state_dir = "),
+        "lab.toml.example changed: no state_dir line"
+    );
+    text = text.replacen("# state_dir = ", &format!("{state}\n# was: "), 1);
+    let abs = format!("\"{}/examples/", repo().display());
+    text = text.replace("\"examples/", &abs);
+    let path = dir.join("lab.toml");
+    std::fs::write(&path, text).unwrap();
+    (path, ports)
+}
+
+pub fn petitlab(lab: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_petitlab"))
+        .arg("--lab")
+        .arg(lab)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run petitlab")
+}
+
+pub fn show(out: &Output) -> String {
+    format!(
+        "exit {}\nstdout:\n{}stderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+pub fn ok(lab: &Path, args: &[&str]) -> String {
+    let out = petitlab(lab, args);
+    assert!(out.status.success(), "petitlab {args:?}: {}", show(&out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `petitlab sim`, killed by pid when the test ends however it ends.
+pub struct SimProcess(Child);
+
+impl SimProcess {
+    pub fn start(lab: &Path) -> SimProcess {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_petitlab"))
+            .arg("--lab")
+            .arg(lab)
+            .arg("sim")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start petitlab sim");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let mut seen = Vec::new();
+        loop {
+            match rx.recv_timeout(Duration::from_secs(10)) {
+                Ok(line) if line.contains("running") => break,
+                Ok(line) => seen.push(line),
+                Err(e) => panic!("petitlab sim did not start ({e}); it printed {seen:?}"),
+            }
+        }
+        assert_eq!(seen.len(), NODES.len(), "one line per BMC: {seen:?}");
+        SimProcess(child)
+    }
+
+    /// SIGTERM, as a service manager would: it must stop cleanly.
+    pub fn stop(mut self) {
+        let pid = self.0.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let status = self.0.wait().unwrap();
+        assert!(status.success(), "petitlab sim exited with {status}");
+    }
+}
+
+impl Drop for SimProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
