@@ -5,120 +5,11 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Duration;
 
 use support::lab::{NODES, SimProcess, loopback_lab, ok, repo};
-
-/// A private tmux server, killed when the test ends however it ends.
-struct Tmux {
-    socket: PathBuf,
-}
-
-impl Tmux {
-    fn new(dir: &Path) -> Tmux {
-        let socket = dir.join("tmux.sock");
-        Tmux { socket }
-    }
-
-    fn cmd(&self, args: &[&str]) -> String {
-        let out = Command::new("tmux")
-            .arg("-S")
-            .arg(&self.socket)
-            .args(["-f", "/dev/null"])
-            .args(args)
-            .env_remove("TMUX")
-            .stdin(Stdio::null())
-            .output()
-            .expect("run tmux (apt-get install tmux)");
-        assert!(
-            out.status.success(),
-            "tmux {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// Runs `command` in a new window; the window stays after it exits,
-    /// with its exit status printed.
-    fn run(&self, window: &str, command: &str) {
-        let shell = format!("{command}; echo \"[exit $?]\"; sleep 600");
-        if self.socket.exists() {
-            self.cmd(&["new-window", "-d", "-t", "s", "-n", window, &shell]);
-        } else {
-            self.cmd(&[
-                "new-session",
-                "-d",
-                "-s",
-                "s",
-                "-x",
-                "160",
-                "-y",
-                "50",
-                "-n",
-                window,
-                &shell,
-            ]);
-        }
-    }
-
-    fn screen(&self, window: &str) -> String {
-        self.cmd(&[
-            "capture-pane",
-            "-p",
-            "-S",
-            "-200",
-            "-t",
-            &format!("s:{window}"),
-        ])
-    }
-
-    fn keys(&self, window: &str, keys: &[&str]) {
-        let mut args = vec!["send-keys", "-t"];
-        let target = format!("s:{window}");
-        args.push(&target);
-        args.extend_from_slice(keys);
-        self.cmd(&args);
-    }
-
-    fn wait_for(&self, window: &str, text: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            let screen = self.screen(window);
-            if screen.contains(text) {
-                return screen;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no {text:?} in window {window}:\n{screen}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        if std::thread::panicking() && self.socket.exists() {
-            for w in ["a", "b", "c", "log"] {
-                if let Ok(out) = Command::new("tmux")
-                    .arg("-S")
-                    .arg(&self.socket)
-                    .args(["capture-pane", "-p", "-t", &format!("s:{w}")])
-                    .output()
-                {
-                    eprintln!("--- window {w}:\n{}", String::from_utf8_lossy(&out.stdout));
-                }
-            }
-        }
-        let _ = Command::new("tmux")
-            .arg("-S")
-            .arg(&self.socket)
-            .arg("kill-server")
-            .status();
-    }
-}
+use support::tmux::Tmux;
 
 fn console(lab: &Path, args: &str) -> String {
     format!(
@@ -136,7 +27,7 @@ fn console_session_with_escapes_log_follow_and_takeover() {
     let node = NODES[0];
     let password = std::fs::read_to_string(repo().join("examples/secrets/bmc-password")).unwrap();
     let password = password.trim_end();
-    let tmux = Tmux::new(dir.path());
+    let tmux = Tmux::new(Duration::from_secs(15));
 
     tmux.run("a", &console(&lab, node));
     tmux.wait_for("a", "console of p9-rack1-01 over SOL");
@@ -159,14 +50,17 @@ fn console_session_with_escapes_log_follow_and_takeover() {
         "b",
         "already active in another session; take it over with --force",
     );
-    tmux.wait_for("b", "[exit 1]");
+    let (status, screen) = tmux.wait_for_exit("b");
+    assert_eq!(status, 1, "{screen}");
     tmux.run("c", &console(&lab, &format!("{node} --force")));
     tmux.wait_for("c", "console of p9-rack1-01 over SOL");
     tmux.wait_for("a", "the BMC deactivated SOL");
-    tmux.wait_for("a", "[exit 1]");
+    let (status, screen) = tmux.wait_for_exit("a");
+    assert_eq!(status, 1, "{screen}");
     tmux.keys("c", &["Enter", "~."]);
     tmux.wait_for("c", "ended: closed");
-    tmux.wait_for("c", "[exit 0]");
+    let (status, screen) = tmux.wait_for_exit("c");
+    assert_eq!(status, 0, "{screen}");
 
     let log_path = dir.path().join("state/console/p9-rack1-01.log");
     let log = std::fs::read(&log_path).unwrap();

@@ -4,14 +4,16 @@
 //! must reach the host, `~.` must end ipmitool, and `sol deactivate` from a
 //! second session must free the payload. ipmitool and tmux are required:
 //! without them these tests fail, they never skip. Every step has its own
-//! timeout, so a hang fails fast.
+//! timeout, so a hang fails fast. Waiting on tmux blocks the test's own
+//! thread, not the runtime's workers, where the simulator runs.
+
+mod support;
 
 use std::path::PathBuf;
-use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use petitlab::sim::{BmcSpec, SerialInput, Sim};
+use support::tmux::Tmux;
 use tokio::sync::broadcast;
 
 const INSTALL: &str = "apt-get install ipmitool tmux";
@@ -26,103 +28,6 @@ fn tool(name: &str) -> PathBuf {
         .map(|dir| dir.join(name))
         .find(|p| p.is_file())
         .unwrap_or_else(|| panic!("`{name}` is not installed; these tests need it: {INSTALL}"))
-}
-
-/// A private tmux server (its own socket), killed on drop even when the
-/// test fails, which also ends the ipmitool processes in its panes.
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    fn new(test: &str) -> Tmux {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let n = N.fetch_add(1, Ordering::Relaxed);
-        let socket = format!("petitlab-sol-{}-{test}-{n}", std::process::id());
-        Tmux { socket }
-    }
-
-    fn run(&self, args: &[&str]) -> String {
-        let out = Command::new(tool("tmux"))
-            .arg("-L")
-            .arg(&self.socket)
-            .args(args)
-            .env_remove("TMUX")
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run tmux: {e}"));
-        assert!(
-            out.status.success(),
-            "tmux {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// Starts `command` in a new 200×50 pane; when it ends, the pane says
-    /// so and stays, so its last words can still be read.
-    fn start(&self, pane: &str, command: &str) {
-        let shell = format!("{command}; echo \"ipmitool exited: $?\"; sleep 600");
-        self.run(&[
-            "new-session",
-            "-d",
-            "-x",
-            "200",
-            "-y",
-            "50",
-            "-s",
-            pane,
-            &shell,
-        ]);
-    }
-
-    fn type_text(&self, pane: &str, text: &str) {
-        self.run(&["send-keys", "-t", pane, "-l", text]);
-    }
-
-    fn enter(&self, pane: &str) {
-        self.run(&["send-keys", "-t", pane, "Enter"]);
-    }
-
-    /// The pane's whole history and screen, wrapped lines joined.
-    fn pane(&self, pane: &str) -> String {
-        self.run(&["capture-pane", "-p", "-J", "-S", "-", "-t", pane])
-    }
-
-    /// Waits until the pane shows `needle`; fails with the pane otherwise.
-    async fn wait_for(&self, pane: &str, needle: &str) -> String {
-        let started = Instant::now();
-        loop {
-            let text = self.pane(pane);
-            if text.contains(needle) {
-                return text;
-            }
-            if started.elapsed() > STEP {
-                panic!("pane {pane}: no {needle:?} within {STEP:?}:\n{text}");
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let tmux = |args: &[&str]| {
-            Command::new(tool("tmux"))
-                .args(["-L", &self.socket])
-                .args(args)
-                .env_remove("TMUX")
-                .output()
-        };
-        // tmux leaves its socket file behind: find it before the server goes.
-        let path = tmux(&["display-message", "-p", "#{socket_path}"]);
-        let _ = tmux(&["kill-server"]);
-        if let Ok(out) = path {
-            let path = String::from_utf8_lossy(&out.stdout);
-            if !path.trim().is_empty() {
-                let _ = std::fs::remove_file(path.trim());
-            }
-        }
-    }
 }
 
 fn ipmitool_args(sim: &Sim, cipher: u8, command: &str) -> Vec<String> {
@@ -198,21 +103,21 @@ async fn typed_until(input: &mut broadcast::Receiver<SerialInput>, needle: &str)
 
 async fn console_both_ways(cipher: u8) {
     let sim = one_bmc().await;
-    let tmux = Tmux::new(&format!("c{cipher}"));
+    let tmux = Tmux::new(STEP);
     let started = Instant::now();
-    tmux.start("sol", &ipmitool_line(&sim, cipher, "sol activate"));
-    tmux.wait_for("sol", "[SOL Session operational").await;
+    tmux.run("sol", &ipmitool_line(&sim, cipher, "sol activate"));
+    tmux.wait_for("sol", "[SOL Session operational");
     assert!(sim.sol_active(0));
 
     // Host → pane: a unique line injected on the serial port.
     let marker = format!("injected-{cipher}-{}", std::process::id());
     sim.serial(0).write(format!("host says {marker}\r\n"));
-    tmux.wait_for("sol", &format!("host says {marker}")).await;
+    tmux.wait_for("sol", &format!("host says {marker}"));
 
     // A netboot, printed while the console watches (a second session).
     assert!(ipmitool(&sim, cipher, "chassis bootdev pxe").await.0);
     assert!(ipmitool(&sim, cipher, "power on").await.0);
-    let boot = tmux.wait_for("sol", "node1 login: ").await;
+    let boot = tmux.wait_for("sol", "node1 login: ");
     for line in [
         "Petitboot (v1.14)",
         "pxelinux.cfg/",
@@ -226,13 +131,14 @@ async fn console_both_ways(cipher: u8) {
     let typed = format!("typed{cipher}x");
     tmux.type_text("sol", &typed);
     typed_until(&mut input, &typed).await;
-    tmux.wait_for("sol", &format!("node1 login: {typed}")).await;
+    tmux.wait_for("sol", &format!("node1 login: {typed}"));
 
     // `~.` only counts at the start of a line: Enter first.
-    tmux.enter("sol");
+    tmux.keys("sol", &["Enter"]);
     typed_until(&mut input, "\r").await;
     tmux.type_text("sol", "~.");
-    let end = tmux.wait_for("sol", "ipmitool exited: 0").await;
+    let (status, end) = tmux.wait_for_exit("sol");
+    assert_eq!(status, 0, "{end}");
     assert!(end.contains("[terminated ipmitool]"), "{end}");
     assert!(!sim.sol_active(0), "ipmitool deactivates on its way out");
     eprintln!("ipmitool -C {cipher} sol session: {:?}", started.elapsed());
@@ -261,9 +167,9 @@ async fn sol_deactivate_from_a_second_session_takes_over() {
             .any(|l| l.starts_with("Payload Port") && l.ends_with(&port)),
         "{info}"
     );
-    let tmux = Tmux::new("takeover");
-    tmux.start("old", &ipmitool_line(&sim, 17, "sol activate"));
-    tmux.wait_for("old", "[SOL Session operational").await;
+    let tmux = Tmux::new(STEP);
+    tmux.run("old", &ipmitool_line(&sim, 17, "sol activate"));
+    tmux.wait_for("old", "[SOL Session operational");
 
     let (ok, text) = ipmitool(&sim, 3, "sol activate").await;
     assert!(
@@ -274,20 +180,21 @@ async fn sol_deactivate_from_a_second_session_takes_over() {
     assert!(ok, "sol deactivate: {text}");
     assert!(!sim.sol_active(0));
 
-    tmux.start("new", &ipmitool_line(&sim, 3, "sol activate"));
-    tmux.wait_for("new", "[SOL Session operational").await;
+    tmux.run("new", &ipmitool_line(&sim, 3, "sol activate"));
+    tmux.wait_for("new", "[SOL Session operational");
     sim.serial(0).write("for the new console\r\n");
-    tmux.wait_for("new", "for the new console").await;
+    tmux.wait_for("new", "for the new console");
     // The old console (which ignores the deactivating bit) gets nothing.
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(!tmux.pane("old").contains("for the new console"));
+    assert!(!tmux.screen("old").contains("for the new console"));
 
     // New first: the old one's parting Deactivate must not take over.
-    tmux.enter("new");
+    tmux.keys("new", &["Enter"]);
     tmux.type_text("new", "~.");
-    tmux.wait_for("new", "ipmitool exited: 0").await;
+    let (status, new) = tmux.wait_for_exit("new");
+    assert_eq!(status, 0, "{new}");
     tmux.type_text("old", "~.");
-    let old = tmux.wait_for("old", "ipmitool exited:").await;
+    let (_, old) = tmux.wait_for_exit("old");
     assert!(old.contains("SOL payload already de-activated"), "{old}");
     assert!(!sim.sol_active(0));
     sim.shutdown().await;

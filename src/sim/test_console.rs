@@ -191,21 +191,30 @@ impl Console {
         )
     }
 
+    /// Checks that a datagram from the BMC is of this session and of payload
+    /// type `kind`, verifies and decrypts it: (its sequence number, payload).
+    fn open(&self, datagram: &[u8], kind: u8) -> (u32, Vec<u8>) {
+        let keys = self.keys.as_ref().unwrap();
+        match packet::parse(datagram, keys.suite.integrity_len()) {
+            Ok(Frame::V20 {
+                header,
+                payload,
+                signed,
+                auth_code,
+            }) => {
+                assert_eq!(header.session_id, self.console_session_id);
+                assert_eq!(header.payload_type, kind);
+                let plain = packet::open(&header, payload, signed, auth_code, keys).unwrap();
+                (header.session_seq, plain)
+            }
+            other => panic!("bad session datagram: {other:?}"),
+        }
+    }
+
     /// Verifies and decodes a session reply: (its sequence number, response).
     pub fn response(&self, reply: &[u8]) -> (u32, Response) {
-        let keys = self.keys.as_ref().unwrap();
-        let Ok(Frame::V20 {
-            header,
-            payload,
-            signed,
-            auth_code,
-        }) = packet::parse(reply, keys.suite.integrity_len())
-        else {
-            panic!("bad session reply");
-        };
-        assert_eq!(header.session_id, self.console_session_id);
-        let plain = packet::open(&header, payload, signed, auth_code, keys).unwrap();
-        (header.session_seq, Response::decode(&plain).unwrap())
+        let (seq, plain) = self.open(reply, payload::IPMI);
+        (seq, Response::decode(&plain).unwrap())
     }
 
     /// Sends a request, returns (completion, data).
@@ -235,20 +244,7 @@ impl Console {
 
     /// Verifies and decodes a SOL datagram from the BMC.
     pub fn open_sol(&self, datagram: &[u8]) -> Packet {
-        let keys = self.keys.as_ref().unwrap();
-        let Ok(Frame::V20 {
-            header,
-            payload,
-            signed,
-            auth_code,
-        }) = packet::parse(datagram, keys.suite.integrity_len())
-        else {
-            panic!("bad session datagram");
-        };
-        assert_eq!(header.session_id, self.console_session_id);
-        assert_eq!(header.payload_type, payload::SOL);
-        let plain = packet::open(&header, payload, signed, auth_code, keys).unwrap();
-        Packet::decode(&plain).unwrap()
+        Packet::decode(&self.open(datagram, payload::SOL).1).unwrap()
     }
 
     /// Activate Payload for SOL instance 1 as ipmitool sends it.

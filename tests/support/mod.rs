@@ -7,3 +7,5 @@ pub mod ipmitool_kat;
 pub mod lab;
 #[allow(dead_code)]
 pub mod lossy_relay;
+#[allow(dead_code)]
+pub mod tmux;
