@@ -12,23 +12,38 @@ use super::rakp::{
 };
 use super::rmcp::{Credentials, Secured};
 
+/// One request outside a session (IPMI 1.5 or session-less RMCP+ framing),
+/// resent until answered; the response data.
+async fn sessionless_call(
+    link: &mut Link,
+    req: &Request,
+    rmcp_plus: bool,
+    command: &'static str,
+) -> Result<Vec<u8>> {
+    let packet = if rmcp_plus {
+        packet::encode_v20(payload::IPMI, 0, 0, &req.encode(), None)
+    } else {
+        packet::encode_v15(&req.encode())
+    };
+    let tries = link.tries();
+    let resp = link
+        .exchange(
+            &mut (),
+            command,
+            tries,
+            |_| packet.clone(),
+            |_, d| sessionless_reply(d, req),
+        )
+        .await?;
+    completion(resp, command)
+}
+
 /// Get Channel Authentication Capabilities (IPMI 1.5 framing, as every BMC
 /// answers it): the BMC must support IPMI 2.0.
 pub(super) async fn check_rmcp_plus(link: &mut Link) -> Result<()> {
     const COMMAND: &str = "Get Channel Authentication Capabilities";
     let req = Request::new(netfn::APP, 0x38, 0, &[0x8E, ADMINISTRATOR]);
-    let packet = packet::encode_v15(&req.encode());
-    let tries = link.tries();
-    let resp = link
-        .exchange(
-            &mut (),
-            COMMAND,
-            tries,
-            |_| packet.clone(),
-            |_, d| sessionless_reply(d, &req),
-        )
-        .await?;
-    let data = completion(resp, COMMAND)?;
+    let data = sessionless_call(link, &req, false, COMMAND).await?;
     // Byte 2 bit 7: extended capabilities present; byte 4 bit 1: IPMI 2.0.
     if data.len() < 4 || data[1] & 0x80 == 0 || data[3] & 0x02 == 0 {
         return Err(IpmiError::NoRmcpPlus);
@@ -50,22 +65,7 @@ async fn list_suites_framed(link: &mut Link, rmcp_plus: bool) -> Result<Vec<u8>>
     let mut records = Vec::new();
     for index in 0..0x40u8 {
         let req = Request::new(netfn::APP, 0x54, index, &[0x0E, 0x00, 0x80 | index]);
-        let packet = if rmcp_plus {
-            packet::encode_v20(payload::IPMI, 0, 0, &req.encode(), None)
-        } else {
-            packet::encode_v15(&req.encode())
-        };
-        let tries = link.tries();
-        let resp = link
-            .exchange(
-                &mut (),
-                COMMAND,
-                tries,
-                |_| packet.clone(),
-                |_, d| sessionless_reply(d, &req),
-            )
-            .await?;
-        let data = completion(resp, COMMAND)?;
+        let data = sessionless_call(link, &req, rmcp_plus, COMMAND).await?;
         records.extend_from_slice(data.get(1..).unwrap_or_default());
         if data.len() < 17 {
             break;
