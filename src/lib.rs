@@ -7,4 +7,5 @@ pub mod engine;
 pub mod fsutil;
 pub mod inventory;
 pub mod ipmi;
+pub mod serve;
 pub mod sim;
