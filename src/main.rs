@@ -72,6 +72,18 @@ enum Command {
         #[arg(long, conflicts_with = "force")]
         log: bool,
     },
+    /// Serve the HTTP and TFTP roots nodes boot from, logging each request.
+    Serve {
+        /// Listen here for HTTP instead of [http] listen.
+        #[arg(long, value_name = "ADDR")]
+        http: Option<std::net::SocketAddr>,
+        /// Listen here for TFTP instead of [tftp] listen.
+        #[arg(long, value_name = "ADDR")]
+        tftp: Option<std::net::SocketAddr>,
+        /// Run only one of the two servers.
+        #[arg(long, value_enum)]
+        only: Option<cli::serve::Only>,
+    },
     /// Run simulated BMCs on 127.0.0.1: the lab's nodes, or --count of them.
     Sim {
         /// Simulate N anonymous BMCs instead of the lab's nodes.
@@ -156,6 +168,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 runtime()?.block_on(cli::console::attach(&lab, node, force))
             }
+        }
+        Command::Serve { http, tftp, only } => {
+            let lab = load_lab(&cli.lab)?;
+            let opts = cli::serve::Options { http, tftp, only };
+            runtime()?.block_on(cli::serve::run(&lab, opts))
         }
         Command::Sim {
             count,

@@ -1,3 +1,17 @@
+//! Subcommands that need more than a few lines each.
+
 pub mod bmc;
 pub mod console;
+pub mod serve;
 pub mod sim;
+
+/// Until Ctrl-C or SIGTERM (a service manager's stop).
+pub async fn wait_for_stop() -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r?,
+        _ = term.recv() => {}
+    }
+    Ok(())
+}

@@ -100,18 +100,8 @@ pub async fn run(lab: Option<&Lab>, opts: Options) -> anyhow::Result<ExitCode> {
         }
     }
     println!("petitlab sim: running; Ctrl-C stops");
-    wait_for_stop().await?;
+    super::wait_for_stop().await?;
     sim.shutdown().await;
     println!("petitlab sim: stopped");
     Ok(ExitCode::SUCCESS)
-}
-
-async fn wait_for_stop() -> anyhow::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate())?;
-    tokio::select! {
-        r = tokio::signal::ctrl_c() => r?,
-        _ = term.recv() => {}
-    }
-    Ok(())
 }

@@ -1,4 +1,8 @@
 //! The embedded servers nodes boot from: HTTP and TFTP over the lab's
 //! served roots. Both refuse any path outside their root (`path`).
 
+pub mod http;
 pub mod path;
+pub mod tftp;
+pub mod tftp_client;
+pub mod tftp_packet;

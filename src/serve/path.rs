@@ -61,7 +61,12 @@ mod tests {
             b"missing",
             b"\xff",
         ] {
-            assert_eq!(resolve(&root, bad), None, "{}", String::from_utf8_lossy(bad));
+            assert_eq!(
+                resolve(&root, bad),
+                None,
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 }

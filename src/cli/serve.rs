@@ -1,0 +1,92 @@
+//! `petitlab serve`: the embedded HTTP and TFTP servers over the lab's
+//! roots, with one access-log line per request, until interrupted.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use petitlab::inventory::Lab;
+use petitlab::serve::http::{HttpOptions, HttpServer};
+use petitlab::serve::tftp::{TftpOptions, TftpServer};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Only {
+    Http,
+    Tftp,
+}
+
+pub struct Options {
+    pub http: Option<SocketAddr>,
+    pub tftp: Option<SocketAddr>,
+    pub only: Option<Only>,
+}
+
+/// Source address → node name, so log lines say which node fetched what.
+fn node_names(lab: &Lab) -> Arc<HashMap<IpAddr, String>> {
+    let names = lab
+        .nodes
+        .iter()
+        .filter_map(|n| n.ipv4.map(|ip| (IpAddr::V4(ip), n.name.clone())))
+        .collect();
+    Arc::new(names)
+}
+
+fn create_root(root: &std::path::Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(root).with_context(|| format!("creating {}", root.display()))
+}
+
+pub async fn run(lab: &Lab, opts: Options) -> anyhow::Result<ExitCode> {
+    let names = node_names(lab);
+    let mut http = None;
+    if opts.only != Some(Only::Tftp) {
+        create_root(&lab.http.root)?;
+        let names = names.clone();
+        let options = HttpOptions {
+            access_log: Some(Arc::new(|record| println!("http {record}"))),
+            node_resolver: Some(Arc::new(move |ip| names.get(&ip).cloned())),
+            ..HttpOptions::default()
+        };
+        let listen = opts.http.unwrap_or(lab.http.listen);
+        let server = HttpServer::bind(listen, lab.http.root.clone(), options).await?;
+        println!(
+            "petitlab serve: HTTP on {} from {} (nodes use {})",
+            server.local_addr(),
+            lab.http.root.display(),
+            lab.http.base_url.as_deref().unwrap_or("no base_url set")
+        );
+        http = Some(server.spawn());
+    }
+    let mut tftp = None;
+    if opts.only != Some(Only::Http) {
+        create_root(&lab.tftp.root)?;
+        let options = TftpOptions {
+            log: Some(Arc::new(move |record| {
+                let node = names.get(&record.peer.ip()).map_or("-", String::as_str);
+                println!("tftp {node} {record}");
+            })),
+            ..TftpOptions::default()
+        };
+        let listen = opts.tftp.unwrap_or(lab.tftp.listen);
+        let server = TftpServer::bind(listen, lab.tftp.root.clone(), options)?;
+        println!(
+            "petitlab serve: TFTP on {} from {} (nodes use {})",
+            server.local_addr(),
+            lab.tftp.root.display(),
+            lab.tftp.base_url.as_deref().unwrap_or("no base_url set")
+        );
+        tftp = Some(server.spawn());
+    }
+    println!("petitlab serve: running; Ctrl-C stops");
+    super::wait_for_stop().await?;
+    if let Some(h) = http {
+        h.shutdown(Duration::from_secs(5)).await;
+    }
+    if let Some(t) = tftp {
+        t.shutdown().await?;
+    }
+    println!("petitlab serve: stopped");
+    Ok(ExitCode::SUCCESS)
+}
