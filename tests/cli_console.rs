@@ -8,7 +8,7 @@ mod support;
 use std::path::Path;
 use std::time::Duration;
 
-use support::lab::{NODES, SimProcess, loopback_lab, ok, repo};
+use support::lab::{NODES, loopback_lab, ok, repo, start_sim};
 use support::tmux::Tmux;
 
 fn console(lab: &Path, args: &str) -> String {
@@ -23,7 +23,7 @@ fn console(lab: &Path, args: &str) -> String {
 fn console_session_with_escapes_log_follow_and_takeover() {
     let dir = tempfile::tempdir().unwrap();
     let (lab, _) = loopback_lab(dir.path());
-    let sim = SimProcess::start(&lab);
+    let sim = start_sim(&lab);
     let node = NODES[0];
     let password = std::fs::read_to_string(repo().join("examples/secrets/bmc-password")).unwrap();
     let password = password.trim_end();

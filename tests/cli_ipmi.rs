@@ -6,7 +6,7 @@ mod support;
 
 use std::process::{Command, Stdio};
 
-use support::lab::{NODES, SimProcess, loopback_lab, ok, petitlab, repo, show};
+use support::lab::{NODES, loopback_lab, ok, petitlab, repo, show, start_sim};
 
 fn ipmitool(port: u16, suite: &str, args: &[&str]) -> String {
     let out = Command::new("ipmitool")
@@ -34,7 +34,7 @@ fn ipmitool(port: u16, suite: &str, args: &[&str]) -> String {
 fn power_bootdev_and_sensors_through_the_cli() {
     let dir = tempfile::tempdir().unwrap();
     let (lab, ports) = loopback_lab(dir.path());
-    let sim = SimProcess::start(&lab);
+    let sim = start_sim(&lab);
 
     let status = ok(&lab, &["power", "--all", "status"]);
     for node in NODES {
@@ -73,7 +73,7 @@ fn power_bootdev_and_sensors_through_the_cli() {
 fn errors_name_the_node_and_never_show_the_password() {
     let dir = tempfile::tempdir().unwrap();
     let (lab, _) = loopback_lab(dir.path());
-    let sim = SimProcess::start(&lab);
+    let sim = start_sim(&lab);
 
     let out = petitlab(&lab, &["power", "no-such-node", "on"]);
     assert!(!out.status.success());

@@ -7,11 +7,10 @@ mod support;
 
 use std::net::{Ipv4Addr, TcpListener, UdpSocket};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::process::Command;
 
 use petitlab::boot::pxeconf;
-use support::lab::{NODES, loopback_lab, ok, repo};
+use support::lab::{Daemon, NODES, loopback_lab, ok, repo};
 
 fn free_tcp() -> u16 {
     TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
@@ -54,47 +53,6 @@ fn lab(dir: &Path, protocol: &str) -> std::path::PathBuf {
     path
 }
 
-/// `petitlab serve`, killed when the test ends however it ends.
-struct Serve(Child);
-
-impl Serve {
-    fn start(lab: &Path) -> Serve {
-        use std::io::{BufRead, BufReader};
-        let mut child = Command::new(env!("CARGO_BIN_EXE_petitlab"))
-            .arg("--lab")
-            .arg(lab)
-            .arg("serve")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let mut seen = Vec::new();
-        loop {
-            match rx.recv_timeout(Duration::from_secs(10)) {
-                Ok(l) if l.contains("running") => break,
-                Ok(l) => seen.push(l),
-                Err(e) => panic!("petitlab serve did not start ({e}): {seen:?}"),
-            }
-        }
-        Serve(child)
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn fetch(url: &str) -> Vec<u8> {
     let out = Command::new("curl")
         .args(["-sS", "--fail", "--max-time", "20", url])
@@ -113,7 +71,7 @@ fn check(protocol: &str) {
     let lab = lab(dir.path(), protocol);
     ok(&lab, &["prepare-ramdisk", "--all"]);
     ok(&lab, &["prepare-instance", NODES[1]]);
-    let _serve = Serve::start(&lab);
+    let _serve = Daemon::start(&lab, &["serve"]);
 
     let cases = [
         (NODES[0], "deploy", "deploy.vmlinux", "deploy.initramfs"),

@@ -70,20 +70,26 @@ pub fn ok(lab: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// `petitlab sim`, killed by pid when the test ends however it ends.
-pub struct SimProcess(Child);
+/// A long-running petitlab subcommand (`sim`, `serve`), killed by pid when
+/// the test ends however it ends.
+pub struct Daemon {
+    child: Child,
+    /// What it printed before "running".
+    pub startup: Vec<String>,
+}
 
-impl SimProcess {
-    pub fn start(lab: &Path) -> SimProcess {
+impl Daemon {
+    /// Starts `petitlab --lab LAB ARGS…` and waits for its "running" line.
+    pub fn start(lab: &Path, args: &[&str]) -> Daemon {
         let mut child = Command::new(env!("CARGO_BIN_EXE_petitlab"))
             .arg("--lab")
             .arg(lab)
-            .arg("sim")
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
-            .expect("start petitlab sim");
+            .unwrap_or_else(|e| panic!("start petitlab {args:?}: {e}"));
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
@@ -91,21 +97,20 @@ impl SimProcess {
                 let _ = tx.send(line);
             }
         });
-        let mut seen = Vec::new();
+        let mut startup = Vec::new();
         loop {
             match rx.recv_timeout(Duration::from_secs(10)) {
                 Ok(line) if line.contains("running") => break,
-                Ok(line) => seen.push(line),
-                Err(e) => panic!("petitlab sim did not start ({e}); it printed {seen:?}"),
+                Ok(line) => startup.push(line),
+                Err(e) => panic!("petitlab {args:?} did not start ({e}); it printed {startup:?}"),
             }
         }
-        assert_eq!(seen.len(), NODES.len(), "one line per BMC: {seen:?}");
-        SimProcess(child)
+        Daemon { child, startup }
     }
 
     /// SIGTERM, as a service manager would: it must stop cleanly.
     pub fn stop(mut self) {
-        let pid = self.0.id().to_string();
+        let pid = self.child.id().to_string();
         assert!(
             Command::new("kill")
                 .args(["-TERM", &pid])
@@ -113,14 +118,26 @@ impl SimProcess {
                 .unwrap()
                 .success()
         );
-        let status = self.0.wait().unwrap();
-        assert!(status.success(), "petitlab sim exited with {status}");
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "petitlab exited with {status}");
     }
 }
 
-impl Drop for SimProcess {
+impl Drop for Daemon {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
+}
+
+/// `petitlab sim` serving the example lab's BMCs, one startup line each.
+pub fn start_sim(lab: &Path) -> Daemon {
+    let sim = Daemon::start(lab, &["sim"]);
+    assert_eq!(
+        sim.startup.len(),
+        NODES.len(),
+        "one line per BMC: {:?}",
+        sim.startup
+    );
+    sim
 }
