@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::serve::tftp_client::{ClientOptions, TftpError, fetch};
+use crate::serve::tftp_packet::{ERR_FILE_NOT_FOUND, Request};
 use std::sync::Mutex;
 
 struct Fixture {
