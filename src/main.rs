@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use petitlab::boot::{BootError, BootInterface, Changes, PetitbootBoot, Stage};
+use petitlab::engine::lab::Action;
 use petitlab::inventory::{self, Lab, Node, Problem};
 
 mod cli;
@@ -72,6 +73,31 @@ enum Command {
         #[arg(long, conflicts_with = "force")]
         log: bool,
     },
+    /// Deploy nodes: netboot the deploy ramdisk, let its agent write the
+    /// image, boot the instance; resumes a deploy left waiting on its node.
+    Deploy {
+        #[arg(required = true)]
+        nodes: Vec<String>,
+    },
+    /// Power nodes off and remove everything their deploy wrote.
+    Undeploy {
+        #[arg(required = true)]
+        nodes: Vec<String>,
+    },
+    /// Stop nodes' deploys (the process running them stops at its next check).
+    Abort {
+        #[arg(required = true)]
+        nodes: Vec<String>,
+    },
+    /// Provisioning state, step, reservation and failure reason of nodes.
+    Status { nodes: Vec<String> },
+    /// The audit log: who did what to which node, when, and how it went.
+    History {
+        node: Option<String>,
+        /// Show at most this many of the newest events.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
     /// Serve the HTTP and TFTP roots nodes boot from, logging each request.
     Serve {
         /// Listen here for HTTP instead of [http] listen.
@@ -99,6 +125,15 @@ enum Command {
         /// (default: the simulator's password, "password").
         #[arg(long, value_name = "VAR")]
         password_env: Option<String>,
+        /// Directory of the nodes' virtual disks (default: <state_dir>/sim/disks).
+        #[arg(long, value_name = "DIR")]
+        disks: Option<PathBuf>,
+        /// Inject a fault: NODE=agent-silent, NODE=wrong-token or NODE=bmc-silent (repeatable).
+        #[arg(long = "fault", value_name = "NODE=KIND")]
+        faults: Vec<String>,
+        /// Pause after each line a virtual host prints (default: 10).
+        #[arg(long, value_name = "N")]
+        line_delay_ms: Option<u64>,
     },
 }
 
@@ -169,6 +204,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 runtime()?.block_on(cli::console::attach(&lab, node, force))
             }
         }
+        Command::Deploy { nodes } => lifecycle(&cli.lab, Action::Deploy, nodes, json),
+        Command::Undeploy { nodes } => lifecycle(&cli.lab, Action::Undeploy, nodes, json),
+        Command::Abort { nodes } => lifecycle(&cli.lab, Action::Abort, nodes, json),
+        Command::Status { nodes } => cli::lifecycle::status(&load_lab(&cli.lab)?, &nodes, json),
+        Command::History { node, limit } => {
+            cli::lifecycle::history(&load_lab(&cli.lab)?, node.as_deref(), limit, json)
+        }
         Command::Serve { http, tftp, only } => {
             let lab = load_lab(&cli.lab)?;
             let opts = cli::serve::Options { http, tftp, only };
@@ -179,6 +221,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             base_port,
             user,
             password_env,
+            disks,
+            faults,
+            line_delay_ms,
         } => {
             let lab = match count {
                 Some(_) => None,
@@ -189,10 +234,23 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 base_port,
                 user,
                 password_env,
+                disks,
+                faults,
+                line_delay_ms,
             };
             runtime()?.block_on(cli::sim::run(lab.as_ref(), opts))
         }
     }
+}
+
+fn lifecycle(
+    path: &Path,
+    action: Action,
+    nodes: Vec<String>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let lab = load_lab(path)?;
+    runtime()?.block_on(cli::lifecycle::run(lab, action, nodes, json))
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

@@ -86,6 +86,13 @@ fn join(problems: &[Problem]) -> String {
     parts.join("; ")
 }
 
+/// What the deploy ramdisk is told on its kernel command line.
+#[derive(Debug, Clone, Default)]
+pub struct RamdiskParams {
+    /// Appended after the node's own `kernel_args`.
+    pub kernel_args: Vec<String>,
+}
+
 /// The boot side of provisioning, as in the petitboot boot driver spec.
 /// Every action is idempotent; writes are atomic.
 pub trait BootInterface {
@@ -97,7 +104,17 @@ pub trait BootInterface {
     fn validate(&self, node: &Node) -> Vec<Problem>;
 
     /// Make the node netboot the deploy kernel and ramdisk.
-    fn prepare_ramdisk(&self, node: &Node) -> Result<Changes, BootError>;
+    fn prepare_ramdisk(&self, node: &Node) -> Result<Changes, BootError> {
+        self.prepare_ramdisk_with(node, &RamdiskParams::default())
+    }
+
+    /// `prepare_ramdisk`, with arguments for the deploy ramdisk (the agent's
+    /// callback URL and token) on its kernel command line.
+    fn prepare_ramdisk_with(
+        &self,
+        node: &Node,
+        params: &RamdiskParams,
+    ) -> Result<Changes, BootError>;
 
     /// Undo exactly what `prepare_ramdisk` wrote.
     fn clean_up_ramdisk(&self, node: &Node) -> Result<Changes, BootError>;

@@ -7,20 +7,27 @@ use serde::Serialize;
 
 use crate::dhcp::{self, DhcpOptions, DhcpProvider};
 use crate::fsutil;
-use crate::inventory::{BootOption, InstanceImage, Lab, Node, Problem};
+use crate::inventory::{BootOption, InstanceImage, Lab, Node, Problem, Protocol};
 
 use super::layout::Layout;
 use super::manifest::{self, Entry, Manifest, Removal};
-use super::{BootError, BootInterface, Changes, Property, Stage, pxeconf};
+use super::{BootError, BootInterface, Changes, Property, RamdiskParams, Stage, pxeconf};
 
 const TEMPLATE_NAME: &str = "petitboot.cfg";
 const TEMPLATE_FIELD: &str = "petitboot.config_template";
 
-pub struct PetitbootBoot {
+/// One artifact server as configs name it.
+struct Served {
     root: PathBuf,
     /// `None` when lab.toml gives no usable base URL (reported by validate).
     base_url: Option<String>,
     base_url_field: String,
+}
+
+pub struct PetitbootBoot {
+    http: Served,
+    tftp: Served,
+    default_protocol: Protocol,
     state_dir: PathBuf,
     template_label: String,
     tera: tera::Tera,
@@ -119,6 +126,11 @@ static PROPERTIES: &[Property] = &[
         description: "Extra kernel arguments for deploy and netboot instance configs.",
     },
     Property {
+        name: "protocol",
+        required: false,
+        description: "\"http\" or \"tftp\": this node's config and kernel URLs, instead of [petitboot] protocol.",
+    },
+    Property {
         name: "bootif",
         required: false,
         description: "true: petitboot appends BOOTIF=01-<mac> of the booting NIC (IPAPPEND 2).",
@@ -134,11 +146,18 @@ impl PetitbootBoot {
         let mut tera = tera::Tera::default();
         tera.add_raw_template(TEMPLATE_NAME, &lab.petitboot.template.source)
             .map_err(|e| BootError::Template(format!("{template_label}: {}", error_chain(&e))))?;
-        let server = lab.boot_server();
+        let served = |protocol: Protocol| {
+            let server = lab.server(protocol);
+            Served {
+                root: server.root.clone(),
+                base_url: server.base_url.clone(),
+                base_url_field: format!("{}.base_url", protocol.scheme()),
+            }
+        };
         Ok(PetitbootBoot {
-            root: server.root.clone(),
-            base_url: server.base_url.clone(),
-            base_url_field: format!("{}.base_url", lab.petitboot.protocol.scheme()),
+            http: served(Protocol::Http),
+            tftp: served(Protocol::Tftp),
+            default_protocol: lab.petitboot.protocol,
             state_dir: lab.state_dir.clone(),
             template_label,
             tera,
@@ -148,15 +167,19 @@ impl PetitbootBoot {
     }
 
     fn layout<'a>(&'a self, node: &'a Node) -> Result<Layout<'a>, Problem> {
-        let base_url = self.base_url.as_deref().ok_or_else(|| {
+        let served = match node.protocol.unwrap_or(self.default_protocol) {
+            Protocol::Http => &self.http,
+            Protocol::Tftp => &self.tftp,
+        };
+        let base_url = served.base_url.as_deref().ok_or_else(|| {
             Problem::error(
                 Some(&node.name),
-                &self.base_url_field,
+                &served.base_url_field,
                 "is required to render URLs",
             )
         })?;
         Ok(Layout {
-            root: &self.root,
+            root: &served.root,
             base_url,
             node,
         })
@@ -165,6 +188,17 @@ impl PetitbootBoot {
     /// The config `node` gets at `stage`, exactly as it would be written.
     /// `Ok(None)`: the node boots its local disk and gets no config at all.
     pub fn render(&self, node: &Node, stage: Stage) -> Result<Option<Rendered>, Vec<Problem>> {
+        self.render_with(node, stage, &[])
+    }
+
+    /// `render`, with `extra_args` (petitlab's own, e.g. the agent token)
+    /// after the node's kernel arguments.
+    pub fn render_with(
+        &self,
+        node: &Node,
+        stage: Stage,
+        extra_args: &[String],
+    ) -> Result<Option<Rendered>, Vec<Problem>> {
         let layout = self.layout(node).map_err(|p| vec![p])?;
         let (kernel_src, ramdisk_src, root) = match (stage, &node.instance) {
             (Stage::Deploy, _) => (&node.deploy.kernel, &node.deploy.ramdisk, None),
@@ -191,7 +225,13 @@ impl PetitbootBoot {
         let [kernel_name, ramdisk_name] = Layout::artifact_names(stage);
         let kernel_url = layout.url(kernel_name);
         let initrd_url = layout.url(ramdisk_name);
-        let append = append_line(root, node, args_ok);
+        let mut append = append_line(root, node, args_ok);
+        for arg in extra_args {
+            if !append.is_empty() {
+                append.push(' ');
+            }
+            append.push_str(arg);
+        }
         let mut context = tera::Context::new();
         context.insert("node", &template_node(node));
         context.insert("stage", stage.name());
@@ -257,9 +297,14 @@ impl PetitbootBoot {
             .join(format!("{}.json", stage.name()))
     }
 
-    fn prepare(&self, node: &Node, stage: Stage) -> Result<Changes, BootError> {
+    fn prepare(
+        &self,
+        node: &Node,
+        stage: Stage,
+        extra_args: &[String],
+    ) -> Result<Changes, BootError> {
         let rendered = self
-            .render(node, stage)
+            .render_with(node, stage, extra_args)
             .map_err(|problems| BootError::Invalid {
                 node: node.name.clone(),
                 problems,
@@ -472,8 +517,12 @@ impl BootInterface for PetitbootBoot {
         problems
     }
 
-    fn prepare_ramdisk(&self, node: &Node) -> Result<Changes, BootError> {
-        self.prepare(node, Stage::Deploy)
+    fn prepare_ramdisk_with(
+        &self,
+        node: &Node,
+        params: &RamdiskParams,
+    ) -> Result<Changes, BootError> {
+        self.prepare(node, Stage::Deploy, &params.kernel_args)
     }
 
     fn clean_up_ramdisk(&self, node: &Node) -> Result<Changes, BootError> {
@@ -481,7 +530,7 @@ impl BootInterface for PetitbootBoot {
     }
 
     fn prepare_instance(&self, node: &Node) -> Result<Changes, BootError> {
-        self.prepare(node, Stage::Instance)
+        self.prepare(node, Stage::Instance, &[])
     }
 
     fn clean_up_instance(&self, node: &Node) -> Result<Changes, BootError> {

@@ -4,29 +4,16 @@
 
 use std::io::Write;
 use std::os::unix::fs::DirBuilderExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use petitlab::console::{Action, ConsoleLog, EscapeMachine, LogLimits};
+use petitlab::console::{Action, ConsoleLog, EscapeMachine, LOG_LIMITS, log_path};
 use petitlab::engine::targets::bmc_target;
 use petitlab::inventory::{Lab, Node};
 use petitlab::ipmi::Timing;
 use petitlab::ipmi::sol_driver::{self, ConsoleEvent, ConsoleInput, SolOptions};
-
-/// One node's console log: large enough for many boots, small enough to keep.
-const LOG_LIMITS: LogLimits = LogLimits {
-    max_bytes: 8 << 20,
-    keep: 3,
-};
-
-/// Where a node's console log lives.
-pub fn log_path(lab: &Lab, node: &Node) -> PathBuf {
-    lab.state_dir
-        .join("console")
-        .join(format!("{}.log", node.name))
-}
 
 /// Raw mode for the life of the console, restored however it ends.
 struct RawTerminal(bool);

@@ -4,10 +4,13 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
+use petitlab::engine::agent_api::AgentApi;
+use petitlab::engine::lab::Engine;
+use petitlab::engine::store::Store;
 use petitlab::inventory::Lab;
 use petitlab::serve::http::{HttpOptions, HttpServer};
 use petitlab::serve::tftp::{TftpOptions, TftpServer};
@@ -44,7 +47,12 @@ pub async fn run(lab: &Lab, opts: Options) -> anyhow::Result<ExitCode> {
     if opts.only != Some(Only::Tftp) {
         create_root(&lab.http.root)?;
         let names = names.clone();
+        // The deploy agent API records into the lab's store, where the
+        // process running each deploy (`petitlab deploy`, the TUI) reads it.
+        let store = Store::open(&Engine::store_path(lab))?;
+        let api = AgentApi::new(Arc::new(lab.clone()), Arc::new(Mutex::new(store)));
         let options = HttpOptions {
+            api: Some(Arc::new(api)),
             access_log: Some(Arc::new(|record| println!("http {record}"))),
             node_resolver: Some(Arc::new(move |ip| names.get(&ip).cloned())),
             ..HttpOptions::default()

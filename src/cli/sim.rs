@@ -1,12 +1,17 @@
 //! `petitlab sim`: run simulated BMCs on 127.0.0.1 until interrupted — the
-//! lab's own nodes (from lab.toml) or `--count N` anonymous ones.
+//! lab's own nodes (from lab.toml) or `--count N` anonymous ones. A lab's
+//! nodes get a virtual OpenPOWER host (virtual petitboot + deploy agent)
+//! that netboots from the lab's DHCP files and servers onto a disk file.
 
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use petitlab::inventory::{self, Lab};
 use petitlab::ipmi::CipherSuite;
-use petitlab::sim::{BmcSpec, Sim};
+use petitlab::sim::{BmcSpec, Fault, HostFault, Sim, VirtualHost, virtual_firmware};
 
 /// Credentials of `--count` BMCs unless overridden: a simulator's, not a secret.
 pub const DEFAULT_USER: &str = "admin";
@@ -18,6 +23,76 @@ pub struct Options {
     pub user: String,
     /// Environment variable holding the password of `--count` BMCs.
     pub password_env: Option<String>,
+    /// Where the lab's virtual disks live (default `<state_dir>/sim/disks`).
+    pub disks: Option<PathBuf>,
+    /// `NODE=KIND` fault injections.
+    pub faults: Vec<String>,
+    /// Pause after each line a host prints (default: the simulator's).
+    pub line_delay_ms: Option<u64>,
+}
+
+/// The faults asked for one node: the BMC's and the host's.
+#[derive(Default, Clone, Copy)]
+struct NodeFaults {
+    bmc: Fault,
+    host: HostFault,
+}
+
+/// `--fault NODE=KIND`, each node checked against the lab.
+fn parse_faults(lab: &Lab, faults: &[String]) -> anyhow::Result<HashMap<String, NodeFaults>> {
+    let mut out: HashMap<String, NodeFaults> = HashMap::new();
+    for fault in faults {
+        let Some((node, kind)) = fault.split_once('=') else {
+            bail!(
+                "--fault {fault:?}: expected NODE=KIND (KIND: agent-silent, wrong-token, bmc-silent)"
+            );
+        };
+        if lab.node(node).is_none() {
+            let known: Vec<&str> = lab.nodes.iter().map(|n| n.name.as_str()).collect();
+            bail!(
+                "--fault {fault:?}: no node named {node:?} in {} (nodes: {})",
+                lab.path.display(),
+                known.join(", ")
+            );
+        }
+        let entry = out.entry(node.to_string()).or_default();
+        match kind {
+            "bmc-silent" => entry.bmc = Fault::Silent,
+            "agent-silent" | "wrong-token" => {
+                entry.host = kind.parse().map_err(|why: String| anyhow::anyhow!(why))?
+            }
+            other => bail!(
+                "--fault {fault:?}: unknown fault kind {other:?} (known: agent-silent, wrong-token, bmc-silent)"
+            ),
+        }
+    }
+    Ok(out)
+}
+
+fn disks_dir(lab: &Lab, opts: &Options) -> PathBuf {
+    opts.disks
+        .clone()
+        .unwrap_or_else(|| lab.state_dir.join("sim").join("disks"))
+}
+
+/// A node's disk file; a missing one is created holding the node's
+/// instance image name, as if deployed before, so a fresh lab boots to a
+/// login prompt (an empty disk would stop at petitboot's prompt).
+fn disk_for(dir: &Path, node: &inventory::Node) -> anyhow::Result<PathBuf> {
+    let disk = dir.join(format!("{}.img", node.name));
+    if !disk.exists() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let image = match &node.instance {
+            inventory::InstanceImage::WholeDisk { image } => image,
+            inventory::InstanceImage::Partition { image, .. } => image,
+        };
+        let name = image
+            .file_name()
+            .map_or_else(|| "instance".into(), |n| n.to_string_lossy().into_owned());
+        std::fs::write(&disk, format!("PETITLAB-IMAGE {name}\n"))
+            .with_context(|| format!("creating the virtual disk {}", disk.display()))?;
+    }
+    Ok(disk)
 }
 
 fn suites(choice: inventory::CipherSuite) -> Vec<CipherSuite> {
@@ -29,8 +104,11 @@ fn suites(choice: inventory::CipherSuite) -> Vec<CipherSuite> {
 }
 
 /// One simulated BMC per node, on the node's own BMC port; the host must be
-/// on loopback because that is where the simulator listens.
-fn specs_from_lab(lab: &Lab) -> anyhow::Result<Vec<BmcSpec>> {
+/// on loopback because that is where the simulator listens. Returns each
+/// spec with its node's disk.
+fn specs_from_lab(lab: &Lab, opts: &Options) -> anyhow::Result<Vec<(BmcSpec, PathBuf)>> {
+    let faults = parse_faults(lab, &opts.faults)?;
+    let disks = disks_dir(lab, opts);
     let mut specs = Vec::new();
     for node in &lab.nodes {
         let host = &node.bmc.host;
@@ -51,7 +129,17 @@ fn specs_from_lab(lab: &Lab) -> anyhow::Result<Vec<BmcSpec>> {
             .map_err(|why| anyhow::anyhow!("node {}: bmc.password: {why}", node.name))?;
         let mut spec = BmcSpec::new(&node.name, node.bmc.port, &node.bmc.username, &password);
         spec.cipher_suites = suites(node.bmc.cipher_suite);
-        specs.push(spec);
+        let fault = faults.get(&node.name).copied().unwrap_or_default();
+        spec.fault = fault.bmc;
+        let disk = disk_for(&disks, node)?;
+        spec.firmware = virtual_firmware(VirtualHost {
+            node: node.name.clone(),
+            macs: node.macs.clone(),
+            dhcp: lab.dhcp.clone(),
+            disk: disk.clone(),
+            fault: fault.host,
+        });
+        specs.push((spec, disk));
     }
     Ok(specs)
 }
@@ -78,11 +166,23 @@ fn counted_specs(opts: &Options, count: usize) -> anyhow::Result<Vec<BmcSpec>> {
 }
 
 pub async fn run(lab: Option<&Lab>, opts: Options) -> anyhow::Result<ExitCode> {
-    let specs = match (opts.count, lab) {
-        (Some(count), _) => counted_specs(&opts, count)?,
-        (None, Some(lab)) => specs_from_lab(lab)?,
+    let with_disks = match (opts.count, lab) {
+        (Some(_), _) if !opts.faults.is_empty() || opts.disks.is_some() => {
+            bail!("--fault and --disks apply to a lab's nodes, not to --count BMCs")
+        }
+        (Some(count), _) => counted_specs(&opts, count)?
+            .into_iter()
+            .map(|spec| (spec, PathBuf::new()))
+            .collect(),
+        (None, Some(lab)) => specs_from_lab(lab, &opts)?,
         (None, None) => bail!("give --count N, or a lab.toml whose nodes to simulate"),
     };
+    let (mut specs, disks): (Vec<BmcSpec>, Vec<PathBuf>) = with_disks.into_iter().unzip();
+    if let Some(ms) = opts.line_delay_ms {
+        for spec in &mut specs {
+            spec.line_delay = Duration::from_millis(ms);
+        }
+    }
     let names: Vec<String> = specs.iter().map(|s| s.name.clone()).collect();
     let sim = Sim::start(specs).await.context("starting the simulator")?;
     if opts.count.is_some() {
@@ -95,8 +195,12 @@ pub async fn run(lab: Option<&Lab>, opts: Options) -> anyhow::Result<ExitCode> {
             opts.user
         );
     } else {
-        for (i, name) in names.iter().enumerate() {
-            println!("petitlab sim: {name}: BMC on {}", sim.addr(i));
+        for (i, (name, disk)) in names.iter().zip(&disks).enumerate() {
+            println!(
+                "petitlab sim: {name}: BMC on {}, disk {}",
+                sim.addr(i),
+                disk.display()
+            );
         }
     }
     println!("petitlab sim: running; Ctrl-C stops");

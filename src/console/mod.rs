@@ -18,6 +18,19 @@ pub mod screen;
 pub mod stages;
 
 pub use escape::{Action, EscapeMachine};
+
+/// One node's console log: large enough for many boots, small enough to keep.
+pub const LOG_LIMITS: LogLimits = LogLimits {
+    max_bytes: 8 << 20,
+    keep: 3,
+};
+
+/// Where a node's console log lives (`petitlab console --log` follows it).
+pub fn log_path(lab: &crate::inventory::Lab, node: &crate::inventory::Node) -> std::path::PathBuf {
+    lab.state_dir
+        .join("console")
+        .join(format!("{}.log", node.name))
+}
 pub use log::{ConsoleLog, LogLimits};
 pub use redact::Redactor;
 pub use screen::ConsoleScreen;

@@ -1,4 +1,14 @@
 //! The engine: everything the CLI and the TUI share, with no UI in it.
 
+pub mod action;
+pub mod agent_api;
+pub mod bmc_steps;
+pub mod console_watch;
+pub mod deploy;
+pub mod image;
+pub mod lab;
+pub mod lifecycle;
 pub mod poller;
+pub mod store;
 pub mod targets;
+pub mod undeploy;

@@ -228,6 +228,7 @@ fn build_lab(ctx: &mut Ctx, path: &Path, raw: RawLab) -> Lab {
     );
     let dhcp = build_dhcp(ctx, raw.dhcp, &state_dir);
     let stage_patterns = build_stage_patterns(ctx, raw.console.stage_pattern);
+    let deploy = super::deploy::build(ctx, raw.deploy);
 
     let mut identities = Vec::new();
     let mut built = Vec::new();
@@ -251,6 +252,7 @@ fn build_lab(ctx: &mut Ctx, path: &Path, raw: RawLab) -> Lab {
         tftp,
         dhcp,
         stage_patterns,
+        deploy,
         nodes,
     }
 }

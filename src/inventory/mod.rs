@@ -5,6 +5,7 @@
 //! them at once. Only nodes without errors make it into [`Lab::nodes`].
 
 mod build;
+mod deploy;
 mod mac;
 mod node;
 mod raw;
@@ -16,6 +17,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use uuid::Uuid;
 
+pub use deploy::DeploySettings;
 pub use mac::MacAddr;
 
 /// The default petitboot config template, embedded at build time.
@@ -32,6 +34,8 @@ pub struct Lab {
     pub dhcp: Dhcp,
     /// Boot-stage patterns added to the built-in table (`[[console.stage_pattern]]`).
     pub stage_patterns: Vec<crate::console::StagePattern>,
+    /// Per-step deploy timeouts (`[deploy]`).
+    pub deploy: DeploySettings,
     pub nodes: Vec<Node>,
 }
 
@@ -42,7 +46,16 @@ impl Lab {
 
     /// The server whose URLs go into petitboot configs.
     pub fn boot_server(&self) -> &Server {
-        match self.petitboot.protocol {
+        self.server(self.petitboot.protocol)
+    }
+
+    /// The protocol of `node`'s config URLs.
+    pub fn protocol_of(&self, node: &Node) -> Protocol {
+        node.protocol.unwrap_or(self.petitboot.protocol)
+    }
+
+    pub fn server(&self, protocol: Protocol) -> &Server {
+        match protocol {
             Protocol::Http => &self.http,
             Protocol::Tftp => &self.tftp,
         }
@@ -109,6 +122,9 @@ pub struct Node {
     pub kernel_args: String,
     /// Ask petitboot to append `BOOTIF=01-<mac>` (pxelinux `IPAPPEND 2`).
     pub bootif: bool,
+    /// This node's config URLs use this scheme instead of `[petitboot] protocol`
+    /// (e.g. a petitboot too old for HTTP).
+    pub protocol: Option<Protocol>,
     pub bmc: Bmc,
     pub deploy: DeployImages,
     pub instance: InstanceImage,

@@ -130,6 +130,16 @@ pub(super) fn build_node(
         .take(node, "kernel_args", raw.kernel_args)
         .unwrap_or_default();
     let bootif = ctx.take(node, "bootif", raw.bootif).unwrap_or(false);
+    let protocol = match ctx.take(node, "protocol", raw.protocol).as_deref() {
+        None => None,
+        Some("http") => Some(Protocol::Http),
+        Some("tftp") => Some(Protocol::Tftp),
+        Some(other) => {
+            let msg = format!("{other:?} is not a protocol; use \"http\" or \"tftp\"");
+            ctx.error(node, "protocol", msg);
+            None
+        }
+    };
 
     let bmc = build_bmc(ctx, node, raw.bmc);
     let deploy = build_deploy(ctx, node, raw.deploy);
@@ -158,6 +168,7 @@ pub(super) fn build_node(
             console,
             kernel_args,
             bootif,
+            protocol,
             bmc: bmc?,
             deploy: deploy?,
             instance: instance?,

@@ -33,6 +33,7 @@ pub struct RawLab {
     pub tftp: RawServer,
     pub dhcp: RawDhcp,
     pub console: RawConsole,
+    pub deploy: super::deploy::RawDeploySettings,
     /// Nodes stay untyped here and are deserialized one by one, so a broken
     /// node never hides the problems of the others.
     pub node: Vec<toml::Value>,
@@ -80,6 +81,7 @@ pub struct RawNode {
     pub console: Lenient<String>,
     pub kernel_args: Lenient<String>,
     pub bootif: Lenient<bool>,
+    pub protocol: Lenient<String>,
     pub bmc: Option<RawBmc>,
     pub deploy: Option<RawDeploy>,
     pub instance: Option<RawInstance>,

@@ -61,7 +61,7 @@ impl fmt::Debug for Firmware {
     }
 }
 
-const OPAL: &[&str] = &[
+pub(crate) const OPAL: &[&str] = &[
     "--== Welcome to Hostboot hostboot-e5e8ee8/hbicore.bin ==--",
     "ISTEP  6. 5 - host_init_fsi",
     "ISTEP 21. 3 - host_start_payload",
@@ -70,7 +70,7 @@ const OPAL: &[&str] = &[
     "[   58.223458713,5] INIT: Starting kernel at 0x20011000, fdt at 0x3072ea48",
 ];
 
-const KERNEL: &[&str] = &[
+pub(crate) const KERNEL: &[&str] = &[
     "[    0.000000] Linux version 6.1.0-18-powerpc64le (debian-kernel@lists.debian.org)",
     "[    0.000000] Kernel command line: root=/dev/sda2 ro console=hvc0",
     "[    1.052193] EXT4-fs (sda2): mounted filesystem with ordered data mode.",
@@ -79,7 +79,7 @@ const KERNEL: &[&str] = &[
 ];
 
 /// A stable per-node number, for addresses that differ between nodes.
-fn node_hash(node: &str) -> u32 {
+pub(crate) fn node_hash(node: &str) -> u32 {
     node.bytes().fold(0x811C_9DC5, |h: u32, b| {
         (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
     })

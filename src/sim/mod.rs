@@ -14,12 +14,16 @@
 //! # Ok(()) }
 //! ```
 
+mod agent;
 mod chassis;
 mod commands;
 mod dcmi;
+mod dhcp_view;
 mod firmware;
 mod handshake;
 mod host;
+mod http_get;
+mod petitboot;
 mod sdr;
 mod serial;
 mod server;
@@ -44,6 +48,7 @@ pub use crate::ipmi::CipherSuite;
 pub use chassis::{BootDevice, ChassisState};
 pub use firmware::Firmware;
 pub use host::Boot;
+pub use petitboot::{HostFault, VirtualHost, virtual_firmware};
 pub use serial::{SerialInput, SerialPort};
 
 use chassis::{Chassis, DEFAULT_SOFT_OFF_DELAY};

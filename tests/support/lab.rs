@@ -108,6 +108,10 @@ impl Daemon {
         Daemon { child, startup }
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// SIGTERM, as a service manager would: it must stop cleanly.
     pub fn stop(mut self) {
         let pid = self.child.id().to_string();

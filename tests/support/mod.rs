@@ -9,3 +9,5 @@ pub mod lab;
 pub mod lossy_relay;
 #[allow(dead_code)]
 pub mod tmux;
+#[allow(dead_code)]
+pub mod virtual_lab;

@@ -1,0 +1,241 @@
+//! `petitlab deploy|undeploy|abort NODE…`, `status [NODE…]`, `history [NODE]`:
+//! the provisioning lifecycle from the command line, through the same
+//! engine handle the TUI uses.
+
+use std::collections::HashMap;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use petitlab::engine::lab::{Action, Command, Engine, EngineEvent, LabHandle};
+use petitlab::engine::lifecycle::Step;
+use petitlab::engine::store::{EventRecord, Store, format_utc as utc};
+use petitlab::inventory::Lab;
+
+/// Runs `action` on every node at once and reports as it goes.
+pub async fn run(
+    lab: Lab,
+    action: Action,
+    nodes: Vec<String>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    for name in &nodes {
+        if lab.node(name).is_none() {
+            anyhow::bail!("no node named {name:?} in {}", lab.path.display());
+        }
+    }
+    let (engine, mut events) = Engine::open(Arc::new(lab))?;
+    let handle = LabHandle::new(engine);
+    for node in &nodes {
+        handle.send(Command {
+            action,
+            node: node.clone(),
+        });
+    }
+    let mut pending = nodes.len();
+    let mut failed = 0;
+    let mut shown: HashMap<String, (Step, u32)> = HashMap::new();
+    let stop = super::wait_for_stop();
+    tokio::pin!(stop);
+    while pending > 0 {
+        let event = tokio::select! {
+            event = events.recv() => event,
+            _ = &mut stop => {
+                eprintln!(
+                    "petitlab: interrupted; the nodes stay where they are: `petitlab deploy NODE` resumes a deploy that waits on its node, `petitlab abort NODE` stops it, `petitlab status` shows them"
+                );
+                return Ok(ExitCode::from(130));
+            }
+        };
+        let Some(event) = event else { break };
+        if json {
+            println!("{}", serde_json::to_string(&event)?);
+        }
+        match &event {
+            EngineEvent::Finished { ok, .. } => {
+                pending -= 1;
+                if !ok {
+                    failed += 1;
+                }
+            }
+            EngineEvent::Progress {
+                node,
+                step,
+                fraction: Some(f),
+                ..
+            } if *f < 1.0 => {
+                // Write progress every 10%, not every report.
+                let tenth = (f * 10.0) as u32;
+                if shown.get(node) == Some(&(*step, tenth)) {
+                    continue;
+                }
+                shown.insert(node.clone(), (*step, tenth));
+            }
+            _ => {}
+        }
+        if !json {
+            println!("{}", describe(&event));
+        }
+    }
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn describe(event: &EngineEvent) -> String {
+    match event {
+        EngineEvent::State {
+            node,
+            state,
+            step,
+            reason,
+        } => {
+            let mut out = format!("{node}: {state}");
+            if let Some(step) = step {
+                out.push_str(&format!(" › {step}"));
+            }
+            if let Some(reason) = reason {
+                out.push_str(&format!(": {reason}"));
+            }
+            out
+        }
+        EngineEvent::Progress {
+            node,
+            step,
+            message,
+            fraction,
+        } => match fraction {
+            Some(f) => format!("{node}: {step} {:.0}%: {message}", f * 100.0),
+            None => format!("{node}: {step}: {message}"),
+        },
+        EngineEvent::Finished {
+            node,
+            action,
+            ok,
+            message,
+            ..
+        } => {
+            let verdict = if *ok { "done" } else { "FAILED" };
+            format!("{node}: {} {verdict}: {message}", action.name())
+        }
+    }
+}
+
+fn open_store(lab: &Lab) -> anyhow::Result<Store> {
+    // Opening through the engine enrolls new nodes and recovers dead actions,
+    // so status shows the truth rather than a dead process's last word.
+    let (engine, _events) = Engine::open(Arc::new(lab.clone()))?;
+    drop(engine);
+    Ok(Store::open(&Engine::store_path(lab))?)
+}
+
+pub fn status(lab: &Lab, nodes: &[String], json: bool) -> anyhow::Result<ExitCode> {
+    for name in nodes {
+        if lab.node(name).is_none() {
+            anyhow::bail!("no node named {name:?} in {}", lab.path.display());
+        }
+    }
+    let store = open_store(lab)?;
+    let wanted = |name: &str| {
+        lab.node(name).is_some() && (nodes.is_empty() || nodes.iter().any(|n| n == name))
+    };
+    let records: Vec<_> = store
+        .nodes()?
+        .into_iter()
+        .filter(|r| wanted(&r.name))
+        .collect();
+    let reservations = store.reservations()?;
+    if json {
+        let rows: Vec<_> = records
+            .iter()
+            .map(|r| {
+                let held = reservations.iter().find(|h| h.node == r.name);
+                let deploy = store.deploy(&r.name).ok().flatten();
+                serde_json::json!({
+                    "node": r,
+                    "reservation": held,
+                    "deploy": deploy.map(|d| serde_json::json!({
+                        "written": d.written, "total": d.total, "image_name": d.image_name,
+                        "looked_up_at": d.looked_up_at, "agent_seen_at": d.agent_seen_at, "result": d.result,
+                    })),
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let width = records
+        .iter()
+        .map(|r| r.name.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    println!(
+        "{:width$}  {:13}  {:16}  {:20}  DETAIL",
+        "NODE", "STATE", "STEP", "SINCE"
+    );
+    for r in &records {
+        let mut detail = r.reason.clone().unwrap_or_default();
+        if let Some(h) = reservations.iter().find(|h| h.node == r.name) {
+            let held = format!(
+                "reserved by {} for {} since {}",
+                h.holder,
+                h.action,
+                utc(h.since)
+            );
+            detail = if detail.is_empty() {
+                held
+            } else {
+                format!("{held}; {detail}")
+            };
+        }
+        if let Ok(Some(d)) = store.deploy(&r.name)
+            && d.total > 0
+        {
+            detail.push_str(&format!(" [{} of {} bytes written]", d.written, d.total));
+        }
+        println!(
+            "{:width$}  {:13}  {:16}  {:20}  {}",
+            r.name,
+            r.state,
+            r.step.as_deref().unwrap_or("-"),
+            utc(r.state_since),
+            detail.trim()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn history(
+    lab: &Lab,
+    node: Option<&str>,
+    limit: usize,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    if let Some(name) = node
+        && lab.node(name).is_none()
+    {
+        anyhow::bail!("no node named {name:?} in {}", lab.path.display());
+    }
+    let store = open_store(lab)?;
+    let events = store.last_events(node, limit)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&events)?);
+    } else {
+        for e in &events {
+            println!("{}", history_line(e));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn history_line(e: &EventRecord) -> String {
+    let node = e.node.as_deref().unwrap_or("-");
+    let mut out = format!("{}  {node}  {}  {}", utc(e.at), e.action, e.result);
+    if !e.detail.is_empty() {
+        out.push_str(&format!(": {}", e.detail));
+    }
+    out.push_str(&format!("  ({})", e.who));
+    out
+}

@@ -1,0 +1,242 @@
+use std::net::SocketAddr;
+
+use super::*;
+use crate::engine::store::NewDeploy;
+
+const LAB: &str = r#"
+state_dir = "state"
+[http]
+base_url = "http://127.0.0.1:8080/"
+[[node]]
+name = "n1"
+macs = ["52:54:00:00:00:01", "52:54:00:00:00:11"]
+[node.bmc]
+host = "127.0.0.1"
+username = "u"
+password = "pw"
+[node.deploy]
+kernel = "k"
+ramdisk = "r"
+[node.instance]
+image = "img"
+"#;
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    api: AgentApi,
+    store: Arc<Mutex<Store>>,
+}
+
+const TOKEN: &str = "00112233445566778899aabbccddeeff";
+const SHA: &str = "ab12";
+
+fn fixture(deploying: bool) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["k", "r", "img"] {
+        std::fs::write(dir.path().join(f), f).unwrap();
+    }
+    let path = dir.path().join("lab.toml");
+    std::fs::write(&path, LAB).unwrap();
+    let (lab, _) = crate::inventory::load_valid(&path).unwrap();
+    let mut store = Store::open_in_memory().unwrap();
+    store.ensure_nodes(&["n1"], "wait-callback").unwrap();
+    if deploying {
+        store
+            .begin_deploy(&NewDeploy {
+                node: "n1".into(),
+                token_sha256: token_hash(TOKEN),
+                image_url: "http://127.0.0.1:8080/u/image".into(),
+                image_size: 4096,
+                image_sha256: SHA.into(),
+                image_name: "disk.raw".into(),
+            })
+            .unwrap();
+    }
+    let store = Arc::new(Mutex::new(store));
+    Fixture {
+        _dir: dir,
+        api: AgentApi::new(Arc::new(lab), store.clone()),
+        store,
+    }
+}
+
+fn request(method: &str, path: &str, token: Option<&str>, body: &str) -> ApiRequest {
+    let mut headers = vec![("Host".to_string(), b"x".to_vec())];
+    if let Some(t) = token {
+        headers.push(("x-petitlab-token".to_string(), t.as_bytes().to_vec()));
+    }
+    ApiRequest {
+        method: method.into(),
+        path: path.into(),
+        query: None,
+        headers,
+        body: body.as_bytes().to_vec(),
+        peer: SocketAddr::from(([127, 0, 0, 9], 4000)),
+        node: None,
+    }
+}
+
+impl Fixture {
+    fn call(&self, path: &str, token: Option<&str>, body: &str) -> (u16, String) {
+        let r = self.api.handle(&request("POST", path, token, body));
+        (r.status, String::from_utf8(r.body).unwrap())
+    }
+
+    fn rejections(&self) -> Vec<String> {
+        let store = self.store.lock().unwrap();
+        store
+            .last_events(Some("n1"), 100)
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.action == "agent-rejected")
+            .map(|e| format!("{} {}", e.who, e.detail))
+            .collect()
+    }
+}
+
+#[test]
+fn ping_needs_no_token_and_other_methods_are_refused() {
+    let f = fixture(false);
+    let r = f.api.handle(&request("GET", "/v1/ping", None, ""));
+    assert_eq!((r.status, r.body.as_slice()), (200, &b"ok=petitlab\n"[..]));
+    assert_eq!(
+        f.api.handle(&request("GET", "/v1/lookup", None, "")).status,
+        405
+    );
+    assert_eq!(f.call("/v1/nope", Some(TOKEN), "node=n1").0, 404);
+}
+
+#[test]
+fn lookup_by_mac_with_the_token_starts_the_agent_side() {
+    let f = fixture(true);
+    let (status, body) = f.call("/v1/lookup", Some(TOKEN), "mac=52:54:00:00:00:11\n");
+    assert_eq!(status, 200, "{body}");
+    for line in [
+        "node=n1",
+        "image_url=http://127.0.0.1:8080/u/image",
+        "image_size=4096",
+        &format!("image_sha256={SHA}"),
+        "image_name=disk.raw",
+        "heartbeat=10",
+    ] {
+        assert!(body.lines().any(|l| l == line), "{line} missing in {body}");
+    }
+    let deploy = f.store.lock().unwrap().deploy("n1").unwrap().unwrap();
+    assert!(deploy.looked_up_at.is_some());
+    assert!(f.rejections().is_empty());
+}
+
+#[test]
+fn missing_and_wrong_tokens_are_refused_and_audited() {
+    let f = fixture(true);
+    let (status, body) = f.call("/v1/lookup", None, "mac=52:54:00:00:00:01");
+    assert_eq!(status, 401, "{body}");
+    assert!(body.starts_with("error="), "{body}");
+    let wrong = "ffffffffffffffffffffffffffffffff";
+    let (status, body) = f.call("/v1/heartbeat", Some(wrong), "node=n1");
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("wrong deploy token"), "{body}");
+    let audited = f.rejections();
+    assert_eq!(audited.len(), 2, "{audited:?}");
+    assert!(
+        audited.iter().all(|a| a.starts_with("agent 127.0.0.9")),
+        "{audited:?}"
+    );
+    assert!(
+        !audited.iter().any(|a| a.contains(wrong)),
+        "tokens are not logged: {audited:?}"
+    );
+    let deploy = f.store.lock().unwrap().deploy("n1").unwrap().unwrap();
+    assert!(deploy.looked_up_at.is_none() && deploy.agent_seen_at.is_none());
+}
+
+#[test]
+fn no_deploy_in_progress_means_no_token_is_valid() {
+    let f = fixture(false);
+    let (status, body) = f.call("/v1/lookup", Some(TOKEN), "mac=52:54:00:00:00:01");
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("no deploy in progress"), "{body}");
+    assert_eq!(f.rejections().len(), 1);
+}
+
+#[test]
+fn progress_done_and_a_second_report_refused() {
+    let f = fixture(true);
+    let (status, _) = f.call(
+        "/v1/progress",
+        Some(TOKEN),
+        "node=n1\nwritten=1024\ntotal=4096\n",
+    );
+    assert_eq!(status, 200);
+    let deploy = f.store.lock().unwrap().deploy("n1").unwrap().unwrap();
+    assert_eq!((deploy.written, deploy.total), (1024, 4096));
+    assert_eq!(
+        f.call("/v1/progress", Some(TOKEN), "node=n1\nwritten=x\ntotal=1")
+            .0,
+        400
+    );
+    assert_eq!(
+        f.call("/v1/done", Some(TOKEN), "node=n1").0,
+        400,
+        "sha256 is required"
+    );
+
+    let (status, body) = f.call(
+        "/v1/done",
+        Some(TOKEN),
+        &format!("node=n1\nsha256={}", SHA.to_uppercase()),
+    );
+    assert_eq!(status, 200, "{body}");
+    let deploy = f.store.lock().unwrap().deploy("n1").unwrap().unwrap();
+    assert_eq!(
+        deploy.result,
+        Some(AgentResult::Done { sha256: SHA.into() })
+    );
+    let (status, body) = f.call("/v1/failed", Some(TOKEN), "node=n1\nreason=late");
+    assert_eq!(status, 409, "{body}");
+}
+
+#[test]
+fn a_checksum_mismatch_fails_the_deploy_naming_both_sums() {
+    let f = fixture(true);
+    let (status, body) = f.call("/v1/done", Some(TOKEN), "node=n1\nsha256=ffff");
+    assert_eq!(status, 409);
+    assert!(body.contains("ffff") && body.contains(SHA), "{body}");
+    let deploy = f.store.lock().unwrap().deploy("n1").unwrap().unwrap();
+    assert!(matches!(deploy.result, Some(AgentResult::Failed { .. })));
+}
+
+#[test]
+fn unknown_macs_names_and_garbage_bodies() {
+    let f = fixture(true);
+    assert_eq!(
+        f.call("/v1/lookup", Some(TOKEN), "mac=52:54:00:99:99:99").0,
+        404
+    );
+    assert_eq!(f.call("/v1/lookup", Some(TOKEN), "mac=not-a-mac").0, 400);
+    assert_eq!(f.call("/v1/lookup", Some(TOKEN), "").0, 400);
+    assert_eq!(f.call("/v1/heartbeat", Some(TOKEN), "node=ghost").0, 404);
+    assert_eq!(f.call("/v1/heartbeat", Some(TOKEN), "just words").0, 400);
+    let r = f.api.handle(&ApiRequest {
+        body: vec![0xff, 0xfe],
+        ..request("POST", "/v1/heartbeat", Some(TOKEN), "")
+    });
+    assert_eq!(r.status, 400);
+}
+
+#[test]
+fn token_helpers() {
+    let t = new_token();
+    assert_eq!(t.len(), 32);
+    assert!(t.bytes().all(|b| b.is_ascii_hexdigit()));
+    assert_ne!(t, new_token());
+    // Computed by coreutils: echo -n 00112233445566778899aabbccddeeff | sha256sum
+    assert_eq!(
+        token_hash(TOKEN),
+        "5947d7c33d783f94b3b4c1a96ebc8991ed28f1b069b71e03376cba8caa98a720"
+    );
+    assert_eq!(
+        ramdisk_args("http://h/v1/", "ab"),
+        ["petitlab.api=http://h/v1/", "petitlab.token=ab"]
+    );
+}

@@ -1,0 +1,443 @@
+//! Deploy (agent deploy, petitboot boot, IPMI power): validate, prepare the
+//! ramdisk, netboot it, wait for the agent's image write, switch the node to
+//! its instance, reboot, and wait for its login prompt. A failure names its step.
+
+use std::time::{Duration, Instant};
+
+use super::action::{Failure, POLL, Run, reserved, store_failure};
+use super::agent_api;
+use super::bmc_steps::{self, Bmc};
+use super::console_watch::{self, ConsoleWatch};
+use super::image;
+use super::lab::Engine;
+use super::lifecycle::{self, State, Step, Trigger};
+use super::store::{AgentResult, NewDeploy};
+use crate::boot::{BootInterface, RamdiskParams};
+use crate::inventory::Node;
+use crate::ipmi::chassis::BootDevice;
+
+pub async fn deploy(engine: &Engine, node: &Node) -> Result<String, String> {
+    reserved(engine, node, "deploy", || async {
+        let run = Run { engine, node };
+        let record = engine.record(&node.name).map_err(|e| e.to_string())?;
+        let state: State = record.state.parse()?;
+        let step = record.step.as_deref().and_then(|s| s.parse::<Step>().ok());
+        let outcome = match (state, step) {
+            (State::Deploying | State::WaitCallback, Some(step)) if step.resumable() => {
+                run.progress(
+                    step,
+                    format!("resuming the interrupted deploy at {step}"),
+                    None,
+                );
+                after_power_on(&run, step, true).await
+            }
+            _ => {
+                become_available(&run, state).await?;
+                run.go(
+                    Trigger::Deploy,
+                    State::Deploying,
+                    Some(Step::Validate),
+                    None,
+                )
+                .map_err(|f| f.reason())?;
+                fresh_deploy(&run).await
+            }
+        };
+        match outcome {
+            Ok(()) => Ok(format!("{} is active", node.name)),
+            Err(failure) => Err(fail_deploy(&run, failure)),
+        }
+    })
+    .await
+}
+
+/// enroll → (BMC verified) manageable → available, so a fresh lab deploys
+/// in one command. Deploy is refused from any state it is not allowed in.
+async fn become_available(run: &Run<'_>, state: State) -> Result<(), String> {
+    let mut state = state;
+    if state == State::Enroll {
+        let mut bmc = Bmc::connect(run.node, run.engine.lab.deploy.power_timeout)
+            .await
+            .map_err(|why| format!("{}: verify: {why}", run.name()))?;
+        let verified = bmc.power_status().await;
+        bmc.close().await;
+        if let Err(why) = verified {
+            // Stays in enroll, with the reason where `petitlab status` shows it.
+            let reason = format!("verify: {why}");
+            let event = run.engine.event(run.name(), "verify", "failed", &why);
+            let enroll = [State::Enroll.name()];
+            let _ = run.engine.store().transition(
+                run.name(),
+                &enroll,
+                State::Enroll.name(),
+                Some(Step::Verify.name()),
+                Some(&reason),
+                &event,
+            );
+            return Err(format!("{}: {reason}", run.name()));
+        }
+        run.go(Trigger::Manage, State::Manageable, None, None)
+            .map_err(|f| f.reason())?;
+        state = State::Manageable;
+    }
+    if state == State::Manageable {
+        run.go(Trigger::Provide, State::Available, None, None)
+            .map_err(|f| f.reason())?;
+        state = State::Available;
+    }
+    if lifecycle::next(state, Trigger::Deploy).is_none() {
+        return Err(format!(
+            "{} is {state}; deploy needs {} (undeploy it first)",
+            run.name(),
+            lifecycle::allowed_from(Trigger::Deploy).join(" or ")
+        ));
+    }
+    Ok(())
+}
+
+async fn fresh_deploy(run: &Run<'_>) -> Result<(), Failure> {
+    let (engine, node) = (run.engine, run.node);
+    let lab = &engine.lab;
+
+    // validate: the node's config renders, the servers answer, the image is published.
+    let problems: Vec<_> = engine
+        .boot
+        .validate(node)
+        .into_iter()
+        .filter(|p| p.is_error())
+        .collect();
+    if !problems.is_empty() {
+        let text: Vec<String> = problems
+            .iter()
+            .map(|p| format!("{}: {}", p.field, p.message))
+            .collect();
+        return Err(Failure::Step(Step::Validate, text.join("; ")));
+    }
+    bmc_steps::check_servers(lab, node)
+        .await
+        .map_err(|why| Failure::Step(Step::Validate, why))?;
+    run.progress(
+        Step::Validate,
+        "publishing and checksumming the instance image".into(),
+        None,
+    );
+    let staged = {
+        let (lab, node) = (lab.clone(), node.clone());
+        tokio::task::spawn_blocking(move || image::stage(&lab, &node))
+            .await
+            .map_err(|e| Failure::Step(Step::Validate, e.to_string()))?
+            .map_err(|e| Failure::Step(Step::Validate, e.to_string()))?
+    };
+    let token = agent_api::new_token();
+    engine
+        .store()
+        .begin_deploy(&NewDeploy {
+            node: node.name.clone(),
+            token_sha256: agent_api::token_hash(&token),
+            image_url: staged.url.clone(),
+            image_size: staged.size,
+            image_sha256: staged.sha256.clone(),
+            image_name: staged.name.clone(),
+        })
+        .map_err(store_failure(Step::Validate))?;
+
+    run.step(State::Deploying, Step::PrepareRamdisk)?;
+    let api_url = format!("{}v1/", lab.http.base_url.as_deref().unwrap_or_default());
+    let params = RamdiskParams {
+        kernel_args: agent_api::ramdisk_args(&api_url, &token),
+    };
+    engine
+        .boot
+        .prepare_ramdisk_with(node, &params)
+        .map_err(|e| Failure::Step(Step::PrepareRamdisk, e.to_string()))?;
+
+    run.step(State::Deploying, Step::SetBootDevice)?;
+    let timeout = lab.deploy.power_timeout;
+    let mut bmc = Bmc::connect(node, timeout)
+        .await
+        .map_err(|w| Failure::Step(Step::SetBootDevice, w))?;
+    let result = async {
+        bmc.set_boot_device(BootDevice::Pxe)
+            .await
+            .map_err(|w| Failure::Step(Step::SetBootDevice, w))?;
+        run.step(State::Deploying, Step::PowerOn)?;
+        let done = bmc
+            .power_on_or_cycle()
+            .await
+            .map_err(|w| Failure::Step(Step::PowerOn, w))?;
+        run.reading(true, "pxe");
+        run.progress(
+            Step::PowerOn,
+            format!("{done}; the node netboots the deploy ramdisk"),
+            None,
+        );
+        Ok(())
+    }
+    .await;
+    bmc.close().await;
+    result?;
+    after_power_on(run, Step::WaitCallback, false).await
+}
+
+/// From the node's power-on into the deploy ramdisk to `active`.
+/// `resumed`: a restarted petitlab picks the deploy up at `from`.
+async fn after_power_on(run: &Run<'_>, from: Step, resumed: bool) -> Result<(), Failure> {
+    let (engine, node) = (run.engine, run.node);
+    let settings = engine.lab.deploy;
+    // The console is watched (and logged) from here to the end.
+    let target = super::targets::bmc_target(node, crate::ipmi::Timing::default())
+        .await
+        .map_err(|e| Failure::Step(from, e.to_string()))?;
+    let watch = ConsoleWatch::start(&engine.lab, node, target, vec![]);
+    let result = async {
+        if from == Step::WaitCallback {
+            if !resumed {
+                run.go(
+                    Trigger::WaitForAgent,
+                    State::WaitCallback,
+                    Some(Step::WaitCallback),
+                    None,
+                )?;
+            }
+            wait_for_agent(run, settings.callback_timeout).await?;
+            run.go(
+                Trigger::AgentCalledBack,
+                State::Deploying,
+                Some(Step::WriteImage),
+                None,
+            )?;
+        }
+        if from != Step::WaitActive {
+            wait_for_image(run).await?;
+            finish_instance(run, &watch).await?;
+        } else {
+            // The prompt may already be up: a carriage return redraws it.
+            watch.send(b"\r");
+        }
+        wait_active(run, &watch, settings.boot_timeout).await
+    }
+    .await;
+    watch.close().await;
+    result?;
+    run.go(Trigger::Succeed, State::Active, None, None)
+}
+
+async fn wait_for_agent(run: &Run<'_>, limit: Duration) -> Result<(), Failure> {
+    let step = Step::WaitCallback;
+    let start = step_started(run);
+    loop {
+        run.check_abort()?;
+        let deploy = run
+            .engine
+            .store()
+            .deploy(run.name())
+            .map_err(store_failure(step))?;
+        let deploy =
+            deploy.ok_or_else(|| Failure::Step(step, "the deploy record is gone".into()))?;
+        if let Some(AgentResult::Failed { reason }) = deploy.result {
+            return Err(Failure::Step(
+                step,
+                format!("the deploy agent failed: {reason}"),
+            ));
+        }
+        if deploy.looked_up_at.is_some() {
+            run.progress(step, "the deploy agent called back".into(), None);
+            return Ok(());
+        }
+        if start.elapsed() >= limit {
+            return Err(Failure::Step(
+                step,
+                format!(
+                    "no callback from the deploy agent within {} s (watch the console: did petitboot fetch the config and kexec?)",
+                    limit.as_secs()
+                ),
+            ));
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// When the current step started, as an `Instant` (so a resumed wait keeps its deadline).
+fn step_started(run: &Run<'_>) -> Instant {
+    let since = run
+        .engine
+        .record(run.name())
+        .map(|r| r.state_since)
+        .unwrap_or_else(|_| super::store::now_ms());
+    let ago = (super::store::now_ms() - since).max(0) as u64;
+    Instant::now()
+        .checked_sub(Duration::from_millis(ago))
+        .unwrap_or_else(Instant::now)
+}
+
+async fn wait_for_image(run: &Run<'_>) -> Result<(), Failure> {
+    let step = Step::WriteImage;
+    let settings = run.engine.lab.deploy;
+    let start = step_started(run);
+    let silence = settings.heartbeat * 3;
+    let mut last_written = None;
+    loop {
+        run.check_abort()?;
+        let deploy = run
+            .engine
+            .store()
+            .deploy(run.name())
+            .map_err(store_failure(step))?;
+        let deploy =
+            deploy.ok_or_else(|| Failure::Step(step, "the deploy record is gone".into()))?;
+        match deploy.result {
+            Some(AgentResult::Done { sha256 }) => {
+                run.progress(
+                    step,
+                    format!("image written and verified (sha256 {sha256})"),
+                    Some(1.0),
+                );
+                return Ok(());
+            }
+            Some(AgentResult::Failed { reason }) => {
+                return Err(Failure::Step(
+                    step,
+                    format!("the deploy agent failed: {reason}"),
+                ));
+            }
+            None => {}
+        }
+        if last_written != Some(deploy.written) && deploy.total > 0 {
+            last_written = Some(deploy.written);
+            let fraction = deploy.written as f64 / deploy.total as f64;
+            let message = format!("{} of {} bytes written", deploy.written, deploy.total);
+            run.progress(step, message, Some(fraction));
+        }
+        let seen = deploy.agent_seen_at.unwrap_or(deploy.started_at);
+        let quiet = Duration::from_millis((super::store::now_ms() - seen).max(0) as u64);
+        if quiet > silence {
+            return Err(Failure::Step(
+                step,
+                format!(
+                    "no word from the deploy agent for {} s ({} of {} bytes written)",
+                    quiet.as_secs(),
+                    deploy.written,
+                    deploy.total
+                ),
+            ));
+        }
+        if start.elapsed() >= settings.write_timeout {
+            return Err(Failure::Step(
+                step,
+                format!(
+                    "the image was not written within {} s",
+                    settings.write_timeout.as_secs()
+                ),
+            ));
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// The agent is done: the token dies, the image is unpublished, the node
+/// gets its instance boot (and loses the ramdisk's), then reboots.
+async fn finish_instance(run: &Run<'_>, watch: &ConsoleWatch) -> Result<(), Failure> {
+    let (engine, node) = (run.engine, run.node);
+    run.step(State::Deploying, Step::PrepareInstance)?;
+    engine
+        .store()
+        .end_deploy(&node.name)
+        .map_err(store_failure(Step::PrepareInstance))?;
+    image::unstage(&engine.lab, node)
+        .map_err(|e| Failure::Step(Step::PrepareInstance, e.to_string()))?;
+    let fail = |e: crate::boot::BootError| Failure::Step(Step::PrepareInstance, e.to_string());
+    // Instance first: with netboot the config keeps its DHCP options.
+    engine.boot.prepare_instance(node).map_err(fail)?;
+    engine.boot.clean_up_ramdisk(node).map_err(fail)?;
+
+    run.step(State::Deploying, Step::Reboot)?;
+    let mut bmc = Bmc::connect(node, engine.lab.deploy.power_timeout)
+        .await
+        .map_err(|w| Failure::Step(Step::Reboot, w))?;
+    let result = async {
+        // No override left: petitboot finds no config (local) or the instance's.
+        bmc.set_boot_device(BootDevice::None).await?;
+        watch.restart_stages();
+        bmc.power_on_or_cycle().await
+    }
+    .await;
+    bmc.close().await;
+    let done = result.map_err(|w| Failure::Step(Step::Reboot, w))?;
+    run.reading(true, "none");
+    run.progress(Step::Reboot, format!("{done} into the instance"), None);
+    run.step(State::Deploying, Step::WaitActive)
+}
+
+async fn wait_active(run: &Run<'_>, watch: &ConsoleWatch, limit: Duration) -> Result<(), Failure> {
+    let step = Step::WaitActive;
+    let start = step_started(run);
+    let mut seen = watch.seen();
+    let mut last_stage = None;
+    loop {
+        run.check_abort()?;
+        let now = seen.borrow_and_update().clone();
+        if console_watch::is_up(&now.stage) {
+            run.progress(step, "login prompt on the console".into(), Some(1.0));
+            return Ok(());
+        }
+        if let Some(event) = &now.stage {
+            if event.stage == crate::console::Stage::Panic {
+                return Err(Failure::Step(
+                    step,
+                    format!("the console shows: {}", event.line),
+                ));
+            }
+            if last_stage != Some(event.stage) {
+                last_stage = Some(event.stage);
+                run.progress(step, format!("console: {}", event.stage.as_str()), None);
+            }
+        }
+        if let Some(why) = &now.closed {
+            // No console to watch (e.g. an admin holds SOL): the power state is all we know.
+            run.progress(
+                step,
+                format!("console unavailable ({why}); the node is powered on, not watched up"),
+                None,
+            );
+            return Ok(());
+        }
+        if start.elapsed() >= limit {
+            let last = now.stage.map_or("nothing recognised".to_string(), |s| {
+                format!("last seen: {}", s.line)
+            });
+            return Err(Failure::Step(
+                step,
+                format!(
+                    "no login prompt on the console within {} s ({last})",
+                    limit.as_secs()
+                ),
+            ));
+        }
+        let _ = tokio::time::timeout(POLL, seen.changed()).await;
+    }
+}
+
+/// deploy-failed with the step's reason; the token dies and the image is unpublished.
+/// Boot files stay for the admin to look at; undeploy removes them.
+pub(super) fn fail_deploy(run: &Run<'_>, failure: Failure) -> String {
+    let reason = failure.reason();
+    let trigger = match failure {
+        Failure::Aborted(_) => Trigger::Abort,
+        Failure::Step(..) => Trigger::Fail,
+    };
+    let record = run.engine.record(run.name()).ok();
+    let step = record
+        .as_ref()
+        .and_then(|r| r.step.as_deref())
+        .and_then(|s| s.parse().ok());
+    let _ = run.engine.store().end_deploy(run.name());
+    let _ = image::unstage(&run.engine.lab, run.node);
+    match run.go(trigger, State::DeployFailed, step, Some(&reason)) {
+        Ok(()) => format!("{}: deploy failed: {reason}", run.name()),
+        Err(f) => format!(
+            "{}: deploy failed: {reason} (and recording it failed: {})",
+            run.name(),
+            f.reason()
+        ),
+    }
+}

@@ -1,0 +1,264 @@
+//! The `Lab` handle the CLI and the TUI share: commands in, events out.
+//! It opens the store, enrolls lab.toml's nodes, recovers nodes whose
+//! petitlab died mid-action, and runs each action on its own task.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use super::lifecycle::{self, Recovery, State, Step};
+use super::store::{Event, Holder, NodeRecord, Store, StoreError};
+use crate::boot::{BootError, PetitbootBoot};
+use crate::inventory::{Lab, Node};
+
+/// What an action reports while it runs.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+pub enum EngineEvent {
+    /// A state or step change (also stored, with an event).
+    State {
+        node: String,
+        state: State,
+        step: Option<Step>,
+        reason: Option<String>,
+    },
+    /// Progress within a step: what is happening, and how far (0..=1) when known.
+    Progress {
+        node: String,
+        step: Step,
+        message: String,
+        fraction: Option<f64>,
+    },
+    /// An action ended: the state it left the node in, or why it failed.
+    Finished {
+        node: String,
+        action: Action,
+        ok: bool,
+        state: Option<State>,
+        message: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    Deploy,
+    Undeploy,
+    Abort,
+}
+
+impl Action {
+    pub fn name(self) -> &'static str {
+        match self {
+            Action::Deploy => "deploy",
+            Action::Undeploy => "undeploy",
+            Action::Abort => "abort",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Command {
+    pub action: Action,
+    pub node: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Boot(#[from] BootError),
+}
+
+/// Everything an action needs; shared by the action tasks.
+pub struct Engine {
+    pub lab: Arc<Lab>,
+    pub boot: PetitbootBoot,
+    store: Arc<Mutex<Store>>,
+    pub holder: Holder,
+    events: mpsc::UnboundedSender<EngineEvent>,
+}
+
+impl Engine {
+    /// The store's path for a lab.
+    pub fn store_path(lab: &Lab) -> std::path::PathBuf {
+        lab.state_dir.join("petitlab.db")
+    }
+
+    /// Opens the lab's store, enrolls new nodes and recovers interrupted ones.
+    pub fn open(
+        lab: Arc<Lab>,
+    ) -> Result<(Arc<Engine>, mpsc::UnboundedReceiver<EngineEvent>), EngineError> {
+        let store = Store::open(&Self::store_path(&lab))?;
+        Self::with_store(lab, Arc::new(Mutex::new(store)))
+    }
+
+    pub fn with_store(
+        lab: Arc<Lab>,
+        store: Arc<Mutex<Store>>,
+    ) -> Result<(Arc<Engine>, mpsc::UnboundedReceiver<EngineEvent>), EngineError> {
+        let boot = PetitbootBoot::new(&lab)?;
+        let (events, rx) = mpsc::unbounded_channel();
+        let engine = Engine {
+            lab,
+            boot,
+            store,
+            holder: Holder::current(),
+            events,
+        };
+        let names: Vec<&str> = engine.lab.nodes.iter().map(|n| n.name.as_str()).collect();
+        engine.store().ensure_nodes(&names, State::Enroll.name())?;
+        engine.recover()?;
+        Ok((Arc::new(engine), rx))
+    }
+
+    pub fn store(&self) -> MutexGuard<'_, Store> {
+        self.store.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn shared_store(&self) -> Arc<Mutex<Store>> {
+        self.store.clone()
+    }
+
+    pub fn who(&self) -> String {
+        self.holder.to_string()
+    }
+
+    pub fn emit(&self, event: EngineEvent) {
+        let _ = self.events.send(event);
+    }
+
+    pub fn event(&self, node: &str, action: &str, result: &str, detail: &str) -> Event {
+        Event {
+            node: Some(node.to_string()),
+            who: self.who(),
+            action: action.to_string(),
+            result: result.to_string(),
+            detail: detail.to_string(),
+        }
+    }
+
+    pub fn record(&self, node: &str) -> Result<NodeRecord, StoreError> {
+        self.store()
+            .node(node)?
+            .ok_or_else(|| StoreError::UnknownNode {
+                node: node.to_string(),
+            })
+    }
+
+    /// Nodes whose action's process is gone (this host, pid dead): a wait on
+    /// the node is left to resume, anything else fails as "interrupted".
+    fn recover(&self) -> Result<(), EngineError> {
+        let mut store = self.store();
+        let held: Vec<_> = store.reservations()?;
+        for r in held {
+            if r.holder.is_alive() != Some(false) {
+                continue;
+            }
+            let Some(record) = store.node(&r.node)? else {
+                store.break_reservation(
+                    &r.node,
+                    &self.event(&r.node, "recover", "ok", "node no longer in the store"),
+                )?;
+                continue;
+            };
+            let state: Option<State> = record.state.parse().ok();
+            let step: Option<Step> = record.step.as_deref().and_then(|s| s.parse().ok());
+            let during = step.map_or_else(|| record.state.clone(), |s| s.name().to_string());
+            let what = format!("petitlab ({}) stopped during {during}", r.holder);
+            match state.map_or(Recovery::Nothing, |s| lifecycle::recovery(s, step)) {
+                Recovery::Resume(step) => {
+                    let detail = format!(
+                        "interrupted: {what}; `petitlab deploy {}` resumes it at {step}",
+                        r.node
+                    );
+                    store.break_reservation(
+                        &r.node,
+                        &self.event(&r.node, "recover", "resumable", &detail),
+                    )?;
+                }
+                Recovery::Fail(to) => {
+                    let reason = format!("interrupted: {what}");
+                    let event = self.event(&r.node, "recover", "failed", &reason);
+                    store.transition(
+                        &r.node,
+                        &[record.state.as_str()],
+                        to.name(),
+                        step.map(Step::name),
+                        Some(&reason),
+                        &event,
+                    )?;
+                    store.end_deploy(&r.node)?;
+                    store.break_reservation(
+                        &r.node,
+                        &self.event(&r.node, "recover", "ok", "reservation released"),
+                    )?;
+                    if let Some(node) = self.lab.node(&r.node) {
+                        let _ = super::image::unstage(&self.lab, node);
+                    }
+                }
+                Recovery::Nothing => {
+                    store
+                        .break_reservation(&r.node, &self.event(&r.node, "recover", "ok", &what))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn node(&self, name: &str) -> Option<&Node> {
+        self.lab.node(name)
+    }
+}
+
+/// The handle: send commands, read events from the receiver `open` gave.
+#[derive(Clone)]
+pub struct LabHandle {
+    engine: Arc<Engine>,
+}
+
+impl LabHandle {
+    pub fn new(engine: Arc<Engine>) -> LabHandle {
+        LabHandle { engine }
+    }
+
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    /// Starts the action on its own task; its progress and end arrive as events.
+    pub fn send(&self, command: Command) {
+        let engine = self.engine.clone();
+        tokio::spawn(async move {
+            let Command { action, node } = command;
+            let result = match engine.node(&node) {
+                None => Err(format!(
+                    "no node named {node:?} in {}",
+                    engine.lab.path.display()
+                )),
+                Some(n) => {
+                    let n = n.clone();
+                    match action {
+                        Action::Deploy => super::deploy::deploy(&engine, &n).await,
+                        Action::Undeploy => super::undeploy::undeploy(&engine, &n).await,
+                        Action::Abort => super::undeploy::abort(&engine, &n).await,
+                    }
+                }
+            };
+            let state = engine.record(&node).ok().and_then(|r| r.state.parse().ok());
+            let (ok, message) = match result {
+                Ok(message) => (true, message),
+                Err(message) => (false, message),
+            };
+            engine.emit(EngineEvent::Finished {
+                node,
+                action,
+                ok,
+                state,
+                message,
+            });
+        });
+    }
+}

@@ -1,0 +1,84 @@
+//! Who holds a reservation (a process on a host, run by a user), and the UTC
+//! timestamp format used when naming a holder in errors.
+
+use std::fmt;
+
+use serde::Serialize;
+
+/// `ms` since the epoch as "YYYY-MM-DD HH:MM:SS UTC" (no timezone database needed).
+pub fn format_utc(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (h, m, s) = (rem / 3600, rem / 60 % 60, rem % 60);
+    format!("{year:04}-{month:02}-{day:02} {h:02}:{m:02}:{s:02} UTC")
+}
+
+/// Who holds a reservation: a process on a host, run by a user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Holder {
+    pub pid: u32,
+    pub host: String,
+    pub user: String,
+}
+
+impl Holder {
+    /// This process.
+    pub fn current() -> Holder {
+        Holder {
+            pid: std::process::id(),
+            host: hostname(),
+            user: username(),
+        }
+    }
+
+    /// Some(alive) when the holder is on this host; None on another host (cannot tell).
+    pub fn is_alive(&self) -> Option<bool> {
+        if self.host != hostname() {
+            return None;
+        }
+        // pid 0 would address our own process group, not a process.
+        let pid = match libc::pid_t::try_from(self.pid) {
+            Ok(pid) if pid > 0 => pid,
+            _ => return Some(false),
+        };
+        // SAFETY: signal 0 only checks that the pid exists and may be signalled.
+        if unsafe { libc::kill(pid, 0) } == 0 {
+            return Some(true);
+        }
+        // EPERM: it exists but belongs to someone else.
+        Some(std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM))
+    }
+}
+
+impl fmt::Display for Holder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}@{} pid {}", self.user, self.host, self.pid)
+    }
+}
+
+fn hostname() -> String {
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    match name.trim() {
+        "" => "localhost".to_string(),
+        name => name.to_string(),
+    }
+}
+
+fn username() -> String {
+    let user = std::env::var("USER").or_else(|_| std::env::var("LOGNAME"));
+    match user {
+        Ok(user) if !user.is_empty() => user,
+        // SAFETY: getuid cannot fail and touches no memory of ours.
+        _ => format!("uid {}", unsafe { libc::getuid() }),
+    }
+}

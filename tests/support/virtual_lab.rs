@@ -1,0 +1,188 @@
+//! A virtual lab for lifecycle tests: generated deploy kernels, ramdisks and
+//! instance images in a temp dir, a lab.toml on free loopback ports (HTTP,
+//! TFTP, one BMC per node), dnsmasq files in the state dir, and short
+//! deploy timeouts.
+
+use std::fmt::Write as _;
+use std::net::{Ipv4Addr, TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Proto {
+    Http,
+    Tftp,
+}
+
+#[derive(Clone, Debug)]
+pub struct VNode {
+    pub name: String,
+    pub proto: Proto,
+    pub netboot: bool,
+    pub cipher_suite: &'static str,
+    pub mac: String,
+}
+
+impl VNode {
+    pub fn new(name: &str, proto: Proto, netboot: bool, index: usize) -> VNode {
+        VNode {
+            name: name.to_string(),
+            proto,
+            netboot,
+            cipher_suite: ["17", "\"auto\"", "3"][index % 3],
+            mac: format!(
+                "52:54:00:{:02x}:{:02x}:{:02x}",
+                index >> 16 & 0xff,
+                index >> 8 & 0xff,
+                index & 0xff
+            ),
+        }
+    }
+}
+
+pub struct VirtualLab {
+    pub dir: tempfile::TempDir,
+    pub lab: PathBuf,
+    pub nodes: Vec<VNode>,
+    pub http_port: u16,
+    pub tftp_port: u16,
+}
+
+fn free_tcp() -> u16 {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn free_udp() -> u16 {
+    UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Deterministic filler, different per file.
+fn filler(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// An image the virtual host recognises: a name line, then data.
+pub fn image_bytes(name: &str, seed: u64, len: usize) -> Vec<u8> {
+    let mut bytes = format!("PETITLAB-IMAGE {name}\n").into_bytes();
+    bytes.extend(filler(seed, len));
+    bytes
+}
+
+impl VirtualLab {
+    /// `extra` goes into lab.toml's top level (e.g. a `[deploy]` table).
+    pub fn new(nodes: Vec<VNode>, image_len: usize, deploy: &str) -> VirtualLab {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(d.join("bmc-password"), "s3cret-bmc\n").unwrap();
+        std::fs::write(d.join("deploy.vmlinux"), filler(1, 64 << 10)).unwrap();
+        std::fs::write(d.join("deploy.initramfs"), filler(2, 96 << 10)).unwrap();
+        std::fs::write(d.join("instance.vmlinux"), filler(3, 48 << 10)).unwrap();
+        std::fs::write(d.join("instance.initrd"), filler(4, 32 << 10)).unwrap();
+        let (http_port, tftp_port) = (free_tcp(), free_udp());
+        let mut text = format!(
+            "state_dir = \"{}/state\"\n\
+             [http]\nbase_url = \"http://127.0.0.1:{http_port}/\"\nlisten = \"127.0.0.1:{http_port}\"\n\
+             [tftp]\nbase_url = \"tftp://127.0.0.1:{tftp_port}/\"\nlisten = \"127.0.0.1:{tftp_port}\"\n\
+             [dhcp]\nbackend = \"dnsmasq\"\n{deploy}\n",
+            d.display()
+        );
+        for (i, node) in nodes.iter().enumerate() {
+            let image = d.join(format!("{}.img", node.name));
+            std::fs::write(
+                &image,
+                image_bytes(
+                    &format!("Virtual Linux for {}", node.name),
+                    100 + i as u64,
+                    image_len,
+                ),
+            )
+            .unwrap();
+            let protocol = match node.proto {
+                Proto::Http => "http",
+                Proto::Tftp => "tftp",
+            };
+            let _ = write!(
+                text,
+                "\n[[node]]\nname = \"{}\"\nmacs = [\"{}\"]\nprotocol = \"{protocol}\"\nconsole = \"hvc0\"\n\
+                 boot_option = \"{}\"\n\
+                 [node.bmc]\nhost = \"127.0.0.1\"\nport = {}\nusername = \"admin\"\n\
+                 password_file = \"bmc-password\"\ncipher_suite = {}\n\
+                 [node.deploy]\nkernel = \"deploy.vmlinux\"\nramdisk = \"deploy.initramfs\"\n\
+                 [node.instance]\nimage = \"{}\"\n",
+                node.name,
+                node.mac,
+                if node.netboot { "netboot" } else { "local" },
+                free_udp(),
+                node.cipher_suite,
+                image.display(),
+            );
+            if node.netboot {
+                text.push_str(
+                    "kernel = \"instance.vmlinux\"\nramdisk = \"instance.initrd\"\nroot_device = \"/dev/sda2\"\n",
+                );
+            }
+        }
+        let lab = d.join("lab.toml");
+        std::fs::write(&lab, text).unwrap();
+        VirtualLab {
+            dir,
+            lab,
+            nodes,
+            http_port,
+            tftp_port,
+        }
+    }
+
+    pub fn state(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    pub fn image(&self, node: &str) -> PathBuf {
+        self.dir.path().join(format!("{node}.img"))
+    }
+
+    /// The virtual host's disk (`petitlab sim`'s default `--disks`).
+    pub fn disk(&self, node: &str) -> PathBuf {
+        self.state().join("sim/disks").join(format!("{node}.img"))
+    }
+
+    pub fn store(&self) -> PathBuf {
+        self.state().join("petitlab.db")
+    }
+
+    /// Every file under `dir`, relative, sorted (empty when `dir` is missing).
+    pub fn files_under(dir: &Path) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            let Ok(entries) = std::fs::read_dir(&d) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else {
+                    out.push(p.strip_prefix(dir).unwrap().display().to_string());
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+}
