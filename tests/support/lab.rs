@@ -87,10 +87,17 @@ impl Daemon {
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("start petitlab {args:?}: {e}"));
         let stdout = child.stdout.take().unwrap();
+        // Kept for the panic message should it fail to start.
+        let stderr = child.stderr.take().unwrap();
+        let errors = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = std::io::Read::read_to_string(&mut BufReader::new(stderr), &mut text);
+            text
+        });
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -102,7 +109,14 @@ impl Daemon {
             match rx.recv_timeout(Duration::from_secs(10)) {
                 Ok(line) if line.contains("running") => break,
                 Ok(line) => startup.push(line),
-                Err(e) => panic!("petitlab {args:?} did not start ({e}); it printed {startup:?}"),
+                Err(e) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    let stderr = errors.join().unwrap_or_default();
+                    panic!(
+                        "petitlab {args:?} did not start ({e}); it printed {startup:?}, stderr: {stderr}"
+                    )
+                }
             }
         }
         Daemon { child, startup }

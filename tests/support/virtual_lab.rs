@@ -55,12 +55,15 @@ fn free_tcp() -> u16 {
         .port()
 }
 
-fn free_udp() -> u16 {
-    UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// Free UDP ports, all distinct: every socket stays bound until all are
+/// chosen, so the kernel cannot hand the same port out twice.
+fn free_udp_ports(count: usize) -> Vec<u16> {
+    let held: Vec<UdpSocket> = (0..count)
+        .map(|_| UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap())
+        .collect();
+    held.iter()
+        .map(|s| s.local_addr().unwrap().port())
+        .collect()
 }
 
 /// Deterministic filler, different per file.
@@ -93,7 +96,9 @@ impl VirtualLab {
         std::fs::write(d.join("deploy.initramfs"), filler(2, 96 << 10)).unwrap();
         std::fs::write(d.join("instance.vmlinux"), filler(3, 48 << 10)).unwrap();
         std::fs::write(d.join("instance.initrd"), filler(4, 32 << 10)).unwrap();
-        let (http_port, tftp_port) = (free_tcp(), free_udp());
+        // One for TFTP, one per BMC.
+        let mut udp = free_udp_ports(nodes.len() + 1);
+        let (http_port, tftp_port) = (free_tcp(), udp.pop().unwrap());
         let mut text = format!(
             "state_dir = \"{}/state\"\n\
              [http]\nbase_url = \"http://127.0.0.1:{http_port}/\"\nlisten = \"127.0.0.1:{http_port}\"\n\
@@ -127,7 +132,7 @@ impl VirtualLab {
                 node.name,
                 node.mac,
                 if node.netboot { "netboot" } else { "local" },
-                free_udp(),
+                udp[i],
                 node.cipher_suite,
                 image.display(),
             );
