@@ -276,3 +276,63 @@ fn killed_while_driving_the_bmc_the_node_fails_as_interrupted_and_recovers() {
     assert!(out.status.success(), "{}", show(&out));
     assert_eq!(record(&v).state, "active");
 }
+
+#[test]
+fn abort_stops_a_running_deploy_and_one_left_behind_by_a_dead_petitlab() {
+    let v = one_node(Proto::Http, "[deploy]\ncallback_timeout = 120\n");
+    let _serve = Daemon::start(&v.lab, &["serve"]);
+    let _sim = Daemon::start(
+        &v.lab,
+        &["sim", "--line-delay-ms", "1", "--fault", "n1=agent-silent"],
+    );
+
+    // A deploy running in another process stops at its next check.
+    let mut deploy = spawn_deploy(&v);
+    wait_for(&v, "wait-callback", |r| r.state == "wait-callback");
+    let said = ok(&v.lab, &["abort", "n1"]);
+    assert!(said.contains("abort requested"), "{said}");
+    let started = Instant::now();
+    let status = deploy.wait().unwrap();
+    assert!(!status.success());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "stopped promptly"
+    );
+    let r = record(&v);
+    assert_eq!(r.state, "deploy-failed");
+    assert!(
+        r.reason.as_deref().unwrap().starts_with("aborted by "),
+        "{r:?}"
+    );
+    assert!(
+        Store::open(&v.store())
+            .unwrap()
+            .deploy("n1")
+            .unwrap()
+            .is_none()
+    );
+
+    // A deploy whose petitlab died while waiting: abort fails it right here.
+    let mut deploy = spawn_deploy(&v);
+    wait_for(&v, "wait-callback again", |r| r.state == "wait-callback");
+    signal(deploy.id(), "-KILL");
+    deploy.wait().unwrap();
+    let said = ok(&v.lab, &["abort", "n1"]);
+    assert!(said.contains("aborted by "), "{said}");
+    assert_eq!(record(&v).state, "deploy-failed");
+    assert!(
+        Store::open(&v.store())
+            .unwrap()
+            .reservations()
+            .unwrap()
+            .is_empty()
+    );
+    // Nothing to abort any more.
+    let out = petitlab(&v.lab, &["abort", "n1"]);
+    assert!(!out.status.success());
+    assert!(
+        show(&out).contains("there is no deploy to abort"),
+        "{}",
+        show(&out)
+    );
+}

@@ -14,6 +14,7 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use super::lifecycle::State;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, ToSql, TransactionBehavior, params};
 use serde::Serialize;
 
@@ -372,8 +373,10 @@ impl Store {
     }
 
     /// Compare-and-set in one transaction: the node must be in one of `from`;
-    /// sets state, step, reason, state_since, clears abort_requested when the
-    /// state changes, and appends `event`. Returns the new record.
+    /// sets state, step, reason, state_since, and appends `event`. An abort
+    /// request survives moves between the states an action runs in (e.g.
+    /// wait-callback → deploying), so none is lost; any other state clears it.
+    /// Returns the new record.
     pub fn transition(
         &mut self,
         node: &str,
@@ -395,10 +398,10 @@ impl Store {
                 }
                 .into());
             }
-            // In an UPDATE, `state` on the right-hand side is still the old value.
+            let busy = to.parse::<State>().is_ok_and(State::is_busy);
             let sql = "UPDATE nodes SET state = ?2, step = ?3, reason = ?4, state_since = ?5, \
-                 abort_requested = CASE WHEN state = ?2 THEN abort_requested END WHERE name = ?1";
-            tx.execute(sql, params![node, to, step, reason, now_ms()])?;
+                 abort_requested = CASE WHEN ?6 THEN abort_requested END WHERE name = ?1";
+            tx.execute(sql, params![node, to, step, reason, now_ms(), busy])?;
             insert_event(tx, event)?;
             read_node(tx, node)
         })

@@ -244,12 +244,17 @@ fn transition_of_unknown_node_fails_and_appends_nothing() {
 }
 
 #[test]
-fn abort_request_is_cleared_only_when_state_changes() {
+fn abort_request_survives_busy_states_and_is_cleared_after() {
     let mut s = with_nodes(&["n1"]);
+    go(&mut s, "n1", "enroll", "wait-callback").unwrap();
     s.request_abort("n1", "alice").unwrap();
-    let n = go(&mut s, "n1", "enroll", "enroll").unwrap();
-    assert_eq!(n.abort_requested.as_deref(), Some("alice"));
-    let n = go(&mut s, "n1", "enroll", "available").unwrap();
+    let n = go(&mut s, "n1", "wait-callback", "deploying").unwrap();
+    assert_eq!(
+        n.abort_requested.as_deref(),
+        Some("alice"),
+        "not lost on the way"
+    );
+    let n = go(&mut s, "n1", "deploying", "deploy-failed").unwrap();
     assert_eq!(n.abort_requested, None);
     assert!(is_unknown(s.request_abort("ghost", "alice"), "ghost"));
 }
