@@ -45,8 +45,9 @@ fn root(v: &VirtualLab, proto: Proto) -> std::path::PathBuf {
 
 /// While the deploy runs: each node's deploy config (with its agent token)
 /// and DHCP options are in place when the node waits for its agent.
-fn watch_deploy(v: &VirtualLab) -> BTreeSet<String> {
+fn watch_deploy(v: &VirtualLab) -> (BTreeSet<String>, Vec<String>) {
     let mut checked = BTreeSet::new();
+    let mut tokens = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     while checked.len() < v.nodes.len() && Instant::now() < deadline {
         let store = Store::open(&v.store()).unwrap();
@@ -87,11 +88,12 @@ fn watch_deploy(v: &VirtualLab) -> BTreeSet<String> {
                 !String::from_utf8_lossy(&raw).contains(token),
                 "the store holds the token itself"
             );
+            tokens.push(token.to_string());
             checked.insert(record.name);
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    checked
+    (checked, tokens)
 }
 
 #[test]
@@ -111,7 +113,7 @@ fn three_virtual_nodes_deploy_to_active_and_undeploy_to_available() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let seen_waiting = watch_deploy(&v);
+    let (seen_waiting, tokens) = watch_deploy(&v);
     let out = deploy.wait_with_output().unwrap();
     let text = show(&out);
     assert!(out.status.success(), "{text}");

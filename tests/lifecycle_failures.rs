@@ -156,6 +156,35 @@ fn a_silent_agent_fails_the_deploy_at_wait_callback_then_an_unreachable_bmc_name
 }
 
 #[test]
+fn without_petitlab_serve_a_deploy_is_refused_and_the_node_untouched() {
+    let v = one_node(Proto::Tftp, FAST);
+    let _sim = Daemon::start(&v.lab, &["sim"]);
+    let out = petitlab(&v.lab, &["deploy", "n1"]);
+    let text = show(&out);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("n1: deploy refused: validate: petitlab's HTTP server on 127.0.0.1:"),
+        "{text}"
+    );
+    assert!(text.contains("`petitlab serve`"), "{text}");
+    assert_eq!(
+        record(&v).state,
+        "available",
+        "verified, then refused before any change"
+    );
+    assert!(VirtualLab::files_under(&v.state().join("tftp")).is_empty());
+    // With only the HTTP server up, the TFTP node is refused for its TFTP server.
+    let http = format!("127.0.0.1:{}", v.http_port);
+    let _serve = Daemon::start(&v.lab, &["serve", "--only", "http", "--http", &http]);
+    let text = show(&petitlab(&v.lab, &["deploy", "n1"]));
+    assert!(
+        text.contains("petitlab's TFTP server on 127.0.0.1:"),
+        "{text}"
+    );
+    assert!(history(&v).contains("deploy  refused: "), "audited");
+}
+
+#[test]
 fn an_unverifiable_bmc_keeps_a_new_node_in_enroll_with_the_reason() {
     let v = one_node(Proto::Http, FAST);
     let _serve = Daemon::start(&v.lab, &["serve"]);

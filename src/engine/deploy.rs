@@ -29,10 +29,11 @@ pub async fn deploy(engine: &Engine, node: &Node) -> Result<String, String> {
                     format!("resuming the interrupted deploy at {step}"),
                     None,
                 );
-                after_power_on(&run, step, true).await
+                after_power_on(&run, step, None).await
             }
             _ => {
                 become_available(&run, state).await?;
+                preflight(&run).await?;
                 run.go(
                     Trigger::Deploy,
                     State::Deploying,
@@ -95,27 +96,35 @@ async fn become_available(run: &Run<'_>, state: State) -> Result<(), String> {
     Ok(())
 }
 
+/// What would doom the deploy from the start refuses it before the node
+/// changes state: config problems, or petitlab's servers not answering.
+async fn preflight(run: &Run<'_>) -> Result<(), String> {
+    let problems: Vec<String> = run
+        .engine
+        .boot
+        .validate(run.node)
+        .into_iter()
+        .filter(|p| p.is_error())
+        .map(|p| format!("{}: {}", p.field, p.message))
+        .collect();
+    let why = if problems.is_empty() {
+        match bmc_steps::check_servers(&run.engine.lab, run.node).await {
+            Ok(()) => return Ok(()),
+            Err(why) => why,
+        }
+    } else {
+        problems.join("; ")
+    };
+    let event = run.engine.event(run.name(), "deploy", "refused", &why);
+    let _ = run.engine.store().append_event(&event);
+    Err(format!("{}: deploy refused: validate: {why}", run.name()))
+}
+
 async fn fresh_deploy(run: &Run<'_>) -> Result<(), Failure> {
     let (engine, node) = (run.engine, run.node);
     let lab = &engine.lab;
 
-    // validate: the node's config renders, the servers answer, the image is published.
-    let problems: Vec<_> = engine
-        .boot
-        .validate(node)
-        .into_iter()
-        .filter(|p| p.is_error())
-        .collect();
-    if !problems.is_empty() {
-        let text: Vec<String> = problems
-            .iter()
-            .map(|p| format!("{}: {}", p.field, p.message))
-            .collect();
-        return Err(Failure::Step(Step::Validate, text.join("; ")));
-    }
-    bmc_steps::check_servers(lab, node)
-        .await
-        .map_err(|why| Failure::Step(Step::Validate, why))?;
+    // The rest of validate: the image is published and checksummed.
     run.progress(
         Step::Validate,
         "publishing and checksumming the instance image".into(),
@@ -176,19 +185,23 @@ async fn fresh_deploy(run: &Run<'_>) -> Result<(), Failure> {
     .await;
     bmc.close().await;
     result?;
-    after_power_on(run, Step::WaitCallback, false).await
+    after_power_on(run, Step::WaitCallback, Some(&token)).await
 }
 
-/// From the node's power-on into the deploy ramdisk to `active`.
-/// `resumed`: a restarted petitlab picks the deploy up at `from`.
-async fn after_power_on(run: &Run<'_>, from: Step, resumed: bool) -> Result<(), Failure> {
+/// From the node's power-on into the deploy ramdisk to `active`. `token`:
+/// this deploy's, to redact from the console log; `None` when a restarted
+/// petitlab picks the deploy up at `from` (only the token's hash is stored).
+async fn after_power_on(run: &Run<'_>, from: Step, token: Option<&str>) -> Result<(), Failure> {
+    let resumed = token.is_none();
     let (engine, node) = (run.engine, run.node);
     let settings = engine.lab.deploy;
     // The console is watched (and logged) from here to the end.
     let target = super::targets::bmc_target(node, crate::ipmi::Timing::default())
         .await
         .map_err(|e| Failure::Step(from, e.to_string()))?;
-    let watch = ConsoleWatch::start(&engine.lab, node, target, vec![]);
+    let mut secrets = vec![target.credentials.password.clone()];
+    secrets.extend(token.map(str::to_string));
+    let watch = ConsoleWatch::start(&engine.lab, node, target, secrets);
     let result = async {
         if from == Step::WaitCallback {
             if !resumed {
