@@ -171,6 +171,12 @@ fn three_virtual_nodes_deploy_to_active_and_undeploy_to_available() {
             !log.contains("s3cret-bmc"),
             "the BMC password reached the log"
         );
+        // The deploy kernel's command line is on the console; its token is not in the log.
+        assert!(log.contains("petitlab.token=<redacted>"), "{log}");
+        assert!(
+            tokens.iter().all(|t| !log.contains(t.as_str())),
+            "a token reached the log"
+        );
     }
     let http = VirtualLab::files_under(&root(&v, Proto::Http));
     assert!(
