@@ -240,13 +240,7 @@ async fn wait_for_agent(run: &Run<'_>, limit: Duration) -> Result<(), Failure> {
     let start = step_started(run);
     loop {
         run.check_abort()?;
-        let deploy = run
-            .engine
-            .store()
-            .deploy(run.name())
-            .map_err(store_failure(step))?;
-        let deploy =
-            deploy.ok_or_else(|| Failure::Step(step, "the deploy record is gone".into()))?;
+        let deploy = agent_record(run, step)?;
         if let Some(AgentResult::Failed { reason }) = deploy.result {
             return Err(Failure::Step(
                 step,
@@ -270,6 +264,16 @@ async fn wait_for_agent(run: &Run<'_>, limit: Duration) -> Result<(), Failure> {
     }
 }
 
+/// The agent's side of the deploy, as the API recorded it.
+fn agent_record(run: &Run<'_>, step: Step) -> Result<super::store::Deploy, Failure> {
+    let deploy = run
+        .engine
+        .store()
+        .deploy(run.name())
+        .map_err(store_failure(step))?;
+    deploy.ok_or_else(|| Failure::Step(step, "the deploy record is gone".into()))
+}
+
 /// When the current step started, as an `Instant` (so a resumed wait keeps its deadline).
 fn step_started(run: &Run<'_>) -> Instant {
     let since = run
@@ -291,13 +295,7 @@ async fn wait_for_image(run: &Run<'_>) -> Result<(), Failure> {
     let mut last_written = None;
     loop {
         run.check_abort()?;
-        let deploy = run
-            .engine
-            .store()
-            .deploy(run.name())
-            .map_err(store_failure(step))?;
-        let deploy =
-            deploy.ok_or_else(|| Failure::Step(step, "the deploy record is gone".into()))?;
+        let deploy = agent_record(run, step)?;
         match deploy.result {
             Some(AgentResult::Done { sha256 }) => {
                 run.progress(
