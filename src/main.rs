@@ -98,6 +98,16 @@ enum Command {
         #[arg(long, default_value_t = 50)]
         limit: usize,
     },
+    /// The built-in virtual lab (lab.toml.example on loopback, simulated nodes
+    /// that really netboot), in this process; `--headless` drives it from the CLI.
+    Demo {
+        /// Run the lab for the CLI: print its lab.toml path and wait.
+        #[arg(long)]
+        headless: bool,
+        /// Keep the lab in this directory (default: a temp dir removed on exit).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
     /// Serve the HTTP and TFTP roots nodes boot from, logging each request.
     Serve {
         /// Listen here for HTTP instead of [http] listen.
@@ -211,6 +221,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::History { node, limit } => {
             cli::lifecycle::history(&load_lab(&cli.lab)?, node.as_deref(), limit, json)
         }
+        Command::Demo { headless, dir } => runtime()?.block_on(cli::demo::run(headless, dir)),
         Command::Serve { http, tftp, only } => {
             let lab = load_lab(&cli.lab)?;
             let opts = cli::serve::Options { http, tftp, only };

@@ -172,7 +172,7 @@ pub fn status(lab: &Lab, nodes: &[String], json: bool) -> anyhow::Result<ExitCod
         .unwrap_or(4)
         .max(4);
     println!(
-        "{:width$}  {:13}  {:16}  {:20}  DETAIL",
+        "{:width$}  {:13}  {:16}  {:23}  DETAIL",
         "NODE", "STATE", "STEP", "SINCE"
     );
     for r in &records {
@@ -196,7 +196,7 @@ pub fn status(lab: &Lab, nodes: &[String], json: bool) -> anyhow::Result<ExitCod
             detail.push_str(&format!(" [{} of {} bytes written]", d.written, d.total));
         }
         println!(
-            "{:width$}  {:13}  {:16}  {:20}  {}",
+            "{:width$}  {:13}  {:16}  {:23}  {}",
             r.name,
             r.state,
             r.step.as_deref().unwrap_or("-"),

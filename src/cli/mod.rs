@@ -2,6 +2,7 @@
 
 pub mod bmc;
 pub mod console;
+pub mod demo;
 pub mod lifecycle;
 pub mod serve;
 pub mod sim;

@@ -4,14 +4,14 @@
 //! that netboots from the lab's DHCP files and servers onto a disk file.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use petitlab::inventory::{self, Lab};
-use petitlab::ipmi::CipherSuite;
-use petitlab::sim::{BmcSpec, Fault, HostFault, Sim, VirtualHost, virtual_firmware};
+use petitlab::inventory::Lab;
+use petitlab::sim::lab::{LabSim, NodeFaults, specs_for_lab};
+use petitlab::sim::{BmcSpec, Fault, Sim};
 
 /// Credentials of `--count` BMCs unless overridden: a simulator's, not a secret.
 pub const DEFAULT_USER: &str = "admin";
@@ -29,13 +29,6 @@ pub struct Options {
     pub faults: Vec<String>,
     /// Pause after each line a host prints (default: the simulator's).
     pub line_delay_ms: Option<u64>,
-}
-
-/// The faults asked for one node: the BMC's and the host's.
-#[derive(Default, Clone, Copy)]
-struct NodeFaults {
-    bmc: Fault,
-    host: HostFault,
 }
 
 /// `--fault NODE=KIND`, each node checked against the lab.
@@ -69,81 +62,6 @@ fn parse_faults(lab: &Lab, faults: &[String]) -> anyhow::Result<HashMap<String, 
     Ok(out)
 }
 
-fn disks_dir(lab: &Lab, opts: &Options) -> PathBuf {
-    opts.disks
-        .clone()
-        .unwrap_or_else(|| lab.state_dir.join("sim").join("disks"))
-}
-
-/// A node's disk file; a missing one is created holding the node's
-/// instance image name, as if deployed before, so a fresh lab boots to a
-/// login prompt (an empty disk would stop at petitboot's prompt).
-fn disk_for(dir: &Path, node: &inventory::Node) -> anyhow::Result<PathBuf> {
-    let disk = dir.join(format!("{}.img", node.name));
-    if !disk.exists() {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        let image = match &node.instance {
-            inventory::InstanceImage::WholeDisk { image } => image,
-            inventory::InstanceImage::Partition { image, .. } => image,
-        };
-        let name = image
-            .file_name()
-            .map_or_else(|| "instance".into(), |n| n.to_string_lossy().into_owned());
-        std::fs::write(&disk, format!("PETITLAB-IMAGE {name}\n"))
-            .with_context(|| format!("creating the virtual disk {}", disk.display()))?;
-    }
-    Ok(disk)
-}
-
-fn suites(choice: inventory::CipherSuite) -> Vec<CipherSuite> {
-    match choice {
-        inventory::CipherSuite::Auto => vec![CipherSuite::Suite17, CipherSuite::Suite3],
-        inventory::CipherSuite::Suite3 => vec![CipherSuite::Suite3],
-        inventory::CipherSuite::Suite17 => vec![CipherSuite::Suite17],
-    }
-}
-
-/// One simulated BMC per node, on the node's own BMC port; the host must be
-/// on loopback because that is where the simulator listens. Returns each
-/// spec with its node's disk.
-fn specs_from_lab(lab: &Lab, opts: &Options) -> anyhow::Result<Vec<(BmcSpec, PathBuf)>> {
-    let faults = parse_faults(lab, &opts.faults)?;
-    let disks = disks_dir(lab, opts);
-    let mut specs = Vec::new();
-    for node in &lab.nodes {
-        let host = &node.bmc.host;
-        let loopback = host == "localhost"
-            || host
-                .parse::<std::net::IpAddr>()
-                .is_ok_and(|ip| ip.is_loopback());
-        if !loopback {
-            bail!(
-                "node {}: bmc.host: {host:?} is not on loopback; the simulator listens on 127.0.0.1 only",
-                node.name
-            );
-        }
-        let password = node
-            .bmc
-            .password
-            .read()
-            .map_err(|why| anyhow::anyhow!("node {}: bmc.password: {why}", node.name))?;
-        let mut spec = BmcSpec::new(&node.name, node.bmc.port, &node.bmc.username, &password);
-        spec.cipher_suites = suites(node.bmc.cipher_suite);
-        let fault = faults.get(&node.name).copied().unwrap_or_default();
-        spec.fault = fault.bmc;
-        let disk = disk_for(&disks, node)?;
-        spec.firmware = virtual_firmware(VirtualHost {
-            node: node.name.clone(),
-            macs: node.macs.clone(),
-            dhcp: lab.dhcp.clone(),
-            disk: disk.clone(),
-            fault: fault.host,
-        });
-        specs.push((spec, disk));
-    }
-    Ok(specs)
-}
-
 fn counted_specs(opts: &Options, count: usize) -> anyhow::Result<Vec<BmcSpec>> {
     let password = match &opts.password_env {
         Some(var) => std::env::var(var)
@@ -174,7 +92,14 @@ pub async fn run(lab: Option<&Lab>, opts: Options) -> anyhow::Result<ExitCode> {
             .into_iter()
             .map(|spec| (spec, PathBuf::new()))
             .collect(),
-        (None, Some(lab)) => specs_from_lab(lab, &opts)?,
+        (None, Some(lab)) => {
+            let mut sim = LabSim::new(lab);
+            if let Some(dir) = &opts.disks {
+                sim.disks = dir.clone();
+            }
+            sim.faults = parse_faults(lab, &opts.faults)?;
+            specs_for_lab(lab, &sim)?
+        }
         (None, None) => bail!("give --count N, or a lab.toml whose nodes to simulate"),
     };
     let (mut specs, disks): (Vec<BmcSpec>, Vec<PathBuf>) = with_disks.into_iter().unzip();

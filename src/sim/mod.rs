@@ -23,6 +23,7 @@ mod firmware;
 mod handshake;
 mod host;
 mod http_get;
+pub mod lab;
 mod petitboot;
 mod sdr;
 mod serial;

@@ -1,0 +1,67 @@
+//! `petitlab demo --headless`: the built-in virtual lab (lab.toml.example on
+//! loopback, generated artifacts, simulated BMCs with virtual petitboot
+//! hosts, HTTP + agent API + TFTP) in this process, driven from another
+//! terminal with the printed `--lab` path.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use petitlab::demo::{self, Running};
+use petitlab::engine::lab::Engine;
+use petitlab::inventory;
+
+pub async fn run(headless: bool, dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    if !headless {
+        bail!(
+            "the dashboard is not part of this build yet; `petitlab demo --headless` runs the virtual lab for the CLI"
+        );
+    }
+    // A directory we made is ours to remove; one given is the caller's to keep.
+    let (dir, ours) = match dir {
+        Some(dir) => (dir, false),
+        None => (
+            std::env::temp_dir().join(format!("petitlab-demo-{}", std::process::id())),
+            true,
+        ),
+    };
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let path = demo::generate(&dir)?;
+    let (lab, _) = inventory::load_valid(&path)?;
+    let lab = Arc::new(lab);
+    let (engine, _events) = Engine::open(lab.clone())?;
+    let running = Running::start(&lab, engine.shared_store(), Duration::from_millis(10)).await?;
+    println!("petitlab demo: lab {}", path.display());
+    for (i, node) in lab.nodes.iter().enumerate() {
+        println!(
+            "petitlab demo: {}: BMC on {}, {} instance",
+            node.name,
+            running.sim.addr(i),
+            match node.boot_option {
+                inventory::BootOption::Local => "local",
+                inventory::BootOption::Netboot => "netboot",
+            }
+        );
+    }
+    println!(
+        "petitlab demo: HTTP and agent API on {}, TFTP on {}",
+        running.http_addr(),
+        lab.tftp.listen
+    );
+    let first = lab.nodes.first().map_or("NODE", |n| n.name.as_str());
+    println!(
+        "petitlab demo: try `petitlab --lab {} deploy {first}`, then `status`, `console --log {first}`, `undeploy {first}`",
+        path.display()
+    );
+    println!("petitlab demo: running; Ctrl-C stops");
+    super::wait_for_stop().await?;
+    running.shutdown().await;
+    drop(engine);
+    if ours {
+        std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
+    }
+    println!("petitlab demo: stopped");
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,128 @@
+//! The simulator for a lab.toml's nodes: one BMC per node on its loopback
+//! port, each with a virtual OpenPOWER host that netboots from the lab's
+//! DHCP files and servers onto its own disk file. Used by `petitlab sim`
+//! and by the in-process demo lab.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::{BmcSpec, Fault, HostFault, VirtualHost, virtual_firmware};
+use crate::inventory::{self, Lab, Node};
+use crate::ipmi::CipherSuite;
+
+/// The faults injected into one node: its BMC's and its host's.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NodeFaults {
+    pub bmc: Fault,
+    pub host: HostFault,
+}
+
+#[derive(Debug, Clone)]
+pub struct LabSim {
+    /// Where the nodes' virtual disks live.
+    pub disks: PathBuf,
+    pub faults: HashMap<String, NodeFaults>,
+    /// Pause after each console line (default: the simulator's).
+    pub line_delay: Option<Duration>,
+}
+
+impl LabSim {
+    /// Disks in `<state_dir>/sim/disks`, no faults, default pacing.
+    pub fn new(lab: &Lab) -> LabSim {
+        LabSim {
+            disks: lab.state_dir.join("sim").join("disks"),
+            faults: HashMap::new(),
+            line_delay: None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LabSimError {
+    #[error(
+        "node {node}: bmc.host: {host:?} is not on loopback; the simulator listens on 127.0.0.1 only"
+    )]
+    NotLoopback { node: String, host: String },
+    #[error("node {node}: bmc.password: {why}")]
+    Password { node: String, why: String },
+    #[error("creating the virtual disk {}: {source}", .path.display())]
+    Disk {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// One BMC spec per node, with the node's disk file.
+pub fn specs_for_lab(lab: &Lab, opts: &LabSim) -> Result<Vec<(BmcSpec, PathBuf)>, LabSimError> {
+    let mut specs = Vec::new();
+    for node in &lab.nodes {
+        let host = &node.bmc.host;
+        let loopback = host == "localhost"
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        if !loopback {
+            return Err(LabSimError::NotLoopback {
+                node: node.name.clone(),
+                host: host.clone(),
+            });
+        }
+        let password = node
+            .bmc
+            .password
+            .read()
+            .map_err(|why| LabSimError::Password {
+                node: node.name.clone(),
+                why,
+            })?;
+        let mut spec = BmcSpec::new(&node.name, node.bmc.port, &node.bmc.username, &password);
+        spec.cipher_suites = suites(node.bmc.cipher_suite);
+        if let Some(delay) = opts.line_delay {
+            spec.line_delay = delay;
+        }
+        let fault = opts.faults.get(&node.name).copied().unwrap_or_default();
+        spec.fault = fault.bmc;
+        let disk = disk_for(&opts.disks, node)?;
+        spec.firmware = virtual_firmware(VirtualHost {
+            node: node.name.clone(),
+            macs: node.macs.clone(),
+            dhcp: lab.dhcp.clone(),
+            disk: disk.clone(),
+            fault: fault.host,
+        });
+        specs.push((spec, disk));
+    }
+    Ok(specs)
+}
+
+/// A node's disk file; a missing one is created holding the node's
+/// instance image name, as if deployed before, so a fresh lab boots to a
+/// login prompt (an empty disk would stop at petitboot's prompt).
+fn disk_for(dir: &Path, node: &Node) -> Result<PathBuf, LabSimError> {
+    let disk = dir.join(format!("{}.img", node.name));
+    if !disk.exists() {
+        let error = |source| LabSimError::Disk {
+            path: disk.clone(),
+            source,
+        };
+        std::fs::create_dir_all(dir).map_err(error)?;
+        let image = match &node.instance {
+            inventory::InstanceImage::WholeDisk { image } => image,
+            inventory::InstanceImage::Partition { image, .. } => image,
+        };
+        let name = image
+            .file_name()
+            .map_or_else(|| "instance".into(), |n| n.to_string_lossy().into_owned());
+        std::fs::write(&disk, format!("PETITLAB-IMAGE {name}\n")).map_err(error)?;
+    }
+    Ok(disk)
+}
+
+fn suites(choice: inventory::CipherSuite) -> Vec<CipherSuite> {
+    match choice {
+        inventory::CipherSuite::Auto => vec![CipherSuite::Suite17, CipherSuite::Suite3],
+        inventory::CipherSuite::Suite3 => vec![CipherSuite::Suite3],
+        inventory::CipherSuite::Suite17 => vec![CipherSuite::Suite17],
+    }
+}
