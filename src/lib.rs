@@ -10,3 +10,4 @@ pub mod inventory;
 pub mod ipmi;
 pub mod serve;
 pub mod sim;
+pub mod tui;

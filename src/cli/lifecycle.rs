@@ -119,6 +119,8 @@ fn describe(event: &EngineEvent) -> String {
             let verdict = if *ok { "done" } else { "FAILED" };
             format!("{node}: {} {verdict}: {message}", action.name())
         }
+        // Readings and consoles are for the dashboard; the CLI shows them raw.
+        other => serde_json::to_string(other).unwrap_or_default(),
     }
 }
 

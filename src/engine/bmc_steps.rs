@@ -75,6 +75,20 @@ impl Bmc {
         })
     }
 
+    /// Any power action; on and off are idempotent ("on (already)").
+    pub async fn power(&mut self, action: PowerAction) -> Result<String, String> {
+        let before = self.power_status().await?;
+        match action {
+            PowerAction::On if before => return Ok("on (already)".into()),
+            PowerAction::Off | PowerAction::Soft if !before => return Ok("off (already)".into()),
+            _ => {}
+        }
+        let what = format!("power {}", power_name(action));
+        self.bounded(&what, async move |b| chassis::power(b, action).await)
+            .await?;
+        Ok(format!("power {} done", power_name(action)))
+    }
+
     pub async fn power_off(&mut self) -> Result<String, String> {
         if !self.power_status().await? {
             return Ok("already off".into());
@@ -91,7 +105,17 @@ impl Bmc {
     }
 }
 
-fn device_name(device: BootDevice) -> &'static str {
+fn power_name(action: PowerAction) -> &'static str {
+    match action {
+        PowerAction::On => "on",
+        PowerAction::Off => "off",
+        PowerAction::Cycle => "cycle",
+        PowerAction::Reset => "reset",
+        PowerAction::Soft => "soft off",
+    }
+}
+
+pub fn device_name(device: BootDevice) -> &'static str {
     match device {
         BootDevice::Pxe => "pxe",
         BootDevice::Disk => "disk",

@@ -30,6 +30,31 @@ pub enum EngineEvent {
         message: String,
         fraction: Option<f64>,
     },
+    /// A power/boot-device reading from the poller (`error` when the BMC failed).
+    Reading {
+        node: String,
+        power_on: Option<bool>,
+        boot_device: Option<String>,
+        error: Option<String>,
+        /// Unix milliseconds.
+        at: i64,
+    },
+    /// A DCMI power reading, for BMCs that offer it.
+    PowerDraw { node: String, watts: u16, at: i64 },
+    /// The boot stage a watched console shows.
+    ConsoleStage {
+        node: String,
+        stage: crate::console::Stage,
+        line: String,
+    },
+    /// Output of a console the UI watches (`Command::WatchConsole`).
+    ConsoleData { node: String, bytes: Vec<u8> },
+    /// A watched console's connection: up, or why not.
+    ConsoleStatus {
+        node: String,
+        connected: bool,
+        message: Option<String>,
+    },
     /// An action ended: the state it left the node in, or why it failed.
     Finished {
         node: String,
@@ -46,6 +71,11 @@ pub enum Action {
     Deploy,
     Undeploy,
     Abort,
+    Power(crate::ipmi::chassis::PowerAction),
+    /// One-shot boot device override.
+    BootDevice(crate::ipmi::chassis::BootDevice),
+    /// The boot interface's prepare_ramdisk (deploy config, no agent token).
+    PrepareRamdisk,
 }
 
 impl Action {
@@ -54,6 +84,9 @@ impl Action {
             Action::Deploy => "deploy",
             Action::Undeploy => "undeploy",
             Action::Abort => "abort",
+            Action::Power(_) => "power",
+            Action::BootDevice(_) => "boot device",
+            Action::PrepareRamdisk => "prepare-ramdisk",
         }
     }
 }
@@ -244,6 +277,9 @@ impl LabHandle {
                         Action::Deploy => super::deploy::deploy(&engine, &n).await,
                         Action::Undeploy => super::undeploy::undeploy(&engine, &n).await,
                         Action::Abort => super::undeploy::abort(&engine, &n).await,
+                        Action::Power(a) => super::manual::power(&engine, &n, a).await,
+                        Action::BootDevice(d) => super::manual::boot_device(&engine, &n, d).await,
+                        Action::PrepareRamdisk => super::manual::prepare_ramdisk(&engine, &n).await,
                     }
                 }
             };

@@ -125,6 +125,8 @@ pub struct Node {
     /// This node's config URLs use this scheme instead of `[petitboot] protocol`
     /// (e.g. a petitboot too old for HTTP).
     pub protocol: Option<Protocol>,
+    /// A free-form group (rack, team, purpose) to filter by in the dashboard.
+    pub group: Option<String>,
     pub bmc: Bmc,
     pub deploy: DeployImages,
     pub instance: InstanceImage,

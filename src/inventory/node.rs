@@ -130,6 +130,7 @@ pub(super) fn build_node(
         .take(node, "kernel_args", raw.kernel_args)
         .unwrap_or_default();
     let bootif = ctx.take(node, "bootif", raw.bootif).unwrap_or(false);
+    let group = ctx.take(node, "group", raw.group);
     let protocol = match ctx.take(node, "protocol", raw.protocol).as_deref() {
         None => None,
         Some("http") => Some(Protocol::Http),
@@ -168,6 +169,7 @@ pub(super) fn build_node(
             console,
             kernel_args,
             bootif,
+            group,
             protocol,
             bmc: bmc?,
             deploy: deploy?,

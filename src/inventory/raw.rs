@@ -82,6 +82,7 @@ pub struct RawNode {
     pub kernel_args: Lenient<String>,
     pub bootif: Lenient<bool>,
     pub protocol: Lenient<String>,
+    pub group: Lenient<String>,
     pub bmc: Option<RawBmc>,
     pub deploy: Option<RawDeploy>,
     pub instance: Option<RawInstance>,
