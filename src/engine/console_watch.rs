@@ -1,14 +1,19 @@
-//! The engine's view of a node's serial console during an action: one SOL
-//! session, logged to the node's console log (secrets redacted), fed to the
-//! boot-stage detector, with the stage published on a `watch` channel.
+//! The engine's consoles: at most one SOL session per node (a BMC allows one),
+//! shared by whoever needs it — a deploy watching for the login prompt, the
+//! dashboard showing it — opened on the first attach and closed after the
+//! last. Each session is logged to the node's console log (secrets
+//! redacted), fed to the boot-stage detector, and reported as engine events.
 
+use std::collections::{HashMap, HashSet};
 use std::os::unix::fs::DirBuilderExt;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::{mpsc, watch};
 
+use super::lab::EngineEvent;
 use crate::console::{self, ConsoleLog, Stage, StageDetector, StageEvent};
 use crate::inventory::{Lab, Node};
-use crate::ipmi::Target;
+use crate::ipmi::Timing;
 use crate::ipmi::sol_driver::{self, ConsoleEvent, ConsoleInput, SolOptions};
 
 /// What the console has shown so far.
@@ -24,39 +29,160 @@ pub struct Seen {
 enum Control {
     RestartStages,
     Send(Vec<u8>),
+    Break,
+    /// More text to redact (e.g. a deploy's token), from now on.
+    Secrets(Vec<String>),
+    /// Send the bytes to the UI as `EngineEvent::ConsoleData`.
+    Forward(bool),
+    Close,
 }
 
+struct Session {
+    users: usize,
+    control: mpsc::UnboundedSender<Control>,
+    seen: watch::Receiver<Seen>,
+}
+
+pub struct ConsoleHub {
+    lab: Arc<Lab>,
+    events: mpsc::UnboundedSender<EngineEvent>,
+    sessions: Mutex<HashMap<String, Session>>,
+    /// Nodes the UI watches (each holds one attachment).
+    ui: Mutex<HashSet<String>>,
+}
+
+/// One user's hold on a node's console; `close` lets it go.
 pub struct ConsoleWatch {
+    hub: Arc<ConsoleHub>,
+    node: String,
     seen: watch::Receiver<Seen>,
     control: mpsc::UnboundedSender<Control>,
-    input: mpsc::Sender<ConsoleInput>,
 }
 
-impl ConsoleWatch {
-    /// Opens the node's console (never taking it from another session).
-    /// `secrets` are redacted in the log.
-    pub fn start(lab: &Lab, node: &Node, target: Target, secrets: Vec<String>) -> ConsoleWatch {
-        let (seen_tx, seen) = watch::channel(Seen::default());
-        let (control, controls) = mpsc::unbounded_channel();
-        let options = SolOptions {
-            force: false,
-            ..SolOptions::default()
-        };
-        let sol = sol_driver::spawn(target, options);
-        let input = sol.input.clone();
-        let log = open_log(lab, node, &secrets);
-        // The lab's patterns compiled when it was loaded; fall back to the built-ins.
-        let detector = StageDetector::new(&lab.stage_patterns)
-            .or_else(|_| StageDetector::new(&[]))
-            .ok();
-        tokio::spawn(pump(sol, controls, seen_tx, log, detector));
-        ConsoleWatch {
-            seen,
-            control,
-            input,
+impl ConsoleHub {
+    pub fn new(lab: Arc<Lab>, events: mpsc::UnboundedSender<EngineEvent>) -> Arc<ConsoleHub> {
+        Arc::new(ConsoleHub {
+            lab,
+            events,
+            sessions: Mutex::default(),
+            ui: Mutex::default(),
+        })
+    }
+
+    fn sessions(&self) -> MutexGuard<'_, HashMap<String, Session>> {
+        self.sessions.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Attaches to the node's console, opening it (never taking SOL from
+    /// another session) if nobody has. `secrets` are redacted in the log,
+    /// besides the BMC password.
+    pub async fn attach(
+        self: &Arc<Self>,
+        node: &Node,
+        secrets: Vec<String>,
+    ) -> Result<ConsoleWatch, String> {
+        let target = super::targets::bmc_target(node, Timing::default())
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut sessions = self.sessions();
+        let session = sessions.entry(node.name.clone()).or_insert_with(|| {
+            let mut all = vec![target.credentials.password.clone()];
+            all.extend(secrets.iter().cloned());
+            let (seen_tx, seen) = watch::channel(Seen::default());
+            let (control, controls) = mpsc::unbounded_channel();
+            let sol = sol_driver::spawn(target, SolOptions::default());
+            let pump = Pump {
+                node: node.name.clone(),
+                lab: self.lab.clone(),
+                secrets: all.clone(),
+                log: open_log(&self.lab, node, &all),
+                detector: StageDetector::new(&self.lab.stage_patterns)
+                    .or_else(|_| StageDetector::new(&[]))
+                    .ok(),
+                forward: false,
+                events: self.events.clone(),
+                seen: seen_tx,
+            };
+            tokio::spawn(pump.run(sol, controls));
+            Session {
+                users: 0,
+                control,
+                seen,
+            }
+        });
+        session.users += 1;
+        if session.users > 1 && !secrets.is_empty() {
+            let _ = session.control.send(Control::Secrets(secrets));
+        }
+        Ok(ConsoleWatch {
+            hub: self.clone(),
+            node: node.name.clone(),
+            seen: session.seen.clone(),
+            control: session.control.clone(),
+        })
+    }
+
+    fn detach(&self, node: &str) {
+        let mut sessions = self.sessions();
+        if let Some(session) = sessions.get_mut(node) {
+            session.users = session.users.saturating_sub(1);
+            if session.users == 0 {
+                let _ = session.control.send(Control::Close);
+                sessions.remove(node);
+            }
         }
     }
 
+    /// The UI starts or stops watching a node: its bytes arrive as
+    /// `EngineEvent::ConsoleData` while it does. Idempotent.
+    pub async fn watch_ui(self: &Arc<Self>, node: &Node, on: bool) -> Result<(), String> {
+        let watching = self
+            .ui
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&node.name);
+        match (on, watching) {
+            (true, false) => {
+                let watch = self.attach(node, Vec::new()).await?;
+                let _ = watch.control.send(Control::Forward(true));
+                self.ui
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(node.name.clone());
+                // The UI's hold is the session's user count, released by
+                // `watch_ui(node, false)`; the handle itself is not needed.
+                drop(watch);
+            }
+            (false, true) => {
+                if let Some(session) = self.sessions().get(&node.name) {
+                    let _ = session.control.send(Control::Forward(false));
+                }
+                self.ui
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&node.name);
+                self.detach(&node.name);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Typed into a node's console (only when someone has it open).
+    pub fn send(&self, node: &str, bytes: Vec<u8>) {
+        if let Some(session) = self.sessions().get(node) {
+            let _ = session.control.send(Control::Send(bytes));
+        }
+    }
+
+    pub fn send_break(&self, node: &str) {
+        if let Some(session) = self.sessions().get(node) {
+            let _ = session.control.send(Control::Break);
+        }
+    }
+}
+
+impl ConsoleWatch {
     pub fn seen(&self) -> watch::Receiver<Seen> {
         self.seen.clone()
     }
@@ -71,9 +197,9 @@ impl ConsoleWatch {
         let _ = self.control.send(Control::Send(bytes.to_vec()));
     }
 
-    /// Deactivates SOL and closes its session.
+    /// Lets the console go; the last user's close deactivates SOL.
     pub async fn close(self) {
-        let _ = self.input.send(ConsoleInput::Close).await;
+        self.hub.detach(&self.node);
     }
 }
 
@@ -88,61 +214,131 @@ fn open_log(lab: &Lab, node: &Node, secrets: &[String]) -> Option<ConsoleLog> {
     ConsoleLog::open(&path, console::LOG_LIMITS, secrets).ok()
 }
 
-async fn pump(
-    mut sol: sol_driver::Console,
-    mut controls: mpsc::UnboundedReceiver<Control>,
+struct Pump {
+    node: String,
+    lab: Arc<Lab>,
+    secrets: Vec<String>,
+    log: Option<ConsoleLog>,
+    detector: Option<StageDetector>,
+    forward: bool,
+    events: mpsc::UnboundedSender<EngineEvent>,
     seen: watch::Sender<Seen>,
-    mut log: Option<ConsoleLog>,
-    mut detector: Option<StageDetector>,
-) {
-    loop {
-        tokio::select! {
-            event = sol.events.recv() => match event {
-                Some(ConsoleEvent::Data(bytes)) => {
-                    if let Some(log) = log.as_mut() {
-                        let _ = log.write(&bytes);
-                    }
-                    if let Some(latest) = detector.as_mut().and_then(|d| d.feed(&bytes).pop()) {
-                        seen.send_modify(|s| s.stage = Some(latest));
-                    }
-                }
-                Some(ConsoleEvent::Connected) => seen.send_modify(|s| s.connected = true),
-                Some(ConsoleEvent::Reconnecting { .. }) => seen.send_modify(|s| s.connected = false),
-                Some(ConsoleEvent::Closed { reason }) => {
-                    seen.send_modify(|s| {
-                        s.connected = false;
-                        s.closed = Some(reason);
-                    });
-                    break;
-                }
-                None => break,
-            },
-            control = controls.recv() => match control {
-                Some(Control::RestartStages) => {
-                    if let Some(d) = detector.as_mut() {
-                        d.reset();
-                    }
-                    seen.send_modify(|s| s.stage = None);
-                }
-                Some(Control::Send(bytes)) => {
-                    let _ = sol.input.send(ConsoleInput::Data(bytes)).await;
-                }
-                // The watch was dropped without close(): close SOL anyway.
-                None => {
-                    let _ = sol.input.send(ConsoleInput::Close).await;
-                    // Drain until the driver says it closed.
-                    while let Some(event) = sol.events.recv().await {
-                        if matches!(event, ConsoleEvent::Closed { .. }) {
+}
+
+impl Pump {
+    async fn run(
+        mut self,
+        mut sol: sol_driver::Console,
+        mut controls: mpsc::UnboundedReceiver<Control>,
+    ) {
+        loop {
+            tokio::select! {
+                event = sol.events.recv() => match event {
+                    Some(event) => {
+                        if !self.console_event(event) {
                             break;
                         }
                     }
-                    break;
-                }
-            },
+                    None => break,
+                },
+                control = controls.recv() => match control {
+                    Some(Control::Close) | None => {
+                        let _ = sol.input.send(ConsoleInput::Close).await;
+                        // Drain until the driver says it closed.
+                        while let Some(event) = sol.events.recv().await {
+                            if matches!(event, ConsoleEvent::Closed { .. }) {
+                                break;
+                            }
+                        }
+                        break;
+                    }
+                    Some(control) => self.control(control, &sol).await,
+                },
+            }
+        }
+        if let Some(log) = self.log {
+            let _ = log.close();
         }
     }
-    if let Some(log) = log {
-        let _ = log.close();
+
+    /// False when the console ended for good.
+    fn console_event(&mut self, event: ConsoleEvent) -> bool {
+        let node = self.node.clone();
+        match event {
+            ConsoleEvent::Data(bytes) => {
+                if let Some(log) = self.log.as_mut() {
+                    let _ = log.write(&bytes);
+                }
+                if let Some(latest) = self.detector.as_mut().and_then(|d| d.feed(&bytes).pop()) {
+                    let _ = self.events.send(EngineEvent::ConsoleStage {
+                        node: node.clone(),
+                        stage: latest.stage,
+                        line: latest.line.clone(),
+                    });
+                    self.seen.send_modify(|s| s.stage = Some(latest));
+                }
+                if self.forward {
+                    let _ = self.events.send(EngineEvent::ConsoleData { node, bytes });
+                }
+                true
+            }
+            ConsoleEvent::Connected => {
+                self.seen.send_modify(|s| s.connected = true);
+                self.status(true, None);
+                true
+            }
+            ConsoleEvent::Reconnecting { reason, after } => {
+                self.seen.send_modify(|s| s.connected = false);
+                let message = format!("{reason}; reconnecting in {} s", after.as_secs().max(1));
+                self.status(false, Some(message));
+                true
+            }
+            ConsoleEvent::Closed { reason } => {
+                self.status(false, Some(reason.clone()));
+                self.seen.send_modify(|s| {
+                    s.connected = false;
+                    s.closed = Some(reason);
+                });
+                false
+            }
+        }
+    }
+
+    fn status(&self, connected: bool, message: Option<String>) {
+        let _ = self.events.send(EngineEvent::ConsoleStatus {
+            node: self.node.clone(),
+            connected,
+            message,
+        });
+    }
+
+    async fn control(&mut self, control: Control, sol: &sol_driver::Console) {
+        match control {
+            Control::RestartStages => {
+                if let Some(d) = self.detector.as_mut() {
+                    d.reset();
+                }
+                self.seen.send_modify(|s| s.stage = None);
+            }
+            Control::Send(bytes) => {
+                let _ = sol.input.send(ConsoleInput::Data(bytes)).await;
+            }
+            Control::Break => {
+                let _ = sol.input.send(ConsoleInput::Break).await;
+            }
+            Control::Secrets(more) => {
+                // The redactor's secrets are fixed: reopen the log with more.
+                self.secrets.extend(more);
+                if let Some(log) = self.log.take() {
+                    let _ = log.close();
+                }
+                if let Some(node) = self.lab.node(&self.node) {
+                    self.log = open_log(&self.lab, node, &self.secrets);
+                }
+            }
+            Control::Forward(on) => self.forward = on,
+            Control::Close => {}
+        }
     }
 }
 

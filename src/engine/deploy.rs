@@ -196,12 +196,12 @@ async fn after_power_on(run: &Run<'_>, from: Step, token: Option<&str>) -> Resul
     let (engine, node) = (run.engine, run.node);
     let settings = engine.lab.deploy;
     // The console is watched (and logged) from here to the end.
-    let target = super::targets::bmc_target(node, crate::ipmi::Timing::default())
+    let secrets: Vec<String> = token.map(str::to_string).into_iter().collect();
+    let watch = engine
+        .consoles
+        .attach(node, secrets)
         .await
-        .map_err(|e| Failure::Step(from, e.to_string()))?;
-    let mut secrets = vec![target.credentials.password.clone()];
-    secrets.extend(token.map(str::to_string));
-    let watch = ConsoleWatch::start(&engine.lab, node, target, secrets);
+        .map_err(|why| Failure::Step(from, why))?;
     let result = async {
         if from == Step::WaitCallback {
             if !resumed {

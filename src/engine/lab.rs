@@ -111,6 +111,8 @@ pub struct Engine {
     pub boot: PetitbootBoot,
     store: Arc<Mutex<Store>>,
     pub holder: Holder,
+    /// The nodes' consoles, shared by actions and the UI.
+    pub consoles: Arc<super::console_watch::ConsoleHub>,
     events: mpsc::UnboundedSender<EngineEvent>,
 }
 
@@ -134,11 +136,13 @@ impl Engine {
     ) -> Result<(Arc<Engine>, mpsc::UnboundedReceiver<EngineEvent>), EngineError> {
         let boot = PetitbootBoot::new(&lab)?;
         let (events, rx) = mpsc::unbounded_channel();
+        let consoles = super::console_watch::ConsoleHub::new(lab.clone(), events.clone());
         let engine = Engine {
             lab,
             boot,
             store,
             holder: Holder::current(),
+            consoles,
             events,
         };
         let names: Vec<&str> = engine.lab.nodes.iter().map(|n| n.name.as_str()).collect();

@@ -56,7 +56,11 @@ pub async fn boot_device(
         let _ = engine
             .store()
             .record_reading(&node.name, on, Some(name), None);
-        Ok(format!("{}: boot device {} (next boot)", node.name, device_name(device)))
+        Ok(format!(
+            "{}: boot device {} (next boot)",
+            node.name,
+            device_name(device)
+        ))
     })
     .await;
     audit(engine, node, "boot-device", &result);

@@ -8,6 +8,7 @@ pub mod deploy;
 pub mod image;
 pub mod lab;
 pub mod lifecycle;
+pub mod live;
 pub mod manual;
 pub mod poller;
 pub mod store;

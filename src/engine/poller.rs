@@ -22,6 +22,9 @@ pub struct PollerConfig {
     pub boot_flags: bool,
     /// Longest wait between polls of a node that keeps failing.
     pub max_backoff: Duration,
+    /// `run` also reports readings that did not change, so a dashboard can
+    /// show how fresh each one is (sweeps report changes only).
+    pub report_unchanged: bool,
 }
 
 impl Default for PollerConfig {
@@ -31,6 +34,7 @@ impl Default for PollerConfig {
             concurrency: 64,
             boot_flags: true,
             max_backoff: Duration::from_secs(60),
+            report_unchanged: false,
         }
     }
 }
@@ -103,9 +107,10 @@ impl Slot {
         Reading::Ok { power_on, boot }
     }
 
-    /// The update to emit, if the reading differs from the last one sent.
-    fn record(&mut self, reading: Reading) -> Option<Update> {
-        if self.last.as_ref() == Some(&reading) {
+    /// The update to emit: the reading, if it differs from the last one sent
+    /// (or `always`).
+    fn record(&mut self, reading: Reading, always: bool) -> Option<Update> {
+        if !always && self.last.as_ref() == Some(&reading) {
             return None;
         }
         self.last = Some(reading.clone());
@@ -169,7 +174,7 @@ impl Poller {
             .buffer_unordered(self.config.concurrency.max(1));
         while let Some((slot, reading, after)) = results.next().await {
             finished_after[slot.index] = after;
-            changes.extend(slot.record(reading));
+            changes.extend(slot.record(reading, false));
         }
         changes.sort_by_key(|u| u.index);
         Sweep {
@@ -198,7 +203,7 @@ impl Poller {
                         Reading::Ok { .. } => config.interval,
                         Reading::Failed { .. } => (wait * 2).min(config.max_backoff),
                     };
-                    if let Some(update) = slot.record(reading)
+                    if let Some(update) = slot.record(reading, config.report_unchanged)
                         && tx.send(update).await.is_err()
                     {
                         break;
