@@ -24,8 +24,11 @@ struct Cli {
     /// Machine-readable output.
     #[arg(long, global = true)]
     json: bool,
+    #[command(flatten)]
+    dashboard: cli::dashboard::DashboardArgs,
+    /// Without a command: the dashboard on the lab.
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand)]
@@ -180,7 +183,11 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let json = cli.json;
-    match cli.command {
+    let Some(command) = cli.command else {
+        let lab = load_lab(&cli.lab)?;
+        return runtime()?.block_on(cli::dashboard::run(lab, &cli.dashboard));
+    };
+    match command {
         Command::Check { lab } => check(lab.as_deref().unwrap_or(&cli.lab), json),
         Command::Properties => properties(json),
         Command::Render { node, stage } => render(&cli.lab, &node, stage, json),
@@ -221,7 +228,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::History { node, limit } => {
             cli::lifecycle::history(&load_lab(&cli.lab)?, node.as_deref(), limit, json)
         }
-        Command::Demo { headless, dir } => runtime()?.block_on(cli::demo::run(headless, dir)),
+        Command::Demo { headless, dir } => {
+            runtime()?.block_on(cli::demo::run(headless, dir, &cli.dashboard))
+        }
         Command::Serve { http, tftp, only } => {
             let lab = load_lab(&cli.lab)?;
             let opts = cli::serve::Options { http, tftp, only };

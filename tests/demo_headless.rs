@@ -56,14 +56,3 @@ fn the_demo_lab_deploys_its_example_nodes_and_stops_cleanly() {
     demo.stop();
     assert!(lab.exists(), "--dir is the caller's and stays");
 }
-
-#[test]
-fn without_headless_the_demo_says_what_exists() {
-    let out = support::lab::petitlab(Path::new("unused.toml"), &["demo"]);
-    assert!(!out.status.success());
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("petitlab demo --headless"),
-        "{}",
-        support::lab::show(&out)
-    );
-}

@@ -1,24 +1,28 @@
-//! `petitlab demo --headless`: the built-in virtual lab (lab.toml.example on
-//! loopback, generated artifacts, simulated BMCs with virtual petitboot
-//! hosts, HTTP + agent API + TFTP) in this process, driven from another
-//! terminal with the printed `--lab` path.
+//! `petitlab demo`: the built-in virtual lab (lab.toml.example on loopback,
+//! generated artifacts, simulated BMCs with virtual petitboot hosts, HTTP +
+//! agent API + TFTP) in this process, with the dashboard on it; or, with
+//! `--headless`, driven from another terminal with the printed `--lab` path.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use petitlab::demo::{self, Running};
 use petitlab::engine::lab::Engine;
 use petitlab::inventory;
 
-pub async fn run(headless: bool, dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
-    if !headless {
-        bail!(
-            "the dashboard is not part of this build yet; `petitlab demo --headless` runs the virtual lab for the CLI"
-        );
-    }
+pub async fn run(
+    headless: bool,
+    dir: Option<PathBuf>,
+    dashboard: &super::dashboard::DashboardArgs,
+) -> anyhow::Result<ExitCode> {
+    // Checked before anything starts: a bad theme or keymap stops here.
+    let tui = match headless {
+        true => None,
+        false => Some(super::dashboard::options(dashboard)?),
+    };
     // A directory we made is ours to remove; one given is the caller's to keep.
     let (dir, ours) = match dir {
         Some(dir) => (dir, false),
@@ -31,8 +35,17 @@ pub async fn run(headless: bool, dir: Option<PathBuf>) -> anyhow::Result<ExitCod
     let path = demo::generate(&dir)?;
     let (lab, _) = inventory::load_valid(&path)?;
     let lab = Arc::new(lab);
-    let (engine, _events) = Engine::open(lab.clone())?;
-    let running = Running::start(&lab, engine.shared_store(), Duration::from_millis(10)).await?;
+    let (engine, events) = Engine::open(lab.clone())?;
+    let running = Running::start(&lab, engine.shared_store(), Duration::from_millis(40)).await?;
+    if let Some(options) = tui {
+        let result = petitlab::tui::run::run(engine, events, options).await;
+        running.shutdown().await;
+        if ours {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        result?;
+        return Ok(ExitCode::SUCCESS);
+    }
     println!("petitlab demo: lab {}", path.display());
     for (i, node) in lab.nodes.iter().enumerate() {
         println!(

@@ -2,6 +2,7 @@
 
 pub mod bmc;
 pub mod console;
+pub mod dashboard;
 pub mod demo;
 pub mod lifecycle;
 pub mod serve;

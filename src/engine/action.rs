@@ -94,12 +94,8 @@ impl Run<'_> {
 
     /// The power and boot device petitlab just set, as the last reading.
     pub(super) fn reading(&self, power_on: bool, boot_device: &str) {
-        let _ = self.engine.store().record_reading(
-            self.name(),
-            Some(power_on),
-            Some(boot_device),
-            None,
-        );
+        self.engine
+            .note_reading(self.name(), Some(power_on), Some(boot_device));
     }
 
     pub(super) fn progress(&self, step: Step, message: String, fraction: Option<f64>) {

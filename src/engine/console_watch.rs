@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::{mpsc, watch};
 
 use super::lab::EngineEvent;
-use crate::console::{self, ConsoleLog, Stage, StageDetector, StageEvent};
+use crate::console::{self, ConsoleLog, Redactor, Stage, StageDetector, StageEvent};
 use crate::inventory::{Lab, Node};
 use crate::ipmi::Timing;
 use crate::ipmi::sol_driver::{self, ConsoleEvent, ConsoleInput, SolOptions};
@@ -100,6 +100,7 @@ impl ConsoleHub {
                     .or_else(|_| StageDetector::new(&[]))
                     .ok(),
                 forward: false,
+                ui_redactor: Redactor::new(&all),
                 events: self.events.clone(),
                 seen: seen_tx,
             };
@@ -221,6 +222,8 @@ struct Pump {
     log: Option<ConsoleLog>,
     detector: Option<StageDetector>,
     forward: bool,
+    /// What the UI is sent goes through the same redaction as the log.
+    ui_redactor: Redactor,
     events: mpsc::UnboundedSender<EngineEvent>,
     seen: watch::Sender<Seen>,
 }
@@ -278,7 +281,13 @@ impl Pump {
                     self.seen.send_modify(|s| s.stage = Some(latest));
                 }
                 if self.forward {
-                    let _ = self.events.send(EngineEvent::ConsoleData { node, bytes });
+                    let mut shown = Vec::with_capacity(bytes.len());
+                    self.ui_redactor.push(&bytes, &mut shown);
+                    if !shown.is_empty() {
+                        let _ = self
+                            .events
+                            .send(EngineEvent::ConsoleData { node, bytes: shown });
+                    }
                 }
                 true
             }
@@ -329,6 +338,7 @@ impl Pump {
             Control::Secrets(more) => {
                 // The redactor's secrets are fixed: reopen the log with more.
                 self.secrets.extend(more);
+                self.ui_redactor = Redactor::new(&self.secrets);
                 if let Some(log) = self.log.take() {
                     let _ = log.close();
                 }

@@ -167,6 +167,21 @@ impl Engine {
         let _ = self.events.send(event);
     }
 
+    /// What petitlab itself just set on a BMC, as the node's last reading
+    /// (stored, and sent to the UI without waiting for the next poll).
+    pub fn note_reading(&self, node: &str, power_on: Option<bool>, boot_device: Option<&str>) {
+        let _ = self
+            .store()
+            .record_reading(node, power_on, boot_device, None);
+        self.emit(EngineEvent::Reading {
+            node: node.to_string(),
+            power_on,
+            boot_device: boot_device.map(str::to_string),
+            error: None,
+            at: super::store::now_ms(),
+        });
+    }
+
     pub fn event(&self, node: &str, action: &str, result: &str, detail: &str) -> Event {
         Event {
             node: Some(node.to_string()),

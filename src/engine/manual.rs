@@ -26,9 +26,7 @@ pub async fn power(engine: &Engine, node: &Node, action: PowerAction) -> Result<
         bmc.close().await;
         if let Ok(on) = after {
             let boot = engine.record(&node.name).ok().and_then(|r| r.boot_device);
-            let _ = engine
-                .store()
-                .record_reading(&node.name, Some(on), boot.as_deref(), None);
+            engine.note_reading(&node.name, Some(on), boot.as_deref());
         }
         result.map(|done| format!("{}: {done}", node.name))
     })
@@ -53,9 +51,7 @@ pub async fn boot_device(
             BootDevice::Disk => "disk",
             BootDevice::None => "none",
         };
-        let _ = engine
-            .store()
-            .record_reading(&node.name, on, Some(name), None);
+        engine.note_reading(&node.name, on, Some(name));
         Ok(format!(
             "{}: boot device {} (next boot)",
             node.name,

@@ -68,7 +68,10 @@ pub const ROLES: [(Role, &str); 24] = [
 pub const BUILTIN: [(&str, &str); 3] = [
     ("dark", include_str!("../../themes/dark.toml")),
     ("light", include_str!("../../themes/light.toml")),
-    ("high-contrast", include_str!("../../themes/high-contrast.toml")),
+    (
+        "high-contrast",
+        include_str!("../../themes/high-contrast.toml"),
+    ),
 ];
 
 #[derive(Debug, Clone)]
@@ -141,7 +144,10 @@ impl Theme {
         };
         let mut names: Vec<&String> = raw.roles.keys().collect();
         names.sort();
-        if let Some(unknown) = names.iter().find(|n| !ROLES.iter().any(|(_, r)| *r == n.as_str())) {
+        if let Some(unknown) = names
+            .iter()
+            .find(|n| !ROLES.iter().any(|(_, r)| *r == n.as_str()))
+        {
             return Err(error(format!("roles.{unknown}: unknown role")));
         }
         let mut styles = HashMap::new();
@@ -236,9 +242,16 @@ mod tests {
             assert_eq!(theme.name, name);
         }
         let dark = Theme::dark();
-        assert_eq!(dark.style(Role::PowerOn).fg, Some(Color::Rgb(0x5f, 0xd7, 0x5f)));
+        assert_eq!(
+            dark.style(Role::PowerOn).fg,
+            Some(Color::Rgb(0x5f, 0xd7, 0x5f))
+        );
         let hc = Theme::builtin("high-contrast").unwrap();
-        assert!(hc.style(Role::StateFailed).add_modifier.contains(Modifier::REVERSED));
+        assert!(
+            hc.style(Role::StateFailed)
+                .add_modifier
+                .contains(Modifier::REVERSED)
+        );
     }
 
     #[test]
@@ -248,8 +261,13 @@ mod tests {
             "power_on = { fg = \"chartreuse\" }",
         );
         let e = Theme::parse("mine.toml", &text).unwrap_err().to_string();
-        assert!(e.starts_with("theme mine.toml: roles.power_on.fg: \"chartreuse\""), "{e}");
-        let text = BUILTIN[0].1.replace("sparkline = { fg = \"accent\" }\n", "");
+        assert!(
+            e.starts_with("theme mine.toml: roles.power_on.fg: \"chartreuse\""),
+            "{e}"
+        );
+        let text = BUILTIN[0]
+            .1
+            .replace("sparkline = { fg = \"accent\" }\n", "");
         let e = Theme::parse("mine.toml", &text).unwrap_err().to_string();
         assert!(e.contains("roles missing: sparkline"), "{e}");
         let e = Theme::parse("x", "name = 1").unwrap_err().to_string();

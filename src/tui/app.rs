@@ -1,0 +1,525 @@
+//! The dashboard's state and its one entry point, `update(msg) -> effects`.
+//! The App holds plain data and never does I/O: the loop (`run.rs`) feeds
+//! it messages and carries out the effects it returns. Key and mouse
+//! handling is in `app_input.rs`, drawing in `views/`.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+
+use ratatui::layout::Rect;
+
+use crate::console::ConsoleScreen;
+use crate::engine::lab::{Command, EngineEvent};
+use crate::engine::store::{EventRecord, NodeRecord, Reservation};
+use crate::inventory::{Lab, Node};
+use crate::tui::console_pane::ConsolePane;
+use crate::tui::keymap::Keymap;
+use crate::tui::model::{self, Column, Filter, NodeRow};
+use crate::tui::theme::{Role, Theme};
+
+// A Preview is large and rare; boxing it would change the loop's contract.
+#[allow(clippy::large_enum_variant)]
+pub enum Msg {
+    Key(crossterm::event::KeyEvent),
+    Mouse(crossterm::event::MouseEvent),
+    Resize(u16, u16),
+    /// Unix ms; the loop sends one a second (ages, stale readings, flash expiry).
+    Tick(i64),
+    Engine(EngineEvent),
+    /// Initial and refreshed store contents.
+    Snapshot {
+        records: Vec<NodeRecord>,
+        reservations: Vec<Reservation>,
+        history: Vec<EventRecord>,
+    },
+    /// The answer to Effect::Preview.
+    Preview(Preview),
+}
+
+#[derive(Debug, Clone)]
+pub struct Preview {
+    pub node: String,
+    /// Deploy or Instance.
+    pub stage: crate::boot::Stage,
+    /// What the engine would write now: Ok(None) = no config (local boot), Err = problems (template errors).
+    pub rendered: Result<Option<crate::boot::petitboot::Rendered>, Vec<crate::inventory::Problem>>,
+    /// What is on disk at the config path now (None: no file).
+    pub on_disk: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Effect {
+    Engine(Command),
+    Preview {
+        node: String,
+        stage: crate::boot::Stage,
+    },
+    /// Start/stop receiving EngineEvent::ConsoleData for a node.
+    WatchConsole {
+        node: String,
+        on: bool,
+    },
+    /// Bytes typed into a node's console (from the console pane).
+    ConsoleInput {
+        node: String,
+        bytes: Vec<u8>,
+    },
+    ConsoleBreak {
+        node: String,
+    },
+    Quit,
+}
+
+/// What has the keyboard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Normal,
+    /// Editing the `/` filter.
+    Filter,
+    /// Editing a `:` command.
+    Command,
+    Confirm,
+    Help,
+    Console,
+    Wall,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Focus {
+    Table,
+    Detail,
+}
+
+/// A destructive action waiting for a yes; "No" has the focus until moved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Confirm {
+    pub action: crate::engine::lab::Action,
+    pub nodes: Vec<String>,
+    pub yes_focused: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Flash {
+    pub text: String,
+    pub error: bool,
+    /// Ticks left before it goes.
+    pub ticks: u8,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogLine {
+    pub at: i64,
+    pub node: String,
+    pub text: String,
+    pub role: Role,
+    /// Progress lines of one node and step replace each other.
+    pub progress: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WallState {
+    pub nodes: Vec<String>,
+    pub selected: usize,
+}
+
+/// Where things were drawn last, for mouse hits and paging.
+#[derive(Debug, Clone, Default)]
+pub struct Hits {
+    pub table_body: Rect,
+    pub detail: Rect,
+    pub log: Rect,
+    pub help: Rect,
+    pub tiles: Vec<Rect>,
+}
+
+pub const FLASH_TICKS: u8 = 4;
+pub const LOG_KEPT: usize = 500;
+pub const CONSOLE_SCROLLBACK: usize = 2000;
+
+pub struct App {
+    pub(crate) theme: Theme,
+    pub(crate) keymap: Keymap,
+    pub(crate) read_only: bool,
+    /// The lab file's name, for the title.
+    pub(crate) lab_name: String,
+    /// Inventory, in the same order as `rows`.
+    pub(crate) nodes: Vec<Node>,
+    pub(crate) rows: Vec<NodeRow>,
+    index: HashMap<String, usize>,
+    /// The rows shown: indices into `rows`, filtered and sorted.
+    pub(crate) view: Vec<usize>,
+    view_dirty: bool,
+    /// Selected position in `view`.
+    pub(crate) cursor: usize,
+    /// First row of `view` drawn.
+    pub(crate) offset: usize,
+    pub(crate) filter_text: String,
+    filter: Filter,
+    /// The filter before `/` started editing, restored by Esc.
+    pub(crate) filter_before: String,
+    pub(crate) sort: Column,
+    pub(crate) descending: bool,
+    pub(crate) mode: Mode,
+    /// The line being edited in Filter and Command modes.
+    pub(crate) input: String,
+    pub(crate) detail_open: bool,
+    pub(crate) focus: Focus,
+    pub(crate) detail_scroll: u16,
+    pub(crate) stage: crate::boot::Stage,
+    pub(crate) preview: Option<Preview>,
+    pub(crate) log: VecDeque<LogLine>,
+    pub(crate) log_open: bool,
+    /// Lines scrolled back from the newest (0 = follow).
+    pub(crate) log_scroll: usize,
+    pub(crate) flash: Option<Flash>,
+    pub(crate) confirm: Option<Confirm>,
+    pub(crate) help_scroll: u16,
+    pub(crate) consoles: HashMap<String, ConsoleScreen>,
+    pub(crate) console_status: HashMap<String, String>,
+    pub(crate) pane: Option<ConsolePane>,
+    pub(crate) wall: Option<WallState>,
+    /// Nodes the loop was told to watch.
+    pub(crate) watched: HashSet<String>,
+    pub(crate) now: i64,
+    /// The selected node when `update` last looked (previews follow it).
+    last_selected: Option<String>,
+    pub(crate) dirty: bool,
+    pub(crate) size: (u16, u16),
+    pub(crate) hits: Hits,
+}
+
+impl App {
+    pub fn new(lab: &Lab, theme: Theme, keymap: Keymap, read_only: bool) -> App {
+        let rows: Vec<NodeRow> = lab
+            .nodes
+            .iter()
+            .map(|n| NodeRow::new(&n.name, n.group.as_deref()))
+            .collect();
+        let index = rows
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.name.clone(), i))
+            .collect();
+        let lab_name = lab.path.file_name().map_or_else(
+            || lab.path.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        let mut app = App {
+            theme,
+            keymap,
+            read_only,
+            lab_name,
+            nodes: lab.nodes.clone(),
+            rows,
+            index,
+            view: Vec::new(),
+            view_dirty: true,
+            cursor: 0,
+            offset: 0,
+            filter_text: String::new(),
+            filter: Filter::default(),
+            filter_before: String::new(),
+            sort: Column::Name,
+            descending: false,
+            mode: Mode::Normal,
+            input: String::new(),
+            detail_open: false,
+            focus: Focus::Table,
+            detail_scroll: 0,
+            stage: crate::boot::Stage::Deploy,
+            preview: None,
+            log: VecDeque::new(),
+            log_open: true,
+            log_scroll: 0,
+            flash: None,
+            confirm: None,
+            help_scroll: 0,
+            consoles: HashMap::new(),
+            console_status: HashMap::new(),
+            pane: None,
+            wall: None,
+            watched: HashSet::new(),
+            now: 0,
+            last_selected: None,
+            dirty: true,
+            size: (80, 24),
+            hits: Hits::default(),
+        };
+        app.refresh_view();
+        app.last_selected = app.selected_name().map(str::to_string);
+        app
+    }
+
+    /// Returns effects for the loop to carry out; never does I/O itself.
+    pub fn update(&mut self, msg: Msg) -> Vec<Effect> {
+        // Engine events and ticks come in bursts (a reading per node per
+        // poll): the view they disturb is recomputed once, when drawn.
+        let deferred = matches!(msg, Msg::Engine(_) | Msg::Tick(_));
+        if !deferred {
+            self.refresh_view();
+        }
+        let mut effects = match msg {
+            Msg::Key(key) => self.on_key(key),
+            Msg::Mouse(mouse) => self.on_mouse(mouse),
+            Msg::Resize(w, h) => {
+                self.size = (w, h);
+                self.dirty = true;
+                Vec::new()
+            }
+            Msg::Tick(now) => {
+                self.on_tick(now);
+                Vec::new()
+            }
+            Msg::Engine(event) => self.on_engine(event),
+            Msg::Snapshot {
+                records,
+                reservations,
+                history,
+            } => {
+                self.on_snapshot(&records, &reservations, &history);
+                Vec::new()
+            }
+            Msg::Preview(p) => {
+                if self.selected_name() == Some(p.node.as_str()) && p.stage == self.stage {
+                    self.preview = Some(p);
+                    self.dirty = true;
+                }
+                Vec::new()
+            }
+        };
+        if !deferred {
+            self.refresh_view();
+        }
+        // A selection changed by a redraw's refresh is caught here by the next message.
+        let after = self.selected_name().map(str::to_string);
+        if after != self.last_selected {
+            self.last_selected = after;
+            self.dirty = true;
+            self.detail_scroll = 0;
+            if self.detail_open && !effects.iter().any(|e| matches!(e, Effect::Preview { .. })) {
+                effects.extend(self.request_preview());
+            }
+        }
+        effects
+    }
+
+    /// True when something visible changed since the last draw (the loop redraws only then).
+    pub fn needs_redraw(&self) -> bool {
+        self.dirty
+    }
+
+    pub fn draw(&mut self, frame: &mut ratatui::Frame) {
+        self.refresh_view();
+        let area = frame.area();
+        self.size = (area.width, area.height);
+        let areas = crate::tui::views::layout(self, area);
+        self.prepare_draw(&areas);
+        crate::tui::views::render(frame, self, &areas);
+        self.dirty = false;
+    }
+
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    pub fn read_only(&self) -> bool {
+        self.read_only
+    }
+
+    /// The selected node's name (none when the filter hides every node).
+    pub fn selected_name(&self) -> Option<&str> {
+        self.selected_row().map(|r| r.name.as_str())
+    }
+
+    pub(crate) fn selected_row(&self) -> Option<&NodeRow> {
+        self.view.get(self.cursor).map(|&i| &self.rows[i])
+    }
+
+    pub(crate) fn selected_node(&self) -> Option<&Node> {
+        self.view.get(self.cursor).and_then(|&i| self.nodes.get(i))
+    }
+
+    pub(crate) fn row(&self, name: &str) -> Option<&NodeRow> {
+        self.index.get(name).map(|&i| &self.rows[i])
+    }
+
+    pub(crate) fn row_mut(&mut self, name: &str) -> Option<&mut NodeRow> {
+        self.index.get(name).map(|&i| &mut self.rows[i])
+    }
+
+    pub(crate) fn knows(&self, name: &str) -> bool {
+        self.index.contains_key(name)
+    }
+
+    /// Marked nodes among those shown, in table order.
+    pub fn marked(&self) -> Vec<String> {
+        self.view
+            .iter()
+            .map(|&i| &self.rows[i])
+            .filter(|r| r.marked)
+            .map(|r| r.name.clone())
+            .collect()
+    }
+
+    pub(crate) fn set_filter(&mut self, text: &str) {
+        if self.filter_text != text {
+            self.filter_text = text.to_string();
+            self.filter = Filter::parse(text);
+            self.view_dirty = true;
+            self.dirty = true;
+        }
+    }
+
+    pub(crate) fn set_sort(&mut self, column: Column, descending: bool) {
+        self.sort = column;
+        self.descending = descending;
+        self.view_dirty = true;
+        self.dirty = true;
+    }
+
+    pub(crate) fn touch_view(&mut self) {
+        self.view_dirty = true;
+        self.dirty = true;
+    }
+
+    /// Recomputes the shown rows when anything they depend on changed,
+    /// keeping the selected node selected when it is still shown.
+    pub(crate) fn refresh_view(&mut self) {
+        if !self.view_dirty {
+            return;
+        }
+        let selected = self.view.get(self.cursor).copied();
+        let rows = &self.rows;
+        let filter = &self.filter;
+        self.view.clear();
+        self.view
+            .extend((0..rows.len()).filter(|&i| filter.matches(&rows[i])));
+        model::sort_view(rows, &mut self.view, self.sort, self.descending);
+        self.cursor = selected
+            .and_then(|s| self.view.iter().position(|&i| i == s))
+            .unwrap_or_else(|| self.cursor.min(self.view.len().saturating_sub(1)));
+        self.view_dirty = false;
+    }
+
+    /// Asks the loop for the selected node's config, unless the shown one is current.
+    pub(crate) fn request_preview(&mut self) -> Vec<Effect> {
+        let Some(node) = self.selected_name().map(str::to_string) else {
+            self.preview = None;
+            return Vec::new();
+        };
+        let current = self
+            .preview
+            .as_ref()
+            .is_some_and(|p| p.node == node && p.stage == self.stage);
+        if !current {
+            self.preview = None;
+        }
+        self.dirty = true;
+        vec![Effect::Preview {
+            node,
+            stage: self.stage,
+        }]
+    }
+
+    pub(crate) fn flash(&mut self, text: impl Into<String>, error: bool) {
+        self.flash = Some(Flash {
+            text: text.into(),
+            error,
+            ticks: FLASH_TICKS,
+        });
+        self.dirty = true;
+    }
+
+    pub(crate) fn log_line(
+        &mut self,
+        node: &str,
+        text: String,
+        role: Role,
+        progress: Option<String>,
+    ) {
+        if let Some(key) = &progress
+            && let Some(last) = self.log.back_mut()
+            && last.progress.as_ref() == Some(key)
+        {
+            last.text = text;
+            last.at = self.now;
+            self.dirty = true;
+            return;
+        }
+        self.log.push_back(LogLine {
+            at: self.now,
+            node: node.to_string(),
+            text,
+            role,
+            progress,
+        });
+        while self.log.len() > LOG_KEPT {
+            self.log.pop_front();
+        }
+        if self.log_scroll > 0 {
+            self.log_scroll += 1;
+        }
+        self.dirty = true;
+    }
+
+    pub(crate) fn on_tick(&mut self, now: i64) {
+        self.now = now;
+        if let Some(f) = &mut self.flash {
+            f.ticks = f.ticks.saturating_sub(1);
+            if f.ticks == 0 {
+                self.flash = None;
+            }
+            self.dirty = true;
+        }
+        // Ages and staleness move with the clock wherever a reading or event is shown.
+        if self
+            .rows
+            .iter()
+            .any(|r| r.reading_at.is_some() || r.last.is_some())
+        {
+            self.dirty = true;
+        }
+    }
+
+    /// Keeps the selection on screen and sizes consoles to their panes.
+    fn prepare_draw(&mut self, areas: &crate::tui::views::Areas) {
+        let body = areas.table_body.height as usize;
+        if self.cursor < self.offset {
+            self.offset = self.cursor;
+        } else if body > 0 && self.cursor >= self.offset + body {
+            self.offset = self.cursor + 1 - body;
+        }
+        self.offset = self.offset.min(self.view.len().saturating_sub(body.max(1)));
+        if let (Some(pane), Some(area)) = (&self.pane, areas.console)
+            && let Some(screen) = self.consoles.get_mut(pane.node())
+        {
+            let (rows, cols) = crate::tui::console_pane::inner_size(area);
+            screen.resize(rows, cols);
+        }
+        if let Some(detail) = areas.detail {
+            let inner = detail.height.saturating_sub(2);
+            let rows = crate::tui::views::detail_rows(self, detail.width.saturating_sub(2));
+            let max = rows.saturating_sub(usize::from(inner));
+            self.detail_scroll = self
+                .detail_scroll
+                .min(u16::try_from(max).unwrap_or(u16::MAX));
+        }
+        if let Some(help) = areas.help {
+            let rows = crate::tui::views::help_lines(self).len();
+            let max = rows.saturating_sub(usize::from(help.height.saturating_sub(2)));
+            self.help_scroll = self.help_scroll.min(u16::try_from(max).unwrap_or(u16::MAX));
+        }
+        // Wall tiles are not resized: a tile shows the newest rows of its
+        // screen, and shrinking a screen would drop what it holds.
+        self.hits = Hits {
+            table_body: areas.table_body,
+            detail: areas.detail.unwrap_or_default(),
+            log: areas.log,
+            help: areas.help.unwrap_or_default(),
+            tiles: areas.tiles.clone(),
+        };
+    }
+}
+
+#[cfg(test)]
+#[path = "app_tests.rs"]
+mod tests;
