@@ -80,10 +80,36 @@ impl Tmux {
         self.cmd(&[&CAPTURE[..], &["-t", &format!("{SESSION}:{window}")]].concat())
     }
 
+    /// Only what the window shows now: a full-screen program's current frame.
+    pub fn visible(&self, window: &str) -> String {
+        self.cmd(&["capture-pane", "-p", "-t", &format!("{SESSION}:{window}")])
+    }
+
+    /// Waits until the visible frame passes `check`; returns the frame.
+    pub fn wait_visible(&self, window: &str, what: &str, check: impl Fn(&str) -> bool) -> String {
+        self.wait_until_in(window, what, true, |frame| {
+            check(frame).then(|| frame.to_string())
+        })
+    }
+
     fn wait_until<T>(&self, window: &str, what: &str, found: impl Fn(&str) -> Option<T>) -> T {
+        self.wait_until_in(window, what, false, found)
+    }
+
+    fn wait_until_in<T>(
+        &self,
+        window: &str,
+        what: &str,
+        visible_only: bool,
+        found: impl Fn(&str) -> Option<T>,
+    ) -> T {
         let deadline = Instant::now() + self.wait;
         loop {
-            let screen = self.screen(window);
+            let screen = if visible_only {
+                self.visible(window)
+            } else {
+                self.screen(window)
+            };
             if let Some(found) = found(&screen) {
                 return found;
             }
