@@ -31,9 +31,10 @@ fn rss_mib() -> f64 {
         .map_or(f64::NAN, |kib| kib / 1024.0)
 }
 
+/// Enough lines to fill a console's whole scrollback.
 fn boot_log(node: &str) -> Vec<u8> {
     let mut out = Vec::new();
-    for i in 0..120 {
+    for i in 0..1200 {
         out.extend(format!("[{:>5}.{:06}] \x1b[32m{node}\x1b[0m: boot line {i} of a petitboot netboot, kexec and kernel\r\n", i / 10, i * 997).into_bytes());
     }
     out.extend(format!("{node} login: ").into_bytes());
@@ -130,12 +131,24 @@ fn main() {
     }
     let (p50, p99) = frames(&mut app, 200, 60, 500);
     let (s50, s99) = frames(&mut app, 80, 24, 500);
+    // A console wall over the first nodes (as many as a 200x60 terminal
+    // tiles), then every node's console talks; only watched ones keep a screen.
+    let mut terminal = Terminal::new(TestBackend::new(200, 60)).expect("test backend");
+    app.update(Msg::Resize(200, 60));
+    let wall = crossterm::event::KeyEvent::new(
+        crossterm::event::KeyCode::Char('w'),
+        crossterm::event::KeyModifiers::NONE,
+    );
+    app.update(Msg::Key(wall));
+    terminal.draw(|f| app.draw(f)).expect("draw");
     for node in &lab.nodes {
         app.update(Msg::Engine(EngineEvent::ConsoleData {
             node: node.name.clone(),
             bytes: boot_log(&node.name),
         }));
     }
+    terminal.draw(|f| app.draw(f)).expect("draw");
+    let watched = app.console_screens();
     let after = rss_mib();
     println!("tui: {NODES} nodes");
     println!(
@@ -149,7 +162,7 @@ fn main() {
         s99.as_secs_f64() * 1e3
     );
     println!(
-        "  memory: {:.1} MiB for the app with {NODES} nodes and their consoles ({:.1} MiB process RSS; target ≤ 60 MB)",
+        "  memory: {:.1} MiB for the app with {NODES} nodes and a wall of {watched} consoles, scrollback full ({:.1} MiB process RSS; target ≤ 60 MB)",
         after - before,
         after
     );

@@ -133,7 +133,9 @@ pub struct Hits {
 
 pub const FLASH_TICKS: u8 = 4;
 pub const LOG_KEPT: usize = 500;
-pub const CONSOLE_SCROLLBACK: usize = 2000;
+/// Lines of scrollback per watched console (a full one costs ~1.5 MB of
+/// vt100 cells at 100 columns; the console log keeps everything).
+pub const CONSOLE_SCROLLBACK: usize = 1000;
 
 pub struct App {
     pub(crate) theme: Theme,
@@ -303,6 +305,11 @@ impl App {
     }
 
     /// True when something visible changed since the last draw (the loop redraws only then).
+    /// How many console screens the App holds (one per watched console).
+    pub fn console_screens(&self) -> usize {
+        self.consoles.len()
+    }
+
     pub fn needs_redraw(&self) -> bool {
         self.dirty
     }

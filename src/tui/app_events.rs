@@ -140,7 +140,8 @@ impl App {
                 self.log_line(&node, text, role, None);
                 self.touch_view();
             }
-            EngineEvent::ConsoleData { node, bytes } => {
+            // Late bytes of a console no longer watched have no screen to go to.
+            EngineEvent::ConsoleData { node, bytes } if self.watched.contains(&node) => {
                 let (rows, cols) = self.console_size_guess();
                 self.consoles
                     .entry(node.clone())
@@ -150,6 +151,7 @@ impl App {
                     self.dirty = true;
                 }
             }
+            EngineEvent::ConsoleData { .. } => {}
             EngineEvent::ConsoleStatus {
                 node,
                 connected,
@@ -234,12 +236,12 @@ impl App {
         in_pane || in_wall
     }
 
-    /// A first size for a new console screen; drawing resizes it to its pane.
+    /// A new console screen's size: a serial console's host assumes 80x24
+    /// (petitboot draws its menu for that). The console pane resizes its own
+    /// screen when drawn; wall tiles keep this size, which also bounds what a
+    /// screen's scrollback costs.
     pub(crate) fn console_size_guess(&self) -> (u16, u16) {
-        (
-            self.size.1.saturating_sub(4).max(2),
-            self.size.0.saturating_sub(2).max(2),
-        )
+        (24, 80)
     }
 
     pub(crate) fn ensure_console(&mut self, node: &str) {
@@ -281,6 +283,8 @@ impl App {
         gone.sort();
         for n in &gone {
             self.watched.remove(n);
+            // A screen costs its scrollback; the node's log keeps the history.
+            self.consoles.remove(n);
         }
         gone.into_iter()
             .map(|node| Effect::WatchConsole { node, on: false })
