@@ -65,8 +65,8 @@ fn free_ports(count: usize) -> Result<(u16, Vec<u16>), DemoError> {
     Ok((tcp.local_addr().map_err(start)?.port(), ports))
 }
 
-/// Deterministic filler bytes, different per seed.
-fn filler(seed: u64, len: usize) -> Vec<u8> {
+/// Deterministic filler bytes, different per seed (artifacts for virtual labs).
+pub fn filler(seed: u64, len: usize) -> Vec<u8> {
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     (0..len)
         .map(|_| {

@@ -4,6 +4,7 @@
 mod layout;
 mod manifest;
 pub mod petitboot;
+mod properties;
 pub mod pxeconf;
 
 use std::path::PathBuf;

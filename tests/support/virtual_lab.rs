@@ -7,6 +7,8 @@ use std::fmt::Write as _;
 use std::net::{Ipv4Addr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 
+use petitlab::demo::filler;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Proto {
     Http,
@@ -63,19 +65,6 @@ fn free_udp_ports(count: usize) -> Vec<u16> {
         .collect();
     held.iter()
         .map(|s| s.local_addr().unwrap().port())
-        .collect()
-}
-
-/// Deterministic filler, different per file.
-fn filler(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
         .collect()
 }
 
