@@ -4,7 +4,7 @@
 //! last. Each session is logged to the node's console log (secrets
 //! redacted), fed to the boot-stage detector, and reported as engine events.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::os::unix::fs::DirBuilderExt;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -38,6 +38,8 @@ enum Control {
 }
 
 struct Session {
+    /// Tells this session from a later one for the same node.
+    id: u64,
     users: usize,
     control: mpsc::UnboundedSender<Control>,
     seen: watch::Receiver<Seen>,
@@ -47,14 +49,16 @@ pub struct ConsoleHub {
     lab: Arc<Lab>,
     events: mpsc::UnboundedSender<EngineEvent>,
     sessions: Mutex<HashMap<String, Session>>,
-    /// Nodes the UI watches (each holds one attachment).
-    ui: Mutex<HashSet<String>>,
+    next_id: std::sync::atomic::AtomicU64,
+    /// Nodes the UI watches, with the session each holds one attachment of.
+    ui: Mutex<HashMap<String, u64>>,
 }
 
 /// One user's hold on a node's console; `close` lets it go.
 pub struct ConsoleWatch {
     hub: Arc<ConsoleHub>,
     node: String,
+    session: u64,
     seen: watch::Receiver<Seen>,
     control: mpsc::UnboundedSender<Control>,
 }
@@ -65,6 +69,7 @@ impl ConsoleHub {
             lab,
             events,
             sessions: Mutex::default(),
+            next_id: Default::default(),
             ui: Mutex::default(),
         })
     }
@@ -85,6 +90,14 @@ impl ConsoleHub {
             .await
             .map_err(|e| e.to_string())?;
         let mut sessions = self.sessions();
+        // A console that ended for good (e.g. SOL was held by another tool)
+        // is opened afresh for the next user; its old users keep a dead handle.
+        if sessions
+            .get(&node.name)
+            .is_some_and(|s| s.seen.borrow().closed.is_some())
+        {
+            sessions.remove(&node.name);
+        }
         let session = sessions.entry(node.name.clone()).or_insert_with(|| {
             let mut all = vec![target.credentials.password.clone()];
             all.extend(secrets.iter().cloned());
@@ -106,6 +119,9 @@ impl ConsoleHub {
             };
             tokio::spawn(pump.run(sol, controls));
             Session {
+                id: self
+                    .next_id
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
                 users: 0,
                 control,
                 seen,
@@ -118,14 +134,15 @@ impl ConsoleHub {
         Ok(ConsoleWatch {
             hub: self.clone(),
             node: node.name.clone(),
+            session: session.id,
             seen: session.seen.clone(),
             control: session.control.clone(),
         })
     }
 
-    fn detach(&self, node: &str) {
+    fn detach(&self, node: &str, id: u64) {
         let mut sessions = self.sessions();
-        if let Some(session) = sessions.get_mut(node) {
+        if let Some(session) = sessions.get_mut(node).filter(|s| s.id == id) {
             session.users = session.users.saturating_sub(1);
             if session.users == 0 {
                 let _ = session.control.send(Control::Close);
@@ -137,36 +154,29 @@ impl ConsoleHub {
     /// The UI starts or stops watching a node: its bytes arrive as
     /// `EngineEvent::ConsoleData` while it does. Idempotent.
     pub async fn watch_ui(self: &Arc<Self>, node: &Node, on: bool) -> Result<(), String> {
-        let watching = self
-            .ui
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains(&node.name);
-        match (on, watching) {
-            (true, false) => {
+        let held = self.ui().get(&node.name).copied();
+        match (on, held) {
+            (true, None) => {
                 let watch = self.attach(node, Vec::new()).await?;
                 let _ = watch.control.send(Control::Forward(true));
-                self.ui
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(node.name.clone());
                 // The UI's hold is the session's user count, released by
                 // `watch_ui(node, false)`; the handle itself is not needed.
-                drop(watch);
+                self.ui().insert(node.name.clone(), watch.session);
             }
-            (false, true) => {
-                if let Some(session) = self.sessions().get(&node.name) {
+            (false, Some(id)) => {
+                if let Some(session) = self.sessions().get(&node.name).filter(|s| s.id == id) {
                     let _ = session.control.send(Control::Forward(false));
                 }
-                self.ui
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(&node.name);
-                self.detach(&node.name);
+                self.ui().remove(&node.name);
+                self.detach(&node.name, id);
             }
             _ => {}
         }
         Ok(())
+    }
+
+    fn ui(&self) -> MutexGuard<'_, HashMap<String, u64>> {
+        self.ui.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Typed into a node's console (only when someone has it open).
@@ -200,7 +210,7 @@ impl ConsoleWatch {
 
     /// Lets the console go; the last user's close deactivates SOL.
     pub async fn close(self) {
-        self.hub.detach(&self.node);
+        self.hub.detach(&self.node, self.session);
     }
 }
 
