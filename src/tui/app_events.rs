@@ -116,6 +116,11 @@ impl App {
                 let Some(row) = self.row_mut(&node) else {
                     return Vec::new();
                 };
+                // A node powered off shows no boot stage any more.
+                if power_on == Some(false) {
+                    row.stage = None;
+                    row.stage_line = None;
+                }
                 row.power_on = power_on;
                 row.boot_device = boot_device;
                 row.reading_error = error;

@@ -554,3 +554,29 @@ fn engine_bursts_recompute_the_view_once_per_draw() {
     let effects = app.update(Msg::Tick(NOW + 1000));
     assert!(matches!(&effects[..], [Effect::Preview { node, .. }] if node == "p9-rack1-02"));
 }
+
+#[test]
+fn a_node_powered_off_loses_its_console_stage() {
+    let fx = fixture();
+    let mut app = populated(&fx.lab);
+    let stage = |app: &mut App| app.row_mut("p9-rack1-01").and_then(|r| r.stage);
+    app.update(Msg::Engine(EngineEvent::ConsoleStage {
+        node: "p9-rack1-01".into(),
+        stage: crate::console::Stage::LoginPrompt,
+        line: "p9-rack1-01 login:".into(),
+    }));
+    assert_eq!(stage(&mut app), Some(crate::console::Stage::LoginPrompt));
+    let reading = |on| {
+        Msg::Engine(EngineEvent::Reading {
+            node: "p9-rack1-01".into(),
+            power_on: Some(on),
+            boot_device: None,
+            error: None,
+            at: NOW,
+        })
+    };
+    app.update(reading(true));
+    assert!(stage(&mut app).is_some(), "still on: the stage stands");
+    app.update(reading(false));
+    assert_eq!(stage(&mut app), None);
+}
