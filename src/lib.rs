@@ -8,6 +8,7 @@ pub mod engine;
 pub mod fsutil;
 pub mod inventory;
 pub mod ipmi;
+pub mod iscsi;
 pub mod serve;
 pub mod sim;
 pub mod tui;
