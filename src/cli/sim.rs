@@ -37,7 +37,7 @@ fn parse_faults(lab: &Lab, faults: &[String]) -> anyhow::Result<HashMap<String, 
     for fault in faults {
         let Some((node, kind)) = fault.split_once('=') else {
             bail!(
-                "--fault {fault:?}: expected NODE=KIND (KIND: agent-silent, wrong-token, bmc-silent)"
+                "--fault {fault:?}: expected NODE=KIND (KIND: agent-silent, wrong-token, iscsi-target-vanishes, bmc-silent)"
             );
         };
         if lab.node(node).is_none() {
@@ -51,11 +51,11 @@ fn parse_faults(lab: &Lab, faults: &[String]) -> anyhow::Result<HashMap<String, 
         let entry = out.entry(node.to_string()).or_default();
         match kind {
             "bmc-silent" => entry.bmc = Fault::Silent,
-            "agent-silent" | "wrong-token" => {
+            "agent-silent" | "wrong-token" | "iscsi-target-vanishes" => {
                 entry.host = kind.parse().map_err(|why: String| anyhow::anyhow!(why))?
             }
             other => bail!(
-                "--fault {fault:?}: unknown fault kind {other:?} (known: agent-silent, wrong-token, bmc-silent)"
+                "--fault {fault:?}: unknown fault kind {other:?} (known: agent-silent, wrong-token, iscsi-target-vanishes, bmc-silent)"
             ),
         }
     }

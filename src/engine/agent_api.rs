@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 
 use sha2::{Digest, Sha256};
 
-use super::store::{AgentResult, Deploy, Event, Store, StoreError};
-use crate::inventory::{Lab, MacAddr, Node};
+use super::store::{AgentResult, Deploy, Event, IscsiTarget, Store, StoreError};
+use crate::inventory::{DeployInterface, Lab, MacAddr, Node, valid_iscsi_name};
 use crate::serve::http::{ApiHandler, ApiRequest, ApiResponse};
 
 pub const TOKEN_HEADER: &str = "X-Petitlab-Token";
@@ -84,7 +84,27 @@ impl AgentApi {
                     self.lab.deploy.heartbeat.as_secs(),
                 ))
             }
-            "heartbeat" => stored(store.agent_heartbeat(name)).map(|()| "ok=1\n".into()),
+            "heartbeat" => {
+                stored(store.agent_heartbeat(name))?;
+                Ok(format!("ok=1\n{}", iscsi_state(node, &deploy)))
+            }
+            "iscsi" => {
+                if node.deploy_interface != DeployInterface::Iscsi {
+                    let msg = format!(
+                        "node {name}: deploy_interface is {}, not iscsi",
+                        node.deploy_interface.name()
+                    );
+                    return Err(Refusal(409, msg));
+                }
+                let target = iscsi_target(&body)?;
+                stored(store.iscsi_target(name, &target))?;
+                let detail = format!(
+                    "target {} portal {} lun {}",
+                    target.target, target.portal, target.lun
+                );
+                audit(&mut store, name, &who, "agent-iscsi", "ok", &detail)?;
+                Ok("ok=1\n".into())
+            }
             "progress" => {
                 let written = number(&body, "written")?;
                 let total = number(&body, "total")?;
@@ -197,9 +217,9 @@ impl ApiHandler for AgentApi {
         let reply = match (request.method.as_str(), request.path.as_str()) {
             ("GET" | "HEAD", "/v1/ping") => Ok("ok=petitlab\n".to_string()),
             ("POST", path) => match path.strip_prefix("/v1/") {
-                Some(call @ ("lookup" | "heartbeat" | "progress" | "done" | "failed")) => {
-                    self.call(request, call)
-                }
+                Some(
+                    call @ ("lookup" | "heartbeat" | "progress" | "iscsi" | "done" | "failed"),
+                ) => self.call(request, call),
                 _ => Err(Refusal(404, format!("no such call: {path}"))),
             },
             (method, path) => Err(Refusal(405, format!("{method} {path} is not an API call"))),
@@ -213,16 +233,63 @@ impl ApiHandler for AgentApi {
     }
 }
 
+/// An iSCSI deploy's image is written by petitlab, so it has no URL.
 fn lookup_reply(node: &Node, deploy: &Deploy, heartbeat: u64) -> String {
+    let url = match node.deploy_interface {
+        DeployInterface::Agent => format!("image_url={}\n", deploy.image_url),
+        DeployInterface::Iscsi => String::new(),
+    };
     format!(
-        "node={}\nuuid={}\nimage_url={}\nimage_size={}\nimage_sha256={}\nimage_name={}\nheartbeat={heartbeat}\n",
+        "node={}\nuuid={}\ndeploy_interface={}\n{url}image_size={}\nimage_sha256={}\nimage_name={}\nheartbeat={heartbeat}\n",
         node.name,
         node.uuid,
-        deploy.image_url,
+        node.deploy_interface.name(),
         deploy.image_size,
         deploy.image_sha256,
         deploy.image_name
     )
+}
+
+/// For iSCSI deploys, the heartbeat answer tells the ramdisk how far
+/// petitlab got: `waiting` for its target, `writing`, or `written` (then the
+/// ramdisk removes its target, checks its disk and reports `done`).
+fn iscsi_state(node: &Node, deploy: &Deploy) -> &'static str {
+    match (
+        node.deploy_interface,
+        &deploy.iscsi,
+        &deploy.iscsi_written_sha256,
+    ) {
+        (DeployInterface::Agent, _, _) => "",
+        (DeployInterface::Iscsi, _, Some(_)) => "iscsi=written\n",
+        (DeployInterface::Iscsi, Some(_), None) => "iscsi=writing\n",
+        (DeployInterface::Iscsi, None, None) => "iscsi=waiting\n",
+    }
+}
+
+/// `target=`, `portal=` (ip:port) and `lun=` of an `iscsi` call.
+fn iscsi_target(body: &[(String, String)]) -> Result<IscsiTarget, Refusal> {
+    let target = required(body, "target")?;
+    if !valid_iscsi_name(target) {
+        return Err(Refusal(
+            400,
+            format!("target={target} is not an iSCSI name"),
+        ));
+    }
+    let portal = required(body, "portal")?;
+    if portal.parse::<std::net::SocketAddr>().is_err() {
+        return Err(Refusal(400, format!("portal={portal} is not ip:port")));
+    }
+    let raw = required(body, "lun")?;
+    let lun = raw
+        .parse::<u64>()
+        .ok()
+        .filter(|l| *l <= 16383)
+        .ok_or_else(|| Refusal(400, format!("lun={raw} is not a LUN (0 to 16383)")))?;
+    Ok(IscsiTarget {
+        target: target.to_string(),
+        portal: portal.to_string(),
+        lun,
+    })
 }
 
 fn who(request: &ApiRequest) -> String {

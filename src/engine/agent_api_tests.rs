@@ -31,12 +31,16 @@ const TOKEN: &str = "00112233445566778899aabbccddeeff";
 const SHA: &str = "ab12";
 
 fn fixture(deploying: bool) -> Fixture {
+    fixture_with(LAB, deploying)
+}
+
+fn fixture_with(lab_toml: &str, deploying: bool) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     for f in ["k", "r", "img"] {
         std::fs::write(dir.path().join(f), f).unwrap();
     }
     let path = dir.path().join("lab.toml");
-    std::fs::write(&path, LAB).unwrap();
+    std::fs::write(&path, lab_toml).unwrap();
     let (lab, _) = crate::inventory::load_valid(&path).unwrap();
     let mut store = Store::open_in_memory().unwrap();
     store.ensure_nodes(&["n1"], "wait-callback").unwrap();
@@ -239,4 +243,70 @@ fn token_helpers() {
         ramdisk_args("http://h/v1/", "ab"),
         ["petitlab.api=http://h/v1/", "petitlab.token=ab"]
     );
+}
+
+#[test]
+fn an_iscsi_ramdisk_reports_its_target_and_hears_how_far_petitlab_got() {
+    let iscsi_lab = LAB.replace("[node.bmc]", "deploy_interface = \"iscsi\"\n[node.bmc]");
+    let f = fixture_with(&iscsi_lab, true);
+    let (status, body) = f.call("/v1/lookup", Some(TOKEN), "mac=52:54:00:00:00:01\n");
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.lines().any(|l| l == "deploy_interface=iscsi"),
+        "{body}"
+    );
+    assert!(
+        !body.contains("image_url="),
+        "petitlab writes the image itself: {body}"
+    );
+    let beat = |f: &Fixture| f.call("/v1/heartbeat", Some(TOKEN), "node=n1").1;
+    assert_eq!(beat(&f), "ok=1\niscsi=waiting\n");
+
+    for (bad, why) in [
+        (
+            "target=disk1\nportal=127.0.0.1:3260\nlun=1",
+            "not an iSCSI name",
+        ),
+        (
+            "target=iqn.2026-11.x:d\nportal=localhost\nlun=1",
+            "not ip:port",
+        ),
+        (
+            "target=iqn.2026-11.x:d\nportal=127.0.0.1:3260\nlun=99999",
+            "not a LUN",
+        ),
+        (
+            "target=iqn.2026-11.x:d\nportal=127.0.0.1:3260",
+            "missing lun=",
+        ),
+    ] {
+        let (status, body) = f.call("/v1/iscsi", Some(TOKEN), &format!("node=n1\n{bad}"));
+        assert_eq!(status, 400, "{bad}: {body}");
+        assert!(body.contains(why), "{bad}: {body}");
+    }
+    let good = "node=n1\ntarget=iqn.2026-11.org.petitlab.sim:n1\nportal=127.0.0.1:3260\nlun=1\n";
+    assert_eq!(f.call("/v1/iscsi", None, good).0, 401);
+    assert_eq!(f.call("/v1/iscsi", Some(TOKEN), good).0, 200);
+    let deploy = f.store.lock().unwrap().deploy("n1").unwrap().unwrap();
+    let target = deploy.iscsi.unwrap();
+    assert_eq!(
+        (target.target.as_str(), target.portal.as_str(), target.lun),
+        ("iqn.2026-11.org.petitlab.sim:n1", "127.0.0.1:3260", 1)
+    );
+    assert_eq!(beat(&f), "ok=1\niscsi=writing\n");
+    f.store.lock().unwrap().iscsi_written("n1", SHA).unwrap();
+    assert_eq!(beat(&f), "ok=1\niscsi=written\n");
+    let audited = f.store.lock().unwrap().last_events(Some("n1"), 10).unwrap();
+    assert!(audited.iter().any(|e| e.action == "agent-iscsi"
+        && e.detail == "target iqn.2026-11.org.petitlab.sim:n1 portal 127.0.0.1:3260 lun 1"));
+}
+
+#[test]
+fn an_agent_node_refuses_an_iscsi_report_and_its_heartbeat_stays_plain() {
+    let f = fixture(true);
+    let good = "node=n1\ntarget=iqn.2026-11.x:d\nportal=127.0.0.1:3260\nlun=1\n";
+    let (status, body) = f.call("/v1/iscsi", Some(TOKEN), good);
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains("deploy_interface is agent"), "{body}");
+    assert_eq!(f.call("/v1/heartbeat", Some(TOKEN), "node=n1").1, "ok=1\n");
 }

@@ -1,6 +1,8 @@
-//! Deploy (agent deploy, petitboot boot, IPMI power): validate, prepare the
-//! ramdisk, netboot it, wait for the agent's image write, switch the node to
-//! its instance, reboot, and wait for its login prompt. A failure names its step.
+//! Deploy (petitboot boot, IPMI power, and the node's deploy interface):
+//! validate, prepare the ramdisk, netboot it, get the image written (by the
+//! ramdisk's agent, or by petitlab over iSCSI: `deploy_iscsi`), switch the
+//! node to its instance, reboot, and wait for its login prompt. A failure
+//! names its step.
 
 use std::time::{Duration, Instant};
 
@@ -8,12 +10,13 @@ use super::action::{Failure, POLL, Run, reserved, store_failure};
 use super::agent_api;
 use super::bmc_steps::{self, Bmc};
 use super::console_watch::{self, ConsoleWatch};
+use super::deploy_iscsi;
 use super::image;
 use super::lab::Engine;
 use super::lifecycle::{self, State, Step, Trigger};
 use super::store::{AgentResult, NewDeploy};
 use crate::boot::{BootInterface, RamdiskParams};
-use crate::inventory::Node;
+use crate::inventory::{DeployInterface, Node};
 use crate::ipmi::chassis::BootDevice;
 
 pub async fn deploy(engine: &Engine, node: &Node) -> Result<String, String> {
@@ -124,18 +127,23 @@ async fn fresh_deploy(run: &Run<'_>) -> Result<(), Failure> {
     let (engine, node) = (run.engine, run.node);
     let lab = &engine.lab;
 
-    // The rest of validate: the image is published and checksummed.
-    run.progress(
-        Step::Validate,
-        "publishing and checksumming the instance image".into(),
-        None,
-    );
+    // The rest of validate: the image is made raw (qcow2 is converted), then
+    // published for the agent, and checksummed.
+    let interface = node.deploy_interface;
+    let doing = match interface {
+        DeployInterface::Agent => "publishing and checksumming the instance image",
+        DeployInterface::Iscsi => "checksumming the instance image for the iSCSI write",
+    };
+    run.progress(Step::Validate, doing.into(), None);
     let staged = {
         let (lab, node) = (lab.clone(), node.clone());
-        tokio::task::spawn_blocking(move || image::stage(&lab, &node))
-            .await
-            .map_err(|e| Failure::Step(Step::Validate, e.to_string()))?
-            .map_err(|e| Failure::Step(Step::Validate, e.to_string()))?
+        tokio::task::spawn_blocking(move || match interface {
+            DeployInterface::Agent => image::stage(&lab, &node),
+            DeployInterface::Iscsi => image::prepare_raw(&lab, &node),
+        })
+        .await
+        .map_err(|e| Failure::Step(Step::Validate, e.to_string()))?
+        .map_err(|e| Failure::Step(Step::Validate, e.to_string()))?
     };
     let token = agent_api::new_token();
     engine
@@ -221,6 +229,9 @@ async fn after_power_on(run: &Run<'_>, from: Step, token: Option<&str>) -> Resul
             )?;
         }
         if from != Step::WaitActive {
+            if node.deploy_interface == DeployInterface::Iscsi {
+                deploy_iscsi::write_image(run).await?;
+            }
             wait_for_image(run).await?;
             finish_instance(run, &watch).await?;
         } else {
@@ -265,7 +276,7 @@ async fn wait_for_agent(run: &Run<'_>, limit: Duration) -> Result<(), Failure> {
 }
 
 /// The agent's side of the deploy, as the API recorded it.
-fn agent_record(run: &Run<'_>, step: Step) -> Result<super::store::Deploy, Failure> {
+pub(super) fn agent_record(run: &Run<'_>, step: Step) -> Result<super::store::Deploy, Failure> {
     let deploy = run
         .engine
         .store()
@@ -275,7 +286,7 @@ fn agent_record(run: &Run<'_>, step: Step) -> Result<super::store::Deploy, Failu
 }
 
 /// When the current step started, as an `Instant` (so a resumed wait keeps its deadline).
-fn step_started(run: &Run<'_>) -> Instant {
+pub(super) fn step_started(run: &Run<'_>) -> Instant {
     let since = run
         .engine
         .record(run.name())

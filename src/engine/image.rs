@@ -1,6 +1,9 @@
-//! The instance image, published on the HTTP server for the deploy agent
-//! while a deploy runs: `<http root>/<uuid>/image`, hard-linked when it can
-//! be (no copy of a multi-GB image), removed when the deploy ends.
+//! The instance image while a deploy runs. A qcow2 source is first
+//! converted to raw (`qemu-img convert`) into `<state_dir>/images/`: both
+//! deploy interfaces write raw bytes to the disk. For the agent the raw image
+//! is published on the HTTP server (`<http root>/<uuid>/image`, hard-linked
+//! when it can be: no copy of a multi-GB image); an iSCSI deploy reads it
+//! from where it is. Everything is removed when the deploy ends.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -30,6 +33,103 @@ pub enum ImageError {
     },
     #[error("http.base_url is required: the deploy agent downloads the image over HTTP")]
     NoBaseUrl,
+    #[error("node {node}: instance.image {}: converting qcow2 to raw failed: {why}", .path.display())]
+    Convert {
+        node: String,
+        path: PathBuf,
+        why: String,
+    },
+}
+
+/// qcow2 files (versions 2 and 3) start with these four bytes.
+const QCOW2_MAGIC: [u8; 4] = *b"QFI\xfb";
+
+pub fn is_qcow2(path: &Path) -> std::io::Result<bool> {
+    let mut magic = [0u8; 4];
+    let mut file = std::fs::File::open(path)?;
+    match file.read_exact(&mut magic) {
+        Ok(()) => Ok(magic == QCOW2_MAGIC),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Where a qcow2 source's raw conversion lives during a deploy.
+pub fn converted_path(lab: &Lab, node: &Node) -> PathBuf {
+    lab.state_dir
+        .join("images")
+        .join(format!("{}.raw", node.name))
+}
+
+/// The raw bytes to write: the conversion when there is one, else the source.
+pub fn raw_path(lab: &Lab, node: &Node) -> PathBuf {
+    let converted = converted_path(lab, node);
+    if converted.exists() {
+        converted
+    } else {
+        source(node).to_path_buf()
+    }
+}
+
+/// The source as raw bytes: itself, or for qcow2 a fresh conversion
+/// (`qemu-img convert -O raw` to a temp file, renamed when complete, so a
+/// crash never leaves a half-converted image that looks whole). Blocking.
+fn raw_source(lab: &Lab, node: &Node) -> Result<PathBuf, ImageError> {
+    let src = source(node);
+    let io = |path: &Path| {
+        let (node, path) = (node.name.clone(), path.to_path_buf());
+        move |source| ImageError::Io { node, path, source }
+    };
+    if !is_qcow2(src).map_err(io(src))? {
+        return Ok(src.to_path_buf());
+    }
+    let target = converted_path(lab, node);
+    let dir = target.parent().unwrap_or(&lab.state_dir);
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let temp = dir.join(format!(".{}.raw.tmp", node.name));
+    let convert_err = |why: String| ImageError::Convert {
+        node: node.name.clone(),
+        path: src.to_path_buf(),
+        why,
+    };
+    let out = std::process::Command::new("qemu-img")
+        .args(["convert", "-f", "qcow2", "-O", "raw"])
+        .arg(src)
+        .arg(&temp)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| convert_err(format!("cannot run qemu-img ({e}); install qemu-utils")))?;
+    if !out.status.success() {
+        let _ = std::fs::remove_file(&temp);
+        let said = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        return Err(convert_err(format!("qemu-img {}: {said}", out.status)));
+    }
+    std::fs::rename(&temp, &target).map_err(io(&target))?;
+    Ok(target)
+}
+
+/// The raw image checksummed where it is, for an iSCSI deploy (which
+/// publishes nothing: `url` is empty). Blocking: call off the runtime.
+pub fn prepare_raw(lab: &Lab, node: &Node) -> Result<StagedImage, ImageError> {
+    let raw = raw_source(lab, node)?;
+    let (size, sha256) = checksum(&raw).map_err(|source| ImageError::Io {
+        node: node.name.clone(),
+        path: raw.clone(),
+        source,
+    })?;
+    Ok(StagedImage {
+        url: String::new(),
+        path: raw,
+        size,
+        sha256,
+        name: file_name(node),
+    })
+}
+
+fn file_name(node: &Node) -> String {
+    source(node)
+        .file_name()
+        .map_or_else(|| "image".into(), |n| n.to_string_lossy().into_owned())
 }
 
 pub fn source(node: &Node) -> &Path {
@@ -52,25 +152,27 @@ pub fn stage(lab: &Lab, node: &Node) -> Result<StagedImage, ImageError> {
         move |source| ImageError::Io { node, path, source }
     };
     let target = staged_path(lab, node);
-    fsutil::stage_file(src, &target).map_err(err(src))?;
+    let raw = raw_source(lab, node)?;
+    fsutil::stage_file(&raw, &target).map_err(err(src))?;
     let (size, sha256) = checksum(&target).map_err(err(&target))?;
     Ok(StagedImage {
         url: format!("{base}{}/image", node.uuid),
         path: target,
         size,
         sha256,
-        name: src
-            .file_name()
-            .map_or_else(|| "image".into(), |n| n.to_string_lossy().into_owned()),
+        name: file_name(node),
     })
 }
 
-/// Removes the published image (and the node's directory when empty).
+/// Removes the published image and any raw conversion (and their
+/// directories when empty).
 pub fn unstage(lab: &Lab, node: &Node) -> std::io::Result<bool> {
-    let target = staged_path(lab, node);
-    let removed = fsutil::remove_if_present(&target)?;
-    if let Some(dir) = target.parent() {
-        fsutil::remove_dir_if_empty(dir)?;
+    let mut removed = false;
+    for target in [staged_path(lab, node), converted_path(lab, node)] {
+        removed |= fsutil::remove_if_present(&target)?;
+        if let Some(dir) = target.parent() {
+            fsutil::remove_dir_if_empty(dir)?;
+        }
     }
     Ok(removed)
 }
@@ -90,4 +192,24 @@ pub fn checksum(path: &Path) -> std::io::Result<(u64, String)> {
         size += n as u64;
     }
     Ok((size, super::agent_api::hex(&hasher.finalize())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_qcow2;
+
+    #[test]
+    fn qcow2_is_known_by_its_magic_and_short_files_are_not_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let check = |name: &str, bytes: &[u8]| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, bytes).unwrap();
+            is_qcow2(&path).unwrap()
+        };
+        assert!(check("q", b"QFI\xfb\x00\x00\x00\x03rest"));
+        assert!(!check("raw", b"PETITLAB-IMAGE os\n"));
+        assert!(!check("short", b"QF"));
+        assert!(!check("empty", b""));
+        assert!(is_qcow2(&dir.path().join("missing")).is_err());
+    }
 }

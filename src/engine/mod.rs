@@ -5,6 +5,7 @@ pub mod agent_api;
 pub mod bmc_steps;
 pub mod console_watch;
 pub mod deploy;
+pub mod deploy_iscsi;
 pub mod image;
 pub mod lab;
 pub mod lifecycle;

@@ -229,6 +229,7 @@ fn build_lab(ctx: &mut Ctx, path: &Path, raw: RawLab) -> Lab {
     let dhcp = build_dhcp(ctx, raw.dhcp, &state_dir);
     let stage_patterns = build_stage_patterns(ctx, raw.console.stage_pattern);
     let deploy = super::deploy::build(ctx, raw.deploy);
+    let iscsi = super::iscsi::build(ctx, raw.iscsi);
 
     let mut identities = Vec::new();
     let mut built = Vec::new();
@@ -253,6 +254,7 @@ fn build_lab(ctx: &mut Ctx, path: &Path, raw: RawLab) -> Lab {
         dhcp,
         stage_patterns,
         deploy,
+        iscsi,
         nodes,
     }
 }

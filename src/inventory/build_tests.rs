@@ -317,3 +317,50 @@ fn console_stage_patterns_extend_the_table_and_bad_ones_are_named() {
     let loaded = f.load(&format!("{unknown}{}", lab(&[node(N1)])));
     assert_error(&loaded, "console.stage_pattern");
 }
+
+#[test]
+fn deploy_interface_and_iscsi_settings_default_and_are_checked() {
+    let f = Fixture::new();
+    let loaded = f.load(&lab(&[
+        node("name = \"a\"\nmacs = [\"52:54:00:00:00:01\"]"),
+        node("name = \"i\"\nmacs = [\"52:54:00:00:00:02\"]\ndeploy_interface = \"iscsi\""),
+    ]));
+    assert!(errors(&loaded).is_empty(), "{:#?}", errors(&loaded));
+    let kinds: Vec<_> = loaded
+        .lab
+        .nodes
+        .iter()
+        .map(|n| n.deploy_interface)
+        .collect();
+    assert_eq!(kinds, [DeployInterface::Agent, DeployInterface::Iscsi]);
+    assert_eq!(loaded.lab.iscsi, IscsiSettings::default());
+    assert_eq!(loaded.lab.iscsi.timeout, std::time::Duration::from_secs(30));
+
+    let text = format!(
+        "[iscsi]\ninitiator_name = \"petitlab box\"\ntimeout = 0\n{}",
+        lab(&[node(
+            "name = \"b\"\nmacs = [\"52:54:00:00:00:03\"]\ndeploy_interface = \"nfs\""
+        )])
+    );
+    let loaded = f.load(&text);
+    assert_error(
+        &loaded,
+        "iscsi.initiator_name: \"petitlab box\" is not an iSCSI name",
+    );
+    assert_error(&loaded, "iscsi.timeout: 0 is not a number of seconds");
+    assert_error(
+        &loaded,
+        "node b: deploy_interface: unknown deploy_interface \"nfs\"",
+    );
+
+    let loaded = f.load(&format!(
+        "[iscsi]\ninitiator_name = \"iqn.2026-11.com.example:lab1\"\ntimeout = 7\n{}",
+        lab(&[node("name = \"c\"\nmacs = [\"52:54:00:00:00:04\"]")])
+    ));
+    assert!(errors(&loaded).is_empty(), "{:#?}", errors(&loaded));
+    assert_eq!(
+        loaded.lab.iscsi.initiator_name,
+        "iqn.2026-11.com.example:lab1"
+    );
+    assert_eq!(loaded.lab.iscsi.timeout, std::time::Duration::from_secs(7));
+}

@@ -6,6 +6,7 @@
 
 mod build;
 mod deploy;
+mod iscsi;
 mod mac;
 mod node;
 mod raw;
@@ -18,6 +19,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 pub use deploy::DeploySettings;
+pub use iscsi::{IscsiSettings, valid_iscsi_name};
 pub use mac::MacAddr;
 
 /// The default petitboot config template, embedded at build time.
@@ -36,6 +38,8 @@ pub struct Lab {
     pub stage_patterns: Vec<crate::console::StagePattern>,
     /// Per-step deploy timeouts (`[deploy]`).
     pub deploy: DeploySettings,
+    /// petitlab's iSCSI initiator (`[iscsi]`), for `deploy_interface = "iscsi"`.
+    pub iscsi: IscsiSettings,
     pub nodes: Vec<Node>,
 }
 
@@ -118,6 +122,8 @@ pub struct Node {
     pub ipv4: Option<Ipv4Addr>,
     pub cpu_arch: CpuArch,
     pub boot_option: BootOption,
+    /// Who writes the instance image to the disk.
+    pub deploy_interface: DeployInterface,
     pub console: Option<String>,
     pub kernel_args: String,
     /// Ask petitboot to append `BOOTIF=01-<mac>` (pxelinux `IPAPPEND 2`).
@@ -146,6 +152,27 @@ pub enum BootOption {
     Local,
     /// The instance kernel and ramdisk are netbooted every time.
     Netboot,
+}
+
+/// How the instance image gets onto the node's disk (the petitboot spec's
+/// `agent_opc` and `iscsi_opc` drivers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeployInterface {
+    /// The deploy ramdisk's agent downloads the image over HTTP and writes it.
+    #[default]
+    Agent,
+    /// The deploy ramdisk exports its disk as an iSCSI target; petitlab writes it.
+    Iscsi,
+}
+
+impl DeployInterface {
+    pub fn name(self) -> &'static str {
+        match self {
+            DeployInterface::Agent => "agent",
+            DeployInterface::Iscsi => "iscsi",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]

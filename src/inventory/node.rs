@@ -116,6 +116,18 @@ pub(super) fn build_node(
             BootOption::Local
         }
     };
+    let deploy_interface = match ctx
+        .take(node, "deploy_interface", raw.deploy_interface)
+        .as_deref()
+    {
+        None | Some("agent") => DeployInterface::Agent,
+        Some("iscsi") => DeployInterface::Iscsi,
+        Some(other) => {
+            let msg = format!("unknown deploy_interface {other:?}; use \"agent\" or \"iscsi\"");
+            ctx.error(node, "deploy_interface", msg);
+            DeployInterface::Agent
+        }
+    };
 
     let console = ctx.take(node, "console", raw.console);
     if let Some(c) = &console
@@ -166,6 +178,7 @@ pub(super) fn build_node(
             ipv4,
             cpu_arch,
             boot_option,
+            deploy_interface,
             console,
             kernel_args,
             bootif,

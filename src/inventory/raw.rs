@@ -34,6 +34,7 @@ pub struct RawLab {
     pub dhcp: RawDhcp,
     pub console: RawConsole,
     pub deploy: super::deploy::RawDeploySettings,
+    pub iscsi: super::iscsi::RawIscsi,
     /// Nodes stay untyped here and are deserialized one by one, so a broken
     /// node never hides the problems of the others.
     pub node: Vec<toml::Value>,
@@ -78,6 +79,7 @@ pub struct RawNode {
     pub ipv4: Lenient<String>,
     pub cpu_arch: Lenient<String>,
     pub boot_option: Lenient<String>,
+    pub deploy_interface: Lenient<String>,
     pub console: Lenient<String>,
     pub kernel_args: Lenient<String>,
     pub bootif: Lenient<bool>,

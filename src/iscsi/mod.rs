@@ -162,7 +162,8 @@ fn hex(bytes: &[u8]) -> String {
 
 /// Writes `image` (`image_len` bytes) from LBA 0 in chunks of about
 /// [`IMAGE_CHUNK`], the last block padded with zeros, calling
-/// `progress(written, total)` after each chunk; then reads it all back and
+/// `progress(written, total)` after each chunk; flushes the target's cache
+/// (SYNCHRONIZE CACHE); then reads it all back and
 /// returns the SHA-256 (hex) of the first `image_len` bytes read. A read-back
 /// that differs from what was written is an error.
 pub async fn write_image(
@@ -204,6 +205,7 @@ pub async fn write_image(
         written += len;
         progress(written, image_len);
     }
+    session.synchronize_cache().await?;
     let mut read_hash = Sha256::new();
     let mut verified = 0u64;
     while verified < image_len {

@@ -39,6 +39,13 @@ pub fn write16(lba: u64, blocks: u32) -> [u8; 16] {
     rw16(0x8a, lba, blocks)
 }
 
+/// SYNCHRONIZE CACHE(10), 0x35: LBA 0 and 0 blocks mean the whole medium.
+pub fn synchronize_cache10() -> [u8; 16] {
+    let mut cdb = [0u8; 16];
+    cdb[0] = 0x35;
+    cdb
+}
+
 /// (block count, block size) from READ CAPACITY(16) parameter data.
 pub fn parse_capacity16(data: &[u8]) -> Option<(u64, u32)> {
     let last = u64::from_be_bytes(data.get(0..8)?.try_into().ok()?);

@@ -46,6 +46,7 @@ pub struct Session {
 }
 
 enum Transfer<'a> {
+    None,
     Read(u32),
     Write(&'a [u8]),
 }
@@ -220,6 +221,15 @@ impl Session {
             done += count;
         }
         Ok(out)
+    }
+
+    /// SYNCHRONIZE CACHE(10) of the whole LUN: what was written is on the
+    /// target's medium, not only in its cache.
+    pub async fn synchronize_cache(&mut self) -> Result<(), IscsiError> {
+        let what = "SYNCHRONIZE CACHE(10)";
+        self.command(what, scsi::synchronize_cache10(), Transfer::None)
+            .await
+            .map(drop)
     }
 
     /// Logout (reason: close the session), then closes the connection.
@@ -543,9 +553,10 @@ impl Session {
                 return Err(self.unexpected(what, &other));
             }
         }
-        let (read, data, expected) = match *transfer {
-            Transfer::Read(len) => (true, &[][..], len),
-            Transfer::Write(data) => (false, data, data.len() as u32),
+        let (read, write, data, expected) = match *transfer {
+            Transfer::None => (false, false, &[][..], 0),
+            Transfer::Read(len) => (true, false, &[][..], len),
+            Transfer::Write(data) => (false, true, data, data.len() as u32),
         };
         let p = self.params;
         let total = data.len();
@@ -563,7 +574,7 @@ impl Session {
         let itt = self.take_itt();
         let command = ScsiCommand {
             read,
-            write: !read,
+            write,
             final_pdu: unsolicited == immediate,
             lun: self.lun_field,
             itt,

@@ -1,7 +1,9 @@
 //! The deploy agent in petitlab's deploy ramdisk, as docs/agent-api.md
 //! describes it: look the node up by its MACs, stream the image onto the
-//! disk like `dd`, report progress, read the disk back and report its
-//! sha256. Every step is printed on the console.
+//! disk like `dd` (or, for `deploy_interface=iscsi`, export the disk over
+//! iSCSI for petitlab to write: [`super::agent_iscsi`]), report progress,
+//! read the disk back and report its sha256. Every step is printed on the
+//! console.
 
 use std::io::{Read, Write};
 use std::path::Path;
@@ -22,10 +24,10 @@ const PROGRESS_EVERY: Duration = Duration::from_millis(500);
 const API_LIMIT: u64 = 64 * 1024;
 
 /// The agent stopped: it has said why on the console.
-struct Stopped;
+pub(super) struct Stopped;
 
 /// Why writing the image stopped.
-enum Halt {
+pub(super) enum Halt {
     /// Report this reason with `failed`.
     Report(String),
     /// An API call was refused (already printed): report nothing more.
@@ -38,19 +40,20 @@ impl From<Stopped> for Halt {
     }
 }
 
-struct Api {
+pub(super) struct Api {
     base: String,
     token: String,
 }
 
 /// What `lookup` answered.
-struct Deploy {
-    node: String,
-    url: String,
-    size: u64,
+pub(super) struct Deploy {
+    pub(super) node: String,
+    /// `None` for an iSCSI deploy: petitlab writes the image itself.
+    url: Option<String>,
+    pub(super) size: u64,
     sha256: String,
     name: String,
-    heartbeat: Duration,
+    pub(super) heartbeat: Duration,
 }
 
 pub(crate) async fn run(host: &VirtualHost, boot: &Boot, api: &str, token: &str) {
@@ -68,7 +71,7 @@ pub(crate) async fn run(host: &VirtualHost, boot: &Boot, api: &str, token: &str)
                 .await;
             wrong(token)
         }
-        HostFault::None => token.to_string(),
+        HostFault::None | HostFault::IscsiTargetVanishes => token.to_string(),
     };
     let base = if api.ends_with('/') {
         api.to_string()
@@ -108,7 +111,11 @@ async fn deploy(host: &VirtualHost, boot: &Boot, api: &Api) -> Result<(), Stoppe
     ))
     .await;
     let node = format!("node={}\n", deploy.node);
-    match write_image(boot, api, &deploy, &host.disk).await {
+    let written = match &deploy.url {
+        Some(url) => write_image(boot, api, &deploy, url, &host.disk).await,
+        None => super::agent_iscsi::export_disk(host, boot, api, &deploy).await,
+    };
+    match written {
         Ok(()) => {}
         Err(Halt::Report(reason)) => return fail(boot, api, &node, reason).await,
         Err(Halt::Stopped) => return Err(Stopped),
@@ -189,9 +196,14 @@ impl Deploy {
             Ok(v) => v.parse().map_err(|_| "heartbeat")?,
             Err(_) => 10,
         };
+        let url = match get("deploy_interface").as_deref() {
+            Ok("iscsi") => None,
+            Ok("agent") | Err(_) => Some(get("image_url")?),
+            Ok(_) => return Err("deploy_interface"),
+        };
         Ok(Deploy {
             node: get("node")?,
-            url: get("image_url")?,
+            url,
             size: get("image_size")?.parse().map_err(|_| "image_size")?,
             sha256,
             name: get("image_name")?,
@@ -202,7 +214,7 @@ impl Deploy {
 
 impl Api {
     /// POSTs `body` to `<api><call>`; any answer but 200 is printed and stops the agent.
-    async fn call(
+    pub(super) async fn call(
         &self,
         boot: &Boot,
         call: &str,
@@ -246,30 +258,35 @@ impl Api {
     }
 }
 
-/// Streams the image onto the disk.
-async fn write_image(boot: &Boot, api: &Api, deploy: &Deploy, disk: &Path) -> Result<(), Halt> {
+/// Streams the image at `url` onto the disk.
+async fn write_image(
+    boot: &Boot,
+    api: &Api,
+    deploy: &Deploy,
+    url: &str,
+    disk: &Path,
+) -> Result<(), Halt> {
     let report = |reason: String| Halt::Report(reason);
     let node = format!("node={}\n", deploy.node);
-    let mut response = http_get::get(&deploy.url, http_get::TIMEOUT)
+    let mut response = http_get::get(url, http_get::TIMEOUT)
         .await
-        .map_err(|e| report(format!("image download {}: {e}", deploy.url)))?;
+        .map_err(|e| report(format!("image download {url}: {e}")))?;
     if response.status != 200 {
         let line = response.status_line();
-        return Err(report(format!("image download {}: {line}", deploy.url)));
+        return Err(report(format!("image download {url}: {line}")));
     }
     if let Some(len) = response.content_length
         && len != deploy.size
     {
         return Err(report(format!(
-            "image download {}: {len} bytes served, lookup said {}",
-            deploy.url, deploy.size
+            "image download {url}: {len} bytes served, lookup said {}",
+            deploy.size
         )));
     }
     let mut file = open_disk(disk)
         .map_err(|e| report(format!("cannot open the disk {}: {e}", disk.display())))?;
     boot.line(&format!(
-        "petitlab-agent: writing {} to {}",
-        deploy.url,
+        "petitlab-agent: writing {url} to {}",
         disk.display()
     ))
     .await;
@@ -294,7 +311,7 @@ async fn write_image(boot: &Boot, api: &Api, deploy: &Deploy, disk: &Path) -> Re
                     }
                 }
                 Ok(None) => break,
-                Err(e) => return Err(report(format!("image download {}: {e}", deploy.url))),
+                Err(e) => return Err(report(format!("image download {url}: {e}"))),
             },
             _ = ticker.tick() => {
                 // A stalled download still shows the agent is alive.
@@ -307,8 +324,8 @@ async fn write_image(boot: &Boot, api: &Api, deploy: &Deploy, disk: &Path) -> Re
     }
     if written != deploy.size {
         return Err(report(format!(
-            "image download {}: got {written} bytes, lookup said {}",
-            deploy.url, deploy.size
+            "image download {url}: got {written} bytes, lookup said {}",
+            deploy.size
         )));
     }
     file.flush()

@@ -15,6 +15,7 @@
 //! ```
 
 mod agent;
+mod agent_iscsi;
 mod chassis;
 mod commands;
 mod dcmi;
@@ -31,6 +32,7 @@ mod server;
 mod session;
 mod sol;
 mod sol_commands;
+pub mod tgt;
 
 #[cfg(test)]
 mod fuzz_tests;

@@ -48,6 +48,8 @@ pub enum HostFault {
     AgentSilent,
     /// The agent presents a wrong token.
     WrongToken,
+    /// An iSCSI deploy ramdisk's target dies once petitlab starts writing.
+    IscsiTargetVanishes,
 }
 
 impl FromStr for HostFault {
@@ -57,9 +59,10 @@ impl FromStr for HostFault {
         match s {
             "agent-silent" => Ok(HostFault::AgentSilent),
             "wrong-token" => Ok(HostFault::WrongToken),
+            "iscsi-target-vanishes" => Ok(HostFault::IscsiTargetVanishes),
             "none" => Ok(HostFault::None),
             other => Err(format!(
-                "unknown host fault {other:?} (known: agent-silent, wrong-token)"
+                "unknown host fault {other:?} (known: agent-silent, wrong-token, iscsi-target-vanishes)"
             )),
         }
     }
@@ -71,6 +74,7 @@ impl fmt::Display for HostFault {
             HostFault::None => "none",
             HostFault::AgentSilent => "agent-silent",
             HostFault::WrongToken => "wrong-token",
+            HostFault::IscsiTargetVanishes => "iscsi-target-vanishes",
         })
     }
 }

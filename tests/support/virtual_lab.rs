@@ -22,6 +22,10 @@ pub struct VNode {
     pub netboot: bool,
     pub cipher_suite: &'static str,
     pub mac: String,
+    /// `deploy_interface = "iscsi"` instead of the default agent.
+    pub iscsi: bool,
+    /// The instance image is given as qcow2 (converted from the raw one by qemu-img).
+    pub qcow2: bool,
 }
 
 impl VNode {
@@ -37,8 +41,37 @@ impl VNode {
                 index >> 8 & 0xff,
                 index & 0xff
             ),
+            iscsi: false,
+            qcow2: false,
         }
     }
+
+    /// Deployed by petitlab over iSCSI rather than by the agent.
+    pub fn iscsi(mut self) -> VNode {
+        self.iscsi = true;
+        self
+    }
+
+    /// Its instance image is a qcow2 file.
+    pub fn qcow2(mut self) -> VNode {
+        self.qcow2 = true;
+        self
+    }
+}
+
+/// `qemu-img convert -O qcow2 raw qcow2`; panics with qemu-img's words.
+fn to_qcow2(raw: &Path, qcow2: &Path) {
+    let out = std::process::Command::new("qemu-img")
+        .args(["convert", "-f", "raw", "-O", "qcow2"])
+        .arg(raw)
+        .arg(qcow2)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run qemu-img: {e} (apt-get install qemu-utils)"));
+    assert!(
+        out.status.success(),
+        "qemu-img convert: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 pub struct VirtualLab {
@@ -106,6 +139,13 @@ impl VirtualLab {
                 ),
             )
             .unwrap();
+            let source = if node.qcow2 {
+                let qcow2 = image.with_extension("qcow2");
+                to_qcow2(&image, &qcow2);
+                qcow2
+            } else {
+                image.clone()
+            };
             let protocol = match node.proto {
                 Proto::Http => "http",
                 Proto::Tftp => "tftp",
@@ -113,7 +153,7 @@ impl VirtualLab {
             let _ = write!(
                 text,
                 "\n[[node]]\nname = \"{}\"\nmacs = [\"{}\"]\nprotocol = \"{protocol}\"\nconsole = \"hvc0\"\n\
-                 boot_option = \"{}\"\n\
+                 boot_option = \"{}\"\ndeploy_interface = \"{}\"\n\
                  [node.bmc]\nhost = \"127.0.0.1\"\nport = {}\nusername = \"admin\"\n\
                  password_file = \"bmc-password\"\ncipher_suite = {}\n\
                  [node.deploy]\nkernel = \"deploy.vmlinux\"\nramdisk = \"deploy.initramfs\"\n\
@@ -121,9 +161,10 @@ impl VirtualLab {
                 node.name,
                 node.mac,
                 if node.netboot { "netboot" } else { "local" },
+                if node.iscsi { "iscsi" } else { "agent" },
                 udp[i],
                 node.cipher_suite,
-                image.display(),
+                source.display(),
             );
             if node.netboot {
                 text.push_str(
@@ -146,6 +187,7 @@ impl VirtualLab {
         self.dir.path().join("state")
     }
 
+    /// The instance image as raw bytes (a qcow2 node's source is beside it).
     pub fn image(&self, node: &str) -> PathBuf {
         self.dir.path().join(format!("{node}.img"))
     }

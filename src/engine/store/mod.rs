@@ -151,6 +151,19 @@ pub struct Deploy {
     pub written: u64,
     pub total: u64,
     pub result: Option<AgentResult>,
+    /// iSCSI deploys: the target the ramdisk exports, once it said.
+    pub iscsi: Option<IscsiTarget>,
+    /// iSCSI deploys: set when petitlab wrote the image and read it back.
+    pub iscsi_written_sha256: Option<String>,
+}
+
+/// An iSCSI target a deploy ramdisk exports its disk as.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IscsiTarget {
+    pub target: String,
+    /// `ip:port`.
+    pub portal: String,
+    pub lun: u64,
 }
 
 /// SQLite stores signed 64-bit integers; sizes beyond i64::MAX are clamped.
@@ -540,6 +553,22 @@ impl Store {
         let sql = "UPDATE deploys SET result_kind = ?2, result_detail = ?3, agent_seen_at = ?4 \
                    WHERE node = ?1 AND result_kind IS NULL";
         Ok(self.exec(sql, params![node, kind, detail, now_ms()])? > 0)
+    }
+
+    /// The target an iSCSI deploy ramdisk exports; counts as a heartbeat.
+    /// False without a deploy record.
+    pub fn iscsi_target(&mut self, node: &str, t: &IscsiTarget) -> Res<bool> {
+        let sql = "UPDATE deploys SET iscsi_target = ?2, iscsi_portal = ?3, iscsi_lun = ?4, \
+                   agent_seen_at = ?5 WHERE node = ?1";
+        let p = params![node, t.target, t.portal, to_db(t.lun), now_ms()];
+        Ok(self.exec(sql, p)? > 0)
+    }
+
+    /// petitlab wrote the image over iSCSI and read back `sha256`.
+    /// False without a deploy record.
+    pub fn iscsi_written(&mut self, node: &str, sha256: &str) -> Res<bool> {
+        let sql = "UPDATE deploys SET iscsi_written_sha256 = ?2 WHERE node = ?1";
+        Ok(self.exec(sql, params![node, sha256])? > 0)
     }
 
     /// Deletes the node's deploy record: its token stops working.

@@ -8,18 +8,18 @@ use rusqlite::types::Type;
 use rusqlite::{Connection, Row, params};
 
 use super::{
-    AgentResult, Deploy, Event, EventRecord, Holder, Inner, NodeRecord, Res, Reservation, Store,
-    StoreError, from_db, now_ms,
+    AgentResult, Deploy, Event, EventRecord, Holder, Inner, IscsiTarget, NodeRecord, Res,
+    Reservation, Store, StoreError, from_db, now_ms,
 };
 
 /// Schema steps, in order; step `i` takes the store from version `i` to `i + 1`.
 /// Never edit a released step: append a new one.
-const MIGRATIONS: &[&str] = &[SCHEMA_V1];
+const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2];
 
 /// The schema version this binary writes (`PRAGMA user_version`).
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
 
-const SCHEMA_V1: &str = "
+pub(super) const SCHEMA_V1: &str = "
 CREATE TABLE nodes (
     name TEXT PRIMARY KEY NOT NULL, state TEXT NOT NULL, step TEXT, reason TEXT,
     state_since INTEGER NOT NULL, power_on INTEGER CHECK (power_on IN (0, 1)),
@@ -52,6 +52,15 @@ CREATE TRIGGER events_no_update BEFORE UPDATE ON events
 BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
 CREATE TRIGGER events_no_delete BEFORE DELETE ON events
 BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
+";
+
+/// iSCSI deploys: the target the ramdisk exported, and the SHA-256 petitlab
+/// read back after writing the image to it.
+const SCHEMA_V2: &str = "
+ALTER TABLE deploys ADD COLUMN iscsi_target TEXT;
+ALTER TABLE deploys ADD COLUMN iscsi_portal TEXT;
+ALTER TABLE deploys ADD COLUMN iscsi_lun INTEGER;
+ALTER TABLE deploys ADD COLUMN iscsi_written_sha256 TEXT;
 ";
 
 pub(super) fn user_version(c: &Connection) -> Inner<u32> {
@@ -126,7 +135,8 @@ pub(super) fn reservation_from_row(r: &Row<'_>) -> rusqlite::Result<Reservation>
 
 pub(super) const DEPLOY_SELECT: &str = "SELECT node, token_sha256, image_url, image_size, \
      image_sha256, image_name, started_at, looked_up_at, agent_seen_at, written, total, \
-     result_kind, result_detail FROM deploys";
+     result_kind, result_detail, iscsi_target, iscsi_portal, iscsi_lun, iscsi_written_sha256 \
+     FROM deploys";
 
 /// Field `i` is column `i` of `DEPLOY_SELECT`.
 pub(super) fn deploy_from_row(r: &Row<'_>) -> rusqlite::Result<Deploy> {
@@ -143,6 +153,22 @@ pub(super) fn deploy_from_row(r: &Row<'_>) -> rusqlite::Result<Deploy> {
         written: from_db(r.get(9)?),
         total: from_db(r.get(10)?),
         result: agent_result(r, 11)?,
+        iscsi: iscsi_target(r, 13)?,
+        iscsi_written_sha256: r.get(16)?,
+    })
+}
+
+/// Columns `i` (target), `i + 1` (portal) and `i + 2` (LUN) of a deploy row.
+fn iscsi_target(r: &Row<'_>, i: usize) -> rusqlite::Result<Option<IscsiTarget>> {
+    let (target, portal, lun): (Option<String>, Option<String>, Option<i64>) =
+        (r.get(i)?, r.get(i + 1)?, r.get(i + 2)?);
+    Ok(match (target, portal, lun) {
+        (Some(target), Some(portal), Some(lun)) => Some(IscsiTarget {
+            target,
+            portal,
+            lun: from_db(lun),
+        }),
+        _ => None,
     })
 }
 

@@ -592,3 +592,39 @@ fn concurrent_first_opens_migrate_once() {
         assert_eq!(t.join().unwrap().unwrap().unwrap(), SCHEMA_VERSION);
     }
 }
+
+#[test]
+fn a_version_1_store_with_a_deploy_migrates_and_keeps_it() {
+    let (_dir, path) = temp_path();
+    {
+        let c = Connection::open(&path).unwrap();
+        c.execute_batch(schema::SCHEMA_V1).unwrap();
+        c.pragma_update(None, "user_version", 1).unwrap();
+        c.execute_batch(
+            "INSERT INTO nodes (name, state, state_since) VALUES ('n1', 'wait-callback', 0);
+             INSERT INTO deploys (node, token_sha256, image_url, image_size, image_sha256,
+                 image_name, started_at) VALUES ('n1', 't', 'http://h/i', 10, 'abc', 'os', 0);",
+        )
+        .unwrap();
+    }
+    let mut s = Store::open(&path).unwrap();
+    assert_eq!(s.schema_version().unwrap(), SCHEMA_VERSION);
+    let d = s.deploy("n1").unwrap().unwrap();
+    assert_eq!((d.image_size, d.iscsi.clone()), (10, None));
+    assert_eq!(d.iscsi_written_sha256, None);
+    let target = IscsiTarget {
+        target: "iqn.2026-11.org.example:n1".into(),
+        portal: "127.0.0.1:3260".into(),
+        lun: 1,
+    };
+    assert!(s.iscsi_target("n1", &target).unwrap());
+    assert!(s.iscsi_written("n1", "abc").unwrap());
+    let d = s.deploy("n1").unwrap().unwrap();
+    assert_eq!(d.iscsi, Some(target.clone()));
+    assert_eq!(d.iscsi_written_sha256.as_deref(), Some("abc"));
+    assert!(
+        d.agent_seen_at.is_some(),
+        "a target report is a sign of life"
+    );
+    assert!(!s.iscsi_target("nobody", &target).unwrap());
+}
