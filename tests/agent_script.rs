@@ -19,14 +19,19 @@ struct Setup {
 
 /// A lab whose node has a deploy waiting for its agent, as `petitlab deploy` leaves it.
 fn setup(expected_sha: Option<&str>) -> Setup {
-    let v = VirtualLab::new(
-        vec![VNode::new("n1", Proto::Http, false, 0)],
-        700 << 10,
-        "[deploy]\nheartbeat = 1\n",
-    );
+    setup_with(VNode::new("n1", Proto::Http, false, 0), expected_sha)
+}
+
+fn setup_with(vnode: VNode, expected_sha: Option<&str>) -> Setup {
+    let iscsi = vnode.iscsi;
+    let v = VirtualLab::new(vec![vnode], 700 << 10, "[deploy]\nheartbeat = 1\n");
     let (lab, _) = petitlab::inventory::load_valid(&v.lab).unwrap();
     let node = lab.node("n1").unwrap();
-    let staged = image::stage(&lab, node).unwrap();
+    let staged = if iscsi {
+        image::prepare_raw(&lab, node).unwrap()
+    } else {
+        image::stage(&lab, node).unwrap()
+    };
     let token = new_token();
     let mut store = Store::open(&v.store()).unwrap();
     store.ensure_nodes(&["n1"], "wait-callback").unwrap();
@@ -44,6 +49,14 @@ fn setup(expected_sha: Option<&str>) -> Setup {
 }
 
 fn run_agent(s: &Setup, token: &str) -> (bool, String) {
+    let out = agent_command(s, token)
+        .output()
+        .expect("busybox must be installed (scripts/test installs it)");
+    (out.status.success(), show_output(&out))
+}
+
+/// The agent under busybox sh, with its kernel command line, MAC and disk.
+fn agent_command(s: &Setup, token: &str) -> Command {
     let cmdline = s.v.dir.path().join("cmdline");
     std::fs::write(
         &cmdline,
@@ -53,21 +66,18 @@ fn run_agent(s: &Setup, token: &str) -> (bool, String) {
         ),
     )
     .unwrap();
-    let out = Command::new("busybox")
-        .arg("sh")
+    let mut cmd = Command::new("busybox");
+    cmd.arg("sh")
         .arg(repo().join("agent/petitlab-agent.sh"))
         .env("PETITLAB_CMDLINE", &cmdline)
         .env("PETITLAB_MACS", &s.v.nodes[0].mac)
         .env("PETITLAB_DISK", s.v.dir.path().join("disk"))
-        .env("PATH", format!("{}:/usr/bin:/bin", busybox_dir(s)))
-        .output()
-        .expect("busybox must be installed (scripts/test installs it)");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+        // tgtd and tgtadm (iSCSI) are the only tools not from busybox.
+        .env(
+            "PATH",
+            format!("{}:/usr/sbin:/usr/bin:/bin", busybox_dir(s)),
+        );
+    cmd
 }
 
 /// A directory where wget, sha256sum, head and sed are busybox's own, so
@@ -92,6 +102,8 @@ fn busybox_dir(s: &Setup) -> String {
         "cat",
         "sync",
         "kill",
+        "ip",
+        "tr",
     ] {
         let link = dir.join(tool);
         if !link.exists() {
@@ -209,4 +221,103 @@ fn a_checksum_mismatch_is_reported_as_a_failure() {
         }
         other => panic!("expected a failure, got {other:?}"),
     }
+}
+
+/// The iSCSI side of the script: it exports its disk with a real tgtd and
+/// reports the target; this test plays petitlab's part with petitlab's own
+/// initiator (write, read back, mark written); the script then removes its
+/// target, checks its disk and reports done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_script_exports_its_disk_over_iscsi_and_checks_what_petitlab_wrote() {
+    use petitlab::iscsi::{LoginOptions, Portal, Session};
+    let s = setup_with(VNode::new("n1", Proto::Http, false, 0).iscsi(), None);
+    let disk = s.v.dir.path().join("disk");
+    std::fs::File::create(&disk)
+        .unwrap()
+        .set_len(16 << 20)
+        .unwrap();
+    let _serve = Daemon::start(&s.v.lab, &["serve"]);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut agent = agent_command(&s, &s.token);
+    agent
+        .env("PETITLAB_ISCSI_PORT", port.to_string())
+        .env("PETITLAB_TGTD_CONTROL", (port % 32768).to_string())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let agent = agent.spawn().expect("busybox must be installed");
+
+    // The target, as the script reported it to petitlab's API.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let target = loop {
+        let deploy = Store::open(&s.v.store()).unwrap().deploy("n1").unwrap();
+        if let Some(t) = deploy.and_then(|d| d.iscsi) {
+            break t;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the script never reported its target: {:?}",
+            agent.wait_with_output().map(|o| show_output(&o))
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(target.portal, format!("127.0.0.1:{port}"));
+    assert_eq!(target.target, "iqn.2026-11.org.petitlab.agent:n1");
+    let portal = Portal {
+        addr: target.portal.parse().unwrap(),
+    };
+    let mut session = Session::login(&portal, &LoginOptions::new(&target.target, target.lun))
+        .await
+        .unwrap_or_else(|e| panic!("login to the script's target: {e}"));
+    let mut image = tokio::fs::File::open(&s.staged.path).await.unwrap();
+    let sha = petitlab::iscsi::write_image(&mut session, &mut image, s.staged.size, |_, _| {})
+        .await
+        .unwrap_or_else(|e| panic!("writing over iSCSI: {e}"));
+    session.logout().await.unwrap();
+    assert_eq!(sha, s.staged.sha256);
+    Store::open(&s.v.store())
+        .unwrap()
+        .iscsi_written("n1", &sha)
+        .unwrap();
+
+    let out = agent.wait_with_output().unwrap();
+    let text = show_output(&out);
+    assert!(out.status.success(), "{text}");
+    for line in [
+        "petitlab writes n1.img",
+        &format!("as iSCSI target iqn.2026-11.org.petitlab.agent:n1 LUN 1 on 127.0.0.1:{port}"),
+        "petitlab wrote the image; target",
+        &format!("done (sha256 {sha})"),
+    ] {
+        assert!(text.contains(line), "{line:?} missing:\n{text}");
+    }
+    let written = std::fs::read(&disk).unwrap();
+    assert!(written[..s.staged.size as usize] == std::fs::read(s.v.image("n1")).unwrap()[..]);
+    let deploy = Store::open(&s.v.store())
+        .unwrap()
+        .deploy("n1")
+        .unwrap()
+        .unwrap();
+    assert_eq!(deploy.result, Some(AgentResult::Done { sha256: sha }));
+    let tgtds = Command::new("pgrep").args(["-a", "tgtd"]).output().unwrap();
+    assert!(
+        !String::from_utf8_lossy(&tgtds.stdout).contains(&format!("127.0.0.1:{port}")),
+        "the script left its tgtd running"
+    );
+    let log = events(&s);
+    assert!(
+        log.iter().any(|e| e.starts_with("agent-iscsi ok")),
+        "{log:?}"
+    );
+}
+
+fn show_output(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }

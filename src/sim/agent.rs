@@ -105,8 +105,12 @@ async fn deploy(host: &VirtualHost, boot: &Boot, api: &Api) -> Result<(), Stoppe
             return Err(Stopped);
         }
     };
+    let how = match deploy.url {
+        Some(_) => "writing",
+        None => "petitlab writes over iSCSI",
+    };
     boot.line(&format!(
-        "petitlab-agent: deploying {}: writing {} ({} bytes)",
+        "petitlab-agent: deploying {}: {how} {} ({} bytes)",
         deploy.node, deploy.name, deploy.size
     ))
     .await;
