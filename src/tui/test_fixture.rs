@@ -26,7 +26,7 @@ pub const NOW: i64 = 1_764_000_000_000;
 /// Never shown anywhere.
 pub const SECRET: &str = "hunter2-do-not-show";
 
-const LAB: &str = r#"
+pub const LAB: &str = r#"
 state_dir = "state"
 [http]
 base_url = "http://10.77.0.1:8080/"

@@ -429,3 +429,29 @@ fn tiny_and_odd_sizes_never_panic() {
     let mut app = populated(&fx.lab);
     snap("tiny", &mut app, 20, 5);
 }
+
+#[test]
+fn the_inventory_names_an_iscsi_deploy_interface() {
+    let lab = LAB.replacen(
+        "bootif = true\n",
+        "bootif = true\ndeploy_interface = \"iscsi\"\n",
+        1,
+    );
+    let fx = fixture_from(&lab);
+    let mut app = populated(&fx.lab);
+    select(&mut app, "p9-rack1-01");
+    app.update(key(KeyCode::Enter));
+    app.update(Msg::Preview(preview(
+        &fx,
+        "p9-rack1-01",
+        crate::boot::Stage::Deploy,
+        None,
+    )));
+    app.update(key(KeyCode::Tab));
+    app.update(ch('G'));
+    let shown = text(&draw(&mut app, 160, 40).backend().buffer().clone());
+    assert!(
+        shown.contains("boot_option local, deploy_interface iscsi"),
+        "{shown}"
+    );
+}

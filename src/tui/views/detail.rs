@@ -315,6 +315,12 @@ fn inventory(app: &App, node: &Node, out: &mut Vec<Line<'static>>) {
     let arch = serde_plain(&node.cpu_arch);
     let boot = serde_plain(&node.boot_option);
     let mut os = format!("{arch}, boot_option {boot}");
+    if node.deploy_interface != crate::inventory::DeployInterface::Agent {
+        os.push_str(&format!(
+            ", deploy_interface {}",
+            node.deploy_interface.name()
+        ));
+    }
     if let Some(c) = &node.console {
         os.push_str(&format!(", console {c}"));
     }
