@@ -1,194 +1,66 @@
 //! petitlab's iSCSI initiator against a real target: Debian's tgt (tgtd +
 //! tgtadm). Each test starts its own tgtd on a private loopback portal and
-//! control socket, exports a file-backed LUN from a temp dir, and kills the
-//! daemon on drop. Needs root (tgtd); it fails, never skips, when tgtd
+//! control socket (with the launcher the virtual lab uses), exports a
+//! file-backed LUN from a temp dir, and kills the daemon on drop. Needs root (tgtd); it fails, never skips, when tgtd
 //! cannot start.
 
 use std::fs;
 use std::io::{Read, Seek, SeekFrom};
-use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use petitlab::demo::filler;
 use petitlab::iscsi::{self, IscsiError, LoginOptions, Portal, Session};
+use petitlab::sim::tgt;
 use sha2::{Digest, Sha256};
 
 const TARGET: &str = "iqn.2026-11.org.petitlab:test";
 const MIB: usize = 1 << 20;
 const BLOCK: usize = 512;
 
-/// A tgtd of our own with target 1 / LUN 1 backed by a sparse file.
+/// A tgtd of our own (petitlab's launcher, `sim::tgt`) with target 1 /
+/// LUN 1 backed by a sparse file.
 struct Tgtd {
-    child: Child,
-    control: u16,
-    port: u16,
+    tgtd: tgt::Tgtd,
     backing: PathBuf,
     _dir: tempfile::TempDir,
 }
 
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral loopback port");
-    listener.local_addr().expect("local address").port()
-}
-
-fn output(cmd: &mut Command) -> Output {
-    cmd.output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e} (apt-get install tgt)"))
-}
-
-fn control_socket(control: u16) -> [PathBuf; 2] {
-    let base = format!("/var/run/tgtd/socket.{control}");
-    [PathBuf::from(&base), PathBuf::from(format!("{base}.lock"))]
-}
-
-fn remove_control_socket(control: u16) {
-    for file in control_socket(control) {
-        let _ = fs::remove_file(file);
-    }
-}
-
-/// Waits until tgtd answers tgtadm on its control socket and accepts TCP
-/// connections on its portal.
-fn wait_ready(child: &mut Child, control: u16, addr: SocketAddr) -> Result<(), String> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            return Err(format!("tgtd exited at start with {status}"));
-        }
-        let control_ok = Command::new("tgtadm")
-            .args(["-C", &control.to_string(), "--lld", "iscsi"])
-            .args(["--op", "show", "--mode", "target"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if control_ok && TcpStream::connect(addr).is_ok() {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            return Err(format!(
-                "tgtd did not answer on control socket {control} and portal {addr} within 10 s"
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 impl Tgtd {
-    /// Starts tgtd and configures the target; panics with tgtd's own words
+    /// Starts tgtd and exports the target; panics with tgtd's own words
     /// when it cannot.
-    fn start(lun_bytes: u64) -> Tgtd {
+    async fn start(lun_bytes: u64) -> Tgtd {
         let dir = tempfile::tempdir().expect("temp dir");
         let backing = dir.path().join("lun.img");
         let file = fs::File::create(&backing).expect("create the backing file");
         file.set_len(lun_bytes).expect("size the backing file");
-        let mut failures = Vec::new();
-        // A port another process grabs between our probe and tgtd's bind
-        // makes tgtd fail: try a few. tgtd takes control ids below 32768.
-        for _ in 0..5 {
-            let port = free_port();
-            let control = port % 32768;
-            remove_control_socket(control);
-            let log = dir.path().join(format!("tgtd-{port}.log"));
-            let log_file = fs::File::create(&log).expect("tgtd log file");
-            let err_file = log_file.try_clone().expect("tgtd log file");
-            let mut child = Command::new("tgtd")
-                .args(["-f", "--iscsi", &format!("portal=127.0.0.1:{port}")])
-                .args(["-C", &control.to_string()])
-                .stdin(Stdio::null())
-                .stdout(log_file)
-                .stderr(err_file)
-                .spawn()
-                .unwrap_or_else(|e| panic!("cannot run tgtd: {e} (apt-get install tgt)"));
-            let addr = SocketAddr::from(([127, 0, 0, 1], port));
-            match wait_ready(&mut child, control, addr) {
-                Ok(()) => {
-                    let tgtd = Tgtd {
-                        child,
-                        control,
-                        port,
-                        backing,
-                        _dir: dir,
-                    };
-                    tgtd.configure();
-                    return tgtd;
-                }
-                Err(why) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    remove_control_socket(control);
-                    let said = fs::read_to_string(&log).unwrap_or_default();
-                    failures.push(format!("{why}; tgtd said:\n{said}"));
-                }
-            }
+        let tgtd = tgt::Tgtd::start(&dir.path().join("tgtd.log"))
+            .await
+            .unwrap_or_else(|why| panic!("{why} (apt-get install tgt; run as root)"));
+        tgtd.export(1, TARGET, 1, &backing)
+            .await
+            .unwrap_or_else(|why| panic!("exporting the LUN: {why}"));
+        Tgtd {
+            tgtd,
+            backing,
+            _dir: dir,
         }
-        panic!(
-            "tgtd cannot start (is this root?):\n{}",
-            failures.join("\n")
-        )
     }
 
-    fn configure(&self) {
-        self.adm(&[
-            "--op", "new", "--mode", "target", "--tid", "1", "-T", TARGET,
-        ]);
-        let backing = self.backing.to_string_lossy().into_owned();
-        self.adm(
-            &[
-                "--op",
-                "new",
-                "--mode",
-                "logicalunit",
-                "--tid",
-                "1",
-                "--lun",
-                "1",
-            ]
-            .into_iter()
-            .chain(["-b", backing.as_str()])
-            .collect::<Vec<_>>(),
-        );
-        self.adm(&[
-            "--op", "bind", "--mode", "target", "--tid", "1", "-I", "ALL",
-        ]);
-    }
-
-    /// `tgtadm -C <ours> --lld iscsi <args>`, which must succeed.
-    fn adm(&self, args: &[&str]) {
-        let out = output(Command::new("tgtadm").args(self.adm_args()).args(args));
-        assert!(
-            out.status.success(),
-            "tgtadm {args:?} failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    fn adm_args(&self) -> Vec<String> {
-        let control = self.control.to_string();
-        ["-C", &control, "--lld", "iscsi"]
-            .map(String::from)
-            .to_vec()
-    }
-
-    fn set_param(&self, name: &str, value: &str) {
-        self.adm(
-            &["--op", "update", "--mode", "target", "--tid", "1"]
-                .into_iter()
-                .chain(["--name", name, "--value", value])
-                .collect::<Vec<_>>(),
-        );
-    }
-
-    fn addr(&self) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.port))
+    async fn set_param(&self, name: &str, value: &str) {
+        let args = ["--op", "update", "--mode", "target", "--tid", "1"];
+        self.tgtd
+            .adm(&[&args[..], &["--name", name, "--value", value]].concat())
+            .await
+            .unwrap_or_else(|why| panic!("{why}"));
     }
 
     fn portal(&self) -> Portal {
-        Portal { addr: self.addr() }
+        Portal {
+            addr: self.tgtd.portal(),
+        }
     }
 
     fn file_bytes(&self, offset: u64, len: usize) -> Vec<u8> {
@@ -198,19 +70,6 @@ impl Tgtd {
         let mut buf = vec![0u8; len];
         file.read_exact(&mut buf).expect("read the backing file");
         buf
-    }
-
-    fn kill(&mut self) {
-        // tgtd ignores SIGTERM (its handler does nothing); SIGKILL it.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Tgtd {
-    fn drop(&mut self) {
-        self.kill();
-        remove_control_socket(self.control);
     }
 }
 
@@ -226,19 +85,6 @@ async fn login(tgtd: &Tgtd) -> Session {
         Ok(session) => session,
         Err(e) => panic!("login to tgtd failed: {e}"),
     }
-}
-
-/// Deterministic bytes that differ per seed and per block.
-fn pattern(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
 }
 
 fn sha256_hex(data: &[u8]) -> String {
@@ -259,7 +105,7 @@ fn must<T>(result: Result<T, IscsiError>, what: &str) -> T {
 #[tokio::test]
 async fn login_and_capacity_match_the_backing_file() {
     let started = Instant::now();
-    let tgtd = Tgtd::start(8 * MIB as u64);
+    let tgtd = Tgtd::start(8 * MIB as u64).await;
     let mut session = login(&tgtd).await;
     let (blocks, block_size) = must(session.capacity().await, "capacity");
     let file_len = fs::metadata(&tgtd.backing).expect("backing file").len();
@@ -278,10 +124,10 @@ async fn login_and_capacity_match_the_backing_file() {
 #[tokio::test]
 async fn patterned_writes_read_back_and_land_on_disk() {
     let started = Instant::now();
-    let tgtd = Tgtd::start(8 * MIB as u64);
+    let tgtd = Tgtd::start(8 * MIB as u64).await;
     let mut session = login(&tgtd).await;
-    let first = pattern(3 * MIB, 1);
-    let second = pattern(3 * MIB, 2);
+    let first = filler(1, 3 * MIB);
+    let second = filler(2, 3 * MIB);
     let odd_lba = 8191u64;
     let blocks = (3 * MIB / BLOCK) as u32;
     must(session.write(0, &first).await, "write at LBA 0");
@@ -306,23 +152,23 @@ async fn patterned_writes_read_back_and_land_on_disk() {
 #[tokio::test]
 async fn writes_follow_what_the_target_negotiates() {
     let started = Instant::now();
-    let tgtd = Tgtd::start(8 * MIB as u64);
+    let tgtd = Tgtd::start(8 * MIB as u64).await;
     // Small segments and bursts; then each combination of InitialR2T and
     // ImmediateData: immediate data, unsolicited Data-Out, R2T only.
-    tgtd.set_param("MaxRecvDataSegmentLength", "4096");
-    tgtd.set_param("FirstBurstLength", "16384");
-    tgtd.set_param("MaxBurstLength", "32768");
+    tgtd.set_param("MaxRecvDataSegmentLength", "4096").await;
+    tgtd.set_param("FirstBurstLength", "16384").await;
+    tgtd.set_param("MaxBurstLength", "32768").await;
     let combos = [("No", "Yes"), ("No", "No"), ("Yes", "No"), ("Yes", "Yes")];
     for (i, (initial_r2t, immediate)) in combos.into_iter().enumerate() {
-        tgtd.set_param("InitialR2T", initial_r2t);
-        tgtd.set_param("ImmediateData", immediate);
+        tgtd.set_param("InitialR2T", initial_r2t).await;
+        tgtd.set_param("ImmediateData", immediate).await;
         let mut session = login(&tgtd).await;
         let p = *session.negotiated();
         assert_eq!(p.max_send_segment, 4096);
         assert_eq!((p.first_burst, p.max_burst), (16_384, 32_768));
         assert_eq!(p.initial_r2t, initial_r2t == "Yes", "{p:?}");
         assert_eq!(p.immediate_data, immediate == "Yes", "{p:?}");
-        let data = pattern(MIB + 3 * BLOCK, 10 + i as u64);
+        let data = filler(10 + i as u64, MIB + 3 * BLOCK);
         let lba = 101 + 3001 * i as u64;
         must(session.write(lba, &data).await, "write");
         let back = must(session.read(lba, (data.len() / BLOCK) as u32).await, "read");
@@ -331,7 +177,7 @@ async fn writes_follow_what_the_target_negotiates() {
             "InitialR2T={initial_r2t} ImmediateData={immediate}: differs"
         );
         // A write smaller than the first burst, and one of a single block.
-        let small = pattern(8 * BLOCK, 20 + i as u64);
+        let small = filler(20 + i as u64, 8 * BLOCK);
         must(session.write(lba, &small).await, "small write");
         must(
             session.write(lba + 8, &small[..BLOCK]).await,
@@ -355,10 +201,10 @@ async fn writes_follow_what_the_target_negotiates() {
 #[tokio::test]
 async fn write_image_returns_the_sha256_of_the_source() {
     let started = Instant::now();
-    let tgtd = Tgtd::start(8 * MIB as u64);
+    let tgtd = Tgtd::start(8 * MIB as u64).await;
     let mut session = login(&tgtd).await;
     let len = 5 * MIB / 2 + 123;
-    let image = pattern(len, 7);
+    let image = filler(7, len);
     // Dirty the blocks at the image's end so the zero padding shows.
     let last_block = (len / BLOCK) as u64;
     must(session.write(last_block, &[0xff; 2 * BLOCK]).await, "dirty");
@@ -394,7 +240,7 @@ async fn write_image_returns_the_sha256_of_the_source() {
 #[tokio::test]
 async fn wrong_target_name_is_a_login_error_naming_it() {
     let started = Instant::now();
-    let tgtd = Tgtd::start(MIB as u64);
+    let tgtd = Tgtd::start(MIB as u64).await;
     let wrong = "iqn.2026-11.org.petitlab:no-such-target";
     let result = Session::login(&tgtd.portal(), &options(wrong, Duration::from_secs(10))).await;
     let err = match result {
@@ -425,7 +271,7 @@ async fn wrong_target_name_is_a_login_error_naming_it() {
 #[tokio::test]
 async fn commands_beyond_the_end_report_sense_and_keep_the_session() {
     let started = Instant::now();
-    let tgtd = Tgtd::start(MIB as u64);
+    let tgtd = Tgtd::start(MIB as u64).await;
     let mut session = login(&tgtd).await;
     let (blocks, _) = must(session.capacity().await, "capacity");
     let err = session.write(blocks - 1, &[1; 2 * BLOCK]).await.err();
@@ -466,7 +312,7 @@ enum Interruption {
 /// the timeout, and leave the session refusing further commands.
 async fn interrupted_write_image(how: Interruption, test: &str) {
     let started = Instant::now();
-    let mut tgtd = Tgtd::start(64 * MIB as u64);
+    let mut tgtd = Tgtd::start(64 * MIB as u64).await;
     let timeout = Duration::from_secs(5);
     let mut session = must(
         Session::login(&tgtd.portal(), &options(TARGET, timeout)).await,
@@ -477,20 +323,22 @@ async fn interrupted_write_image(how: Interruption, test: &str) {
     let mut interrupt = match how {
         Interruption::DeleteTarget => {
             let mut cmd = tokio::process::Command::new("tgtadm");
-            cmd.args(tgtd.adm_args()).args([
+            let control = tgtd.tgtd.control().to_string();
+            cmd.args(["-C", &control, "--lld", "iscsi"]).args([
                 "--op", "delete", "--force", "--mode", "target", "--tid", "1",
             ]);
             cmd
         }
         Interruption::KillTgtd => {
             let mut cmd = tokio::process::Command::new("kill");
-            cmd.args(["-KILL", &tgtd.child.id().to_string()]);
+            let pid = tgtd.tgtd.pid().expect("tgtd runs");
+            cmd.args(["-KILL", &pid.to_string()]);
             cmd
         }
     };
     let feeder = tokio::spawn(async move {
         use tokio::io::AsyncWriteExt;
-        let chunk = pattern(MIB, 3);
+        let chunk = filler(3, MIB);
         let mut interrupted = None;
         for i in 0..len / MIB {
             if i == 4 {
@@ -542,7 +390,7 @@ async fn interrupted_write_image(how: Interruption, test: &str) {
         matches!(again, Some(IscsiError::Broken { .. })),
         "{again:?}"
     );
-    tgtd.kill();
+    tgtd.tgtd.kill().await;
     report(test, started);
 }
 

@@ -163,6 +163,15 @@ impl Tgtd {
         &self.log
     }
 
+    /// The control id (`tgtadm -C`).
+    pub fn control(&self) -> u16 {
+        self.control
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     /// SIGKILL, as a crashed target or a node losing power.
     pub async fn kill(&mut self) {
         let _ = self.child.kill().await;
