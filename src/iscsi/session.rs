@@ -177,7 +177,7 @@ impl Session {
     /// into several commands.
     pub async fn write(&mut self, lba: u64, data: &[u8]) -> Result<(), IscsiError> {
         let bs = self.block_size().await?;
-        if data.len() % bs != 0 {
+        if !data.len().is_multiple_of(bs) {
             return Err(IscsiError::Invalid(format!(
                 "a write of {} bytes is not a whole number of {bs}-byte blocks",
                 data.len()
