@@ -79,8 +79,8 @@ pub(super) async fn export_disk(
             _ = watch.tick(), if vanish => {
                 if modified(disk) != first_seen {
                     vanish = false;
-                    tgtd.kill().await;
                     boot.line("petitlab-agent: (simulated fault) the iSCSI target vanishes mid-write").await;
+                    tgtd.kill().await;
                     // The agent keeps heartbeating: petitlab must notice on its own.
                 }
             }
