@@ -320,6 +320,9 @@ pub struct DataIn {
     pub data_sn: u32,
     pub offset: u32,
     pub residual: u32,
+    /// The data segment's length, even when `data` is empty because the
+    /// reader placed the segment straight where it belongs.
+    pub len: usize,
     pub data: Vec<u8>,
 }
 
@@ -435,9 +438,15 @@ pub fn decode(pdu: &[u8], limit: usize) -> Result<TargetPdu, PduError> {
             got: pdu.len(),
         });
     }
-    let b = &pdu[..BHS_LEN];
     let data_at = BHS_LEN + len.ahs;
-    let data = pdu[data_at..data_at + len.data].to_vec();
+    decode_parts(&pdu[..BHS_LEN], pdu[data_at..data_at + len.data].to_vec())
+}
+
+/// A PDU from its BHS and its data segment, read separately (the segment
+/// may be empty when the reader placed it elsewhere: see [`DataIn::len`]).
+/// `bhs` must be `BHS_LEN` bytes whose lengths [`lengths`] accepted.
+pub fn decode_parts(b: &[u8], data: Vec<u8>) -> Result<TargetPdu, PduError> {
+    let segment_len = (usize::from(b[5]) << 16) | (usize::from(b[6]) << 8) | usize::from(b[7]);
     let sn = Numbering::read(b);
     let mut lun = [0u8; 8];
     lun.copy_from_slice(&b[8..16]);
@@ -477,6 +486,7 @@ pub fn decode(pdu: &[u8], limit: usize) -> Result<TargetPdu, PduError> {
             data_sn: be32(b, 36),
             offset: be32(b, 40),
             residual: be32(b, 44),
+            len: segment_len,
             data,
         }),
         OP_R2T => TargetPdu::R2t(R2t {

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 use super::negotiate::{self, Negotiated, OUR_MAX_RECV_SEGMENT};
@@ -24,10 +24,24 @@ const MAX_LOGIN_TEXT: usize = 64 << 10;
 /// Retries of a command that ended in UNIT ATTENTION (e.g. after a reset).
 const UNIT_ATTENTION_RETRIES: usize = 3;
 const CID: u16 = 0;
+/// Small PDUs (headers, responses) come through this buffer; a data segment
+/// at least this big bypasses it (tokio's BufReader does so for reads
+/// larger than its buffer when it is empty).
+const READ_BUFFER: usize = 64 << 10;
+
+/// Where a READ's Data-In segments go: read from the socket straight into
+/// the command's buffer, not through a Vec per PDU.
+struct ReadSink {
+    itt: u32,
+    buffer: Vec<u8>,
+}
 
 /// A logged-in iSCSI session with one LUN of one target.
 pub struct Session {
-    stream: TcpStream,
+    /// Buffered for reading: headers and small PDUs come in few syscalls.
+    stream: BufReader<TcpStream>,
+    /// The READ in progress, if any.
+    sink: Option<ReadSink>,
     portal: SocketAddr,
     target: String,
     lun: u64,
@@ -91,7 +105,8 @@ impl Session {
             .set_nodelay(true)
             .map_err(|source| IscsiError::Io { at, source })?;
         let mut session = Session {
-            stream,
+            stream: BufReader::with_capacity(READ_BUFFER, stream),
+            sink: None,
             portal: portal.addr,
             target: options.target_name.clone(),
             lun: options.lun,
@@ -201,7 +216,7 @@ impl Session {
     pub async fn read(&mut self, lba: u64, blocks: u32) -> Result<Vec<u8>, IscsiError> {
         let bs = self.block_size().await?;
         let per_command = (MAX_COMMAND_BYTES / bs).max(1) as u32;
-        let mut out = Vec::with_capacity((blocks as usize).saturating_mul(bs));
+        let mut out = Vec::new();
         let mut done = 0u32;
         while done < blocks {
             let count = per_command.min(blocks - done);
@@ -216,6 +231,10 @@ impl Session {
             if data.len() != want {
                 let detail = format!("short read: {} of {want} bytes", data.len());
                 return Err(self.protocol(&what, detail));
+            }
+            if count == blocks {
+                // One command read it all: no copy.
+                return Ok(data);
             }
             out.extend_from_slice(&data);
             done += count;
@@ -325,12 +344,46 @@ impl Session {
 
     async fn recv_pdu(&mut self, step: &str) -> Result<TargetPdu, IscsiError> {
         let limit = OUR_MAX_RECV_SEGMENT as usize;
-        let mut pdu = vec![0u8; BHS_LEN];
-        self.read_exact(step, &mut pdu).await?;
-        let lengths = pdu::lengths(&pdu, limit).map_err(|e| self.protocol(step, e.to_string()))?;
+        let mut bhs = [0u8; BHS_LEN];
+        self.read_exact(step, &mut bhs).await?;
+        let lengths = pdu::lengths(&bhs, limit).map_err(|e| self.protocol(step, e.to_string()))?;
+        if let Some(range) = self.sink_range(&bhs, &lengths) {
+            // Our READ's Data-In: the segment goes where it belongs.
+            let mut sink = self.sink.take().expect("sink_range found a sink");
+            let placed = self.read_exact(step, &mut sink.buffer[range]).await;
+            self.sink = Some(sink);
+            placed?;
+            let mut padding = [0u8; 3];
+            let pad = lengths.after_bhs() - lengths.data;
+            self.read_exact(step, &mut padding[..pad]).await?;
+            return pdu::decode_parts(&bhs, Vec::new())
+                .map_err(|e| self.protocol(step, e.to_string()));
+        }
+        let mut pdu = bhs.to_vec();
         pdu.resize(BHS_LEN + lengths.after_bhs(), 0);
         self.read_exact(step, &mut pdu[BHS_LEN..]).await?;
         pdu::decode(&pdu, limit).map_err(|e| self.protocol(step, e.to_string()))
+    }
+
+    /// Where in the READ's buffer a Data-In with this header goes, if it is
+    /// one for the READ in progress and fits; anything else is read whole
+    /// and judged by the caller.
+    fn sink_range(
+        &self,
+        bhs: &[u8; BHS_LEN],
+        lengths: &pdu::Lengths,
+    ) -> Option<std::ops::Range<usize>> {
+        let sink = self.sink.as_ref()?;
+        let itt = u32::from_be_bytes([bhs[16], bhs[17], bhs[18], bhs[19]]);
+        let offset = u32::from_be_bytes([bhs[40], bhs[41], bhs[42], bhs[43]]) as usize;
+        let end = offset.checked_add(lengths.data)?;
+        let data_in = bhs[0] & 0x3f == pdu::OP_DATA_IN;
+        (data_in
+            && itt == sink.itt
+            && lengths.ahs == 0
+            && lengths.data > 0
+            && end <= sink.buffer.len())
+        .then_some(offset..end)
     }
 
     /// The next PDU, after sequence-number bookkeeping; `None` when it was a
@@ -592,7 +645,28 @@ impl Session {
             self.data_out(what, itt, RESERVED_TAG, data, immediate..unsolicited)
                 .await?;
         }
-        let mut buffer = vec![0u8; if read { expected as usize } else { 0 }];
+        if read {
+            self.sink = Some(ReadSink {
+                itt,
+                buffer: vec![0u8; expected as usize],
+            });
+        }
+        let received = self.await_reply(what, itt, read, data).await;
+        let mut buffer = self.sink.take().map_or_else(Vec::new, |s| s.buffer);
+        buffer.truncate(received?);
+        Ok(buffer)
+    }
+
+    /// Takes the target's R2Ts and Data-Ins until the command's status;
+    /// returns how many bytes were read into the sink.
+    async fn await_reply(
+        &mut self,
+        what: &str,
+        itt: u32,
+        read: bool,
+        data: &[u8],
+    ) -> Result<usize, IscsiError> {
+        let total = data.len();
         let (mut received, mut next_data_sn) = (0usize, 0u32);
         loop {
             match self.recv(what).await? {
@@ -608,22 +682,24 @@ impl Session {
                 }
                 TargetPdu::DataIn(d) if d.itt == itt && read => {
                     let start = d.offset as usize;
-                    let end = start.saturating_add(d.data.len());
-                    if d.data_sn != next_data_sn || start != received || end > buffer.len() {
+                    let end = start.saturating_add(d.len);
+                    let size = self.sink.as_ref().map_or(0, |s| s.buffer.len());
+                    if d.data_sn != next_data_sn || start != received || end > size {
                         let detail = format!(
-                            "Data-In #{} for bytes {start}..{end} after {received} of {} bytes",
+                            "Data-In #{} for bytes {start}..{end} after {received} of {size} bytes",
                             d.data_sn,
-                            buffer.len()
                         );
                         return Err(self.protocol(what, detail));
                     }
-                    buffer[start..end].copy_from_slice(&d.data);
+                    // An empty `data` with a length was placed by recv_pdu.
+                    if let (Some(sink), false) = (self.sink.as_mut(), d.data.is_empty()) {
+                        sink.buffer[start..end].copy_from_slice(&d.data);
+                    }
                     received = end;
                     next_data_sn = next_data_sn.wrapping_add(1);
                     if let Some(status) = d.status {
                         self.check_status(what, status, &[])?;
-                        buffer.truncate(received);
-                        return Ok(buffer);
+                        return Ok(received);
                     }
                 }
                 TargetPdu::Response(r) if r.itt == itt => {
@@ -632,8 +708,7 @@ impl Session {
                         return Err(self.protocol(what, detail));
                     }
                     self.check_status(what, r.status, &r.data)?;
-                    buffer.truncate(received);
-                    return Ok(buffer);
+                    return Ok(received);
                 }
                 other => return Err(self.unexpected(what, &other)),
             }
