@@ -104,6 +104,13 @@ fn a_qcow2_image_is_written_over_iscsi_to_active_and_the_node_undeploys() {
             "no iSCSI progress for {name}:\n{text}"
         );
         assert_eq!(record(&v, name).state, "active");
+        assert_eq!(
+            text.contains(&format!(
+                "{name}: validate: converting the qcow2 image to raw"
+            )),
+            node.qcow2,
+            "{text}"
+        );
 
         // The virtual disk holds exactly the raw image, then zeros.
         let mut raw = std::fs::read(v.image(name)).unwrap();

@@ -134,7 +134,13 @@ async fn fresh_deploy(run: &Run<'_>) -> Result<(), Failure> {
         DeployInterface::Agent => "publishing and checksumming the instance image",
         DeployInterface::Iscsi => "checksumming the instance image for the iSCSI write",
     };
-    run.progress(Step::Validate, doing.into(), None);
+    let qcow2 = image::is_qcow2(image::source(node)).unwrap_or(false);
+    let convert = if qcow2 {
+        "converting the qcow2 image to raw (qemu-img), then "
+    } else {
+        ""
+    };
+    run.progress(Step::Validate, format!("{convert}{doing}"), None);
     let staged = {
         let (lab, node) = (lab.clone(), node.clone());
         tokio::task::spawn_blocking(move || match interface {
