@@ -79,8 +79,9 @@ pub(super) async fn export_disk(
             _ = watch.tick(), if vanish => {
                 if modified(disk) != first_seen {
                     vanish = false;
-                    boot.line("petitlab-agent: (simulated fault) the iSCSI target vanishes mid-write").await;
+                    // Killed first: printing waits for the console's pace.
                     tgtd.kill().await;
+                    boot.line("petitlab-agent: (simulated fault) the iSCSI target vanished mid-write").await;
                     // The agent keeps heartbeating: petitlab must notice on its own.
                 }
             }
