@@ -43,7 +43,14 @@ struct Session {
     users: usize,
     control: mpsc::UnboundedSender<Control>,
     seen: watch::Receiver<Seen>,
+    /// The pump: it deactivates SOL and closes the log when it ends.
+    task: tokio::task::JoinHandle<()>,
 }
+
+/// How long the last user's `close` waits for SOL to be deactivated: a
+/// process that exits sooner leaves the payload active on the BMC, and the
+/// next console is refused with "already active" until the BMC times out.
+const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 
 pub struct ConsoleHub {
     lab: Arc<Lab>,
@@ -117,7 +124,7 @@ impl ConsoleHub {
                 events: self.events.clone(),
                 seen: seen_tx,
             };
-            tokio::spawn(pump.run(sol, controls));
+            let task = tokio::spawn(pump.run(sol, controls));
             Session {
                 id: self
                     .next_id
@@ -125,6 +132,7 @@ impl ConsoleHub {
                 users: 0,
                 control,
                 seen,
+                task,
             }
         });
         session.users += 1;
@@ -140,15 +148,17 @@ impl ConsoleHub {
         })
     }
 
-    fn detach(&self, node: &str, id: u64) {
+    /// Lets one user go; the last one closes the console and gets its pump
+    /// to wait for.
+    fn detach(&self, node: &str, id: u64) -> Option<tokio::task::JoinHandle<()>> {
         let mut sessions = self.sessions();
-        if let Some(session) = sessions.get_mut(node).filter(|s| s.id == id) {
-            session.users = session.users.saturating_sub(1);
-            if session.users == 0 {
-                let _ = session.control.send(Control::Close);
-                sessions.remove(node);
-            }
+        let session = sessions.get_mut(node).filter(|s| s.id == id)?;
+        session.users = session.users.saturating_sub(1);
+        if session.users > 0 {
+            return None;
         }
+        let _ = session.control.send(Control::Close);
+        sessions.remove(node).map(|s| s.task)
     }
 
     /// The UI starts or stops watching a node: its bytes arrive as
@@ -168,7 +178,8 @@ impl ConsoleHub {
                     let _ = session.control.send(Control::Forward(false));
                 }
                 self.ui().remove(&node.name);
-                self.detach(&node.name, id);
+                // The UI goes on running: the pump finishes on its own.
+                let _ = self.detach(&node.name, id);
             }
             _ => {}
         }
@@ -208,9 +219,12 @@ impl ConsoleWatch {
         let _ = self.control.send(Control::Send(bytes.to_vec()));
     }
 
-    /// Lets the console go; the last user's close deactivates SOL.
+    /// Lets the console go; the last user waits (a bounded while) until SOL
+    /// is deactivated and the log is closed.
     pub async fn close(self) {
-        self.hub.detach(&self.node, self.session);
+        if let Some(pump) = self.hub.detach(&self.node, self.session) {
+            let _ = tokio::time::timeout(CLOSE_WAIT, pump).await;
+        }
     }
 }
 
