@@ -181,8 +181,13 @@ impl PetitbootBoot {
             }
         };
         problems.extend(pxeconf::lint(&config).iter().map(|e| {
+            let article = if stage.name().starts_with(['a', 'e', 'i', 'o', 'u']) {
+                "an"
+            } else {
+                "a"
+            };
             let msg = format!(
-                "{} renders a {} config petitboot would misread: {e}",
+                "{} renders {article} {} config petitboot would misread: {e}",
                 self.template_label,
                 stage.name()
             );

@@ -51,7 +51,7 @@ pub static PROPERTIES: &[Property] = &[
     Property {
         name: "ipv4",
         required: false,
-        description: "The node's address; adds a pxelinux.cfg/<HEX-IP> discovery file and a fixed DHCP lease.",
+        description: "The node's address; adds a pxelinux.cfg/<HEX-IP> discovery file (the DHCP host line carries no address).",
     },
     Property {
         name: "console",

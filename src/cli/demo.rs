@@ -32,6 +32,9 @@ pub async fn run(
         ),
     };
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    // The generated lab.toml names its files by this path: relative, they
+    // would be read against the lab file's own directory.
+    let dir = std::path::absolute(&dir).with_context(|| format!("resolving {}", dir.display()))?;
     let path = demo::generate(&dir)?;
     let (lab, _) = inventory::load_valid(&path)?;
     let lab = Arc::new(lab);

@@ -340,6 +340,14 @@ fn build_server(
                      since {listen_field} {listen} names no single host"
                 );
                 ctx.error(None, &url_field, msg);
+            } else if section == "http" {
+                // Configs may go over TFTP, but deploys always use HTTP.
+                let msg = format!(
+                    "is not set and {listen_field} {listen} names no single host: \
+                     `petitlab deploy` will refuse every node (the deploy agent's API \
+                     and the image are served over HTTP)"
+                );
+                ctx.warn(None, &url_field, msg);
             }
             None
         }

@@ -364,3 +364,19 @@ fn deploy_interface_and_iscsi_settings_default_and_are_checked() {
     );
     assert_eq!(loaded.lab.iscsi.timeout, std::time::Duration::from_secs(7));
 }
+
+#[test]
+fn a_tftp_lab_without_an_http_url_is_warned_that_deploys_need_one() {
+    let f = Fixture::new();
+    let text = format!(
+        "[petitboot]\nprotocol = \"tftp\"\n[tftp]\nbase_url = \"tftp://10.77.0.1/\"\n{}",
+        node("name = \"a\"\nmacs = [\"52:54:00:00:00:01\"]")
+    );
+    let loaded = f.load(&text);
+    assert!(errors(&loaded).is_empty(), "{:#?}", errors(&loaded));
+    let warned =
+        loaded.problems.iter().map(ToString::to_string).any(|p| {
+            p.contains("http.base_url: is not set") && p.contains("will refuse every node")
+        });
+    assert!(warned, "{:#?}", loaded.problems);
+}
