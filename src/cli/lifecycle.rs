@@ -72,8 +72,8 @@ pub async fn run(
             }
             _ => {}
         }
-        if !json {
-            println!("{}", describe(&event));
+        if !json && let Some(line) = describe(&event) {
+            println!("{line}");
         }
     }
     Ok(if failed == 0 {
@@ -83,8 +83,10 @@ pub async fn run(
     })
 }
 
-fn describe(event: &EngineEvent) -> String {
-    match event {
+/// The event as a line for a person; `None` for readings and console
+/// traffic, which are the dashboard's (the steps report what matters of them).
+fn describe(event: &EngineEvent) -> Option<String> {
+    Some(match event {
         EngineEvent::State {
             node,
             state,
@@ -119,9 +121,8 @@ fn describe(event: &EngineEvent) -> String {
             let verdict = if *ok { "done" } else { "FAILED" };
             format!("{node}: {} {verdict}: {message}", action.name())
         }
-        // Readings and consoles are for the dashboard; the CLI shows them raw.
-        other => serde_json::to_string(other).unwrap_or_default(),
-    }
+        _ => return None,
+    })
 }
 
 fn open_store(lab: &Lab) -> anyhow::Result<Store> {

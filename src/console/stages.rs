@@ -70,6 +70,11 @@ impl Stage {
         }
     }
 
+    /// A download or boot failure, or a panic.
+    pub fn is_failure(self) -> bool {
+        self.rank().is_none()
+    }
+
     /// Position in a normal boot; `None` for failures.
     fn rank(self) -> Option<u8> {
         match self {

@@ -21,6 +21,10 @@ use crate::ipmi::sol_driver::{self, ConsoleEvent, ConsoleInput, SolOptions};
 pub struct Seen {
     /// The latest stage since the last [`ConsoleWatch::restart_stages`].
     pub stage: Option<StageEvent>,
+    /// The latest failure line (a download or boot failure, a panic) since
+    /// then, even when later stages followed (petitboot falling back to the
+    /// disk after a failed netboot).
+    pub failure: Option<StageEvent>,
     /// Set when the console ended for good (e.g. SOL held by someone else).
     pub closed: Option<String>,
     pub connected: bool,
@@ -296,13 +300,24 @@ impl Pump {
                 if let Some(log) = self.log.as_mut() {
                     let _ = log.write(&bytes);
                 }
-                if let Some(latest) = self.detector.as_mut().and_then(|d| d.feed(&bytes).pop()) {
+                let mut stages = self
+                    .detector
+                    .as_mut()
+                    .map(|d| d.feed(&bytes))
+                    .unwrap_or_default();
+                let failure = stages.iter().rev().find(|s| s.stage.is_failure()).cloned();
+                if let Some(latest) = stages.pop() {
                     let _ = self.events.send(EngineEvent::ConsoleStage {
                         node: node.clone(),
                         stage: latest.stage,
                         line: latest.line.clone(),
                     });
-                    self.seen.send_modify(|s| s.stage = Some(latest));
+                    self.seen.send_modify(|s| {
+                        s.stage = Some(latest);
+                        if failure.is_some() {
+                            s.failure = failure;
+                        }
+                    });
                 }
                 if self.forward {
                     let mut shown = Vec::with_capacity(bytes.len());
@@ -351,7 +366,10 @@ impl Pump {
                 if let Some(d) = self.detector.as_mut() {
                     d.reset();
                 }
-                self.seen.send_modify(|s| s.stage = None);
+                self.seen.send_modify(|s| {
+                    s.stage = None;
+                    s.failure = None;
+                });
             }
             Control::Send(bytes) => {
                 let _ = sol.input.send(ConsoleInput::Data(bytes)).await;

@@ -226,7 +226,7 @@ async fn after_power_on(run: &Run<'_>, from: Step, token: Option<&str>) -> Resul
                     None,
                 )?;
             }
-            wait_for_agent(run, settings.callback_timeout).await?;
+            wait_for_agent(run, settings.callback_timeout, &watch).await?;
             run.go(
                 Trigger::AgentCalledBack,
                 State::Deploying,
@@ -252,11 +252,36 @@ async fn after_power_on(run: &Run<'_>, from: Step, token: Option<&str>) -> Resul
     run.go(Trigger::Succeed, State::Active, None, None)
 }
 
-async fn wait_for_agent(run: &Run<'_>, limit: Duration) -> Result<(), Failure> {
+/// Waits for the agent's lookup. What the console shows on the way
+/// (petitboot, a failed download, the kexec) is reported as it happens, and
+/// named in the reason when the wait times out.
+async fn wait_for_agent(
+    run: &Run<'_>,
+    limit: Duration,
+    watch: &ConsoleWatch,
+) -> Result<(), Failure> {
     let step = Step::WaitCallback;
     let start = step_started(run);
+    let seen = watch.seen();
+    let (mut last_stage, mut last_failure) = (None, None);
     loop {
         run.check_abort()?;
+        let (stage, failure) = {
+            let now = seen.borrow();
+            (now.stage.clone(), now.failure.clone())
+        };
+        if failure.is_some() && failure != last_failure {
+            last_failure = failure.clone();
+            let line = failure.as_ref().map_or("", |f| f.line.as_str());
+            run.progress(step, format!("the console shows a failure: {line}"), None);
+        }
+        if let Some(event) = &stage
+            && !event.stage.is_failure()
+            && last_stage != Some(event.stage)
+        {
+            last_stage = Some(event.stage);
+            run.progress(step, format!("console: {}", event.stage.as_str()), None);
+        }
         let deploy = agent_record(run, step)?;
         if let Some(AgentResult::Failed { reason }) = deploy.result {
             return Err(Failure::Step(
@@ -269,10 +294,20 @@ async fn wait_for_agent(run: &Run<'_>, limit: Duration) -> Result<(), Failure> {
             return Ok(());
         }
         if start.elapsed() >= limit {
+            let hint = match (&failure, &stage) {
+                (Some(failed), Some(now)) if failed != now => {
+                    format!("the console showed: {}; then: {}", failed.line, now.line)
+                }
+                (_, Some(now)) => format!("the console last showed: {}", now.line),
+                (Some(failed), None) => format!("the console showed: {}", failed.line),
+                (None, None) => {
+                    "watch the console: did petitboot fetch the config and kexec?".into()
+                }
+            };
             return Err(Failure::Step(
                 step,
                 format!(
-                    "no callback from the deploy agent within {} s (watch the console: did petitboot fetch the config and kexec?)",
+                    "no callback from the deploy agent within {} s ({hint})",
                     limit.as_secs()
                 ),
             ));
