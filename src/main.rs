@@ -175,10 +175,24 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("petitlab: {e:#}");
+            eprintln!("petitlab: {}", one_line(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes on one line, leaving out a cause its error
+/// already quotes (most library errors end with their source's words).
+fn one_line(e: &anyhow::Error) -> String {
+    let mut line = e.to_string();
+    for cause in e.chain().skip(1) {
+        let cause = cause.to_string();
+        if !line.contains(&cause) {
+            line.push_str(": ");
+            line.push_str(&cause);
+        }
+    }
+    line
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -490,5 +504,24 @@ fn print_changes(node: &str, changes: &Changes) {
     }
     for (p, why) in &changes.kept {
         println!("  = {} ({why})", p.display());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_line;
+    use anyhow::Context;
+
+    #[test]
+    fn an_error_line_names_each_cause_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        let quoted = anyhow::Error::new(io).context("cannot read lab.toml: no such file");
+        assert_eq!(one_line(&quoted), "cannot read lab.toml: no such file");
+        let plain: anyhow::Result<()> = Err(anyhow::anyhow!("permission denied"));
+        let wrapped = plain.context("creating /srv/petitlab").unwrap_err();
+        assert_eq!(
+            one_line(&wrapped),
+            "creating /srv/petitlab: permission denied"
+        );
     }
 }
