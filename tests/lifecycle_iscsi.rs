@@ -180,15 +180,24 @@ fn a_qcow2_image_is_written_over_iscsi_to_active_and_the_node_undeploys() {
     }
 }
 
+/// One iSCSI node whose image is big enough (48 MiB) that petitlab is
+/// still writing when the test interferes.
+fn one_big_iscsi_node() -> VirtualLab {
+    let nodes = vec![VNode::new("n1", Proto::Http, false, 0).iscsi()];
+    VirtualLab::new(nodes, 48 << 20, SETTINGS)
+}
+
+/// The node's disk holds exactly its image, then zeros.
+fn disk_holds_the_image(v: &VirtualLab) {
+    let raw = std::fs::read(v.image("n1")).unwrap();
+    let (sha, zeros) = disk_prefix(&v.disk("n1"), raw.len());
+    assert_eq!(sha, sha256_hex(&raw), "disk differs from the image");
+    assert!(zeros, "junk after the image on the disk");
+}
+
 #[test]
 fn a_target_that_vanishes_mid_write_fails_the_deploy_and_the_node_deploys_again() {
-    // Big enough that the write is still going when the target dies.
-    let image_len = 48 << 20;
-    let v = VirtualLab::new(
-        vec![VNode::new("n1", Proto::Http, false, 0).iscsi()],
-        image_len,
-        SETTINGS,
-    );
+    let v = one_big_iscsi_node();
     let _serve = Daemon::start(&v.lab, &["serve"]);
     let sim = Daemon::start(
         &v.lab,
@@ -237,20 +246,12 @@ fn a_target_that_vanishes_mid_write_fails_the_deploy_and_the_node_deploys_again(
     let text = show(&out);
     assert!(out.status.success(), "{text}");
     assert_eq!(record(&v, "n1").state, "active");
-    let raw = std::fs::read(v.image("n1")).unwrap();
-    let (sha, zeros) = disk_prefix(&v.disk("n1"), raw.len());
-    assert_eq!(sha, sha256_hex(&raw), "disk differs from the image");
-    assert!(zeros);
+    disk_holds_the_image(&v);
 }
 
 #[test]
 fn petitlab_killed_mid_iscsi_write_resumes_and_rewrites_the_image() {
-    let image_len = 48 << 20;
-    let v = VirtualLab::new(
-        vec![VNode::new("n1", Proto::Http, false, 0).iscsi()],
-        image_len,
-        SETTINGS,
-    );
+    let v = one_big_iscsi_node();
     let _serve = Daemon::start(&v.lab, &["serve"]);
     let _sim = Daemon::start(&v.lab, &["sim", "--line-delay-ms", "1"]);
     let mut deploy = Command::new(env!("CARGO_BIN_EXE_petitlab"))
@@ -304,10 +305,7 @@ fn petitlab_killed_mid_iscsi_write_resumes_and_rewrites_the_image() {
         "{text}"
     );
     assert_eq!(record(&v, "n1").state, "active");
-    let raw = std::fs::read(v.image("n1")).unwrap();
-    let (sha, zeros) = disk_prefix(&v.disk("n1"), raw.len());
-    assert_eq!(sha, sha256_hex(&raw), "disk differs from the image");
-    assert!(zeros);
+    disk_holds_the_image(&v);
     let history = ok(&v.lab, &["history", "n1"]);
     assert!(history.contains("  iscsi-write  ok: "), "{history}");
 }

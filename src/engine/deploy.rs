@@ -326,6 +326,12 @@ pub(super) fn agent_record(run: &Run<'_>, step: Step) -> Result<super::store::De
     deploy.ok_or_else(|| Failure::Step(step, "the deploy record is gone".into()))
 }
 
+/// How long the deploy agent (or ramdisk) has said nothing.
+pub(super) fn quiet_for(deploy: &super::store::Deploy) -> Duration {
+    let seen = deploy.agent_seen_at.unwrap_or(deploy.started_at);
+    Duration::from_millis((super::store::now_ms() - seen).max(0) as u64)
+}
+
 /// When the current step started, as an `Instant` (so a resumed wait keeps its deadline).
 pub(super) fn step_started(run: &Run<'_>) -> Instant {
     let since = run
@@ -371,8 +377,7 @@ async fn wait_for_image(run: &Run<'_>) -> Result<(), Failure> {
             let message = format!("{} of {} bytes written", deploy.written, deploy.total);
             run.progress(step, message, Some(fraction));
         }
-        let seen = deploy.agent_seen_at.unwrap_or(deploy.started_at);
-        let quiet = Duration::from_millis((super::store::now_ms() - seen).max(0) as u64);
+        let quiet = quiet_for(&deploy);
         if quiet > silence {
             return Err(Failure::Step(
                 step,

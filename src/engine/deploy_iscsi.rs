@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::action::{Failure, POLL, Run, store_failure};
-use super::deploy::{agent_record, step_started};
+use super::deploy::{agent_record, quiet_for, step_started};
 use super::image;
 use super::lifecycle::Step;
 use super::store::{AgentResult, IscsiTarget};
@@ -150,8 +150,7 @@ async fn wait_for_target(run: &Run<'_>) -> Result<Option<IscsiTarget>, Failure> 
             let message = "waiting for the deploy ramdisk to export its disk over iSCSI";
             run.progress(STEP, message.into(), None);
         }
-        let seen = deploy.agent_seen_at.unwrap_or(deploy.started_at);
-        let quiet = Duration::from_millis((super::store::now_ms() - seen).max(0) as u64);
+        let quiet = quiet_for(&deploy);
         if quiet > silence {
             return Err(Failure::Step(
                 STEP,
