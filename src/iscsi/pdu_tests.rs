@@ -138,8 +138,13 @@ fn decodes_data_in_r2t_and_response() {
     match decode(&pdu, LIMIT) {
         Ok(TargetPdu::DataIn(d)) => {
             assert_eq!((d.status, d.data_sn, d.offset), (Some(0), 3, 1024));
-            assert_eq!(d.data, vec![7; 6]);
+            assert_eq!((d.data, d.len), (vec![7; 6], 6));
         }
+        other => panic!("expected Data-In, got {other:?}"),
+    }
+    // The header alone, its data placed elsewhere by the reader: the length stays known.
+    match decode_parts(&pdu[..BHS_LEN], Vec::new()) {
+        Ok(TargetPdu::DataIn(d)) => assert_eq!((d.data.len(), d.len, d.offset), (0, 6, 1024)),
         other => panic!("expected Data-In, got {other:?}"),
     }
     let pdu = target_pdu(
