@@ -15,6 +15,7 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use super::redact::Redactor;
+use super::token::TokenFilter;
 
 /// Console logs may contain anything typed on the node.
 const LOG_MODE: u32 = 0o600;
@@ -41,9 +42,12 @@ pub struct ConsoleLog {
     /// `None` after an I/O error or during rotation; reopened on demand.
     file: Option<File>,
     size: u64,
+    /// Deploy tokens first, then the known secrets.
+    tokens: TokenFilter,
     redactor: Redactor,
-    /// Reused output buffer of the redactor.
+    /// Reused output buffers of the two filters.
     scratch: Vec<u8>,
+    filtered: Vec<u8>,
     closed: bool,
 }
 
@@ -65,8 +69,10 @@ impl ConsoleLog {
             limits,
             file: None,
             size: 0,
+            tokens: TokenFilter::new(),
             redactor: Redactor::new(secrets),
             scratch: Vec::new(),
+            filtered: Vec::new(),
             closed: false,
         };
         log.file()?;
@@ -75,9 +81,15 @@ impl ConsoleLog {
 
     /// Append console output as received.
     pub fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
-        let mut out = std::mem::take(&mut self.scratch);
+        let (mut out, mut filtered) = (
+            std::mem::take(&mut self.scratch),
+            std::mem::take(&mut self.filtered),
+        );
         out.clear();
-        self.redactor.push(bytes, &mut out);
+        filtered.clear();
+        self.tokens.push(bytes, &mut filtered);
+        self.redactor.push(&filtered, &mut out);
+        self.filtered = filtered;
         let result = self.append(&out);
         self.scratch = out;
         result
@@ -87,7 +99,9 @@ impl ConsoleLog {
     /// `<redacted>` since it could be the start of a secret (see
     /// [`Redactor::flush_idle`]).
     pub fn flush(&mut self) -> io::Result<()> {
-        let mut out = Vec::new();
+        let (mut filtered, mut out) = (Vec::new(), Vec::new());
+        self.tokens.flush_idle(&mut filtered);
+        self.redactor.push(&filtered, &mut out);
         self.redactor.flush_idle(&mut out);
         self.append(&out)
     }
@@ -118,7 +132,9 @@ impl ConsoleLog {
             return Ok(());
         }
         self.closed = true;
-        let mut out = Vec::new();
+        let (mut filtered, mut out) = (Vec::new(), Vec::new());
+        self.tokens.finish(&mut filtered);
+        self.redactor.push(&filtered, &mut out);
         self.redactor.finish(&mut out);
         self.append(&out)
     }

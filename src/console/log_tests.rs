@@ -239,3 +239,25 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_deploy_token_is_redacted_even_when_the_log_does_not_know_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("n1.log");
+    let token = "3f9c00112233445566778899aabbccdd";
+    let mut log = ConsoleLog::open(&path, BIG, &["bmc-pw"]).unwrap();
+    log.write(b"Kernel command line: petitlab.api=http://h/v1/ petitla")
+        .unwrap();
+    log.write(format!("b.token={}", &token[..10]).as_bytes())
+        .unwrap();
+    log.flush().unwrap();
+    log.write(format!("{} quiet bmc-pw\r\n", &token[10..]).as_bytes())
+        .unwrap();
+    log.close().unwrap();
+    let text = String::from_utf8(read(&path)).unwrap();
+    assert_eq!(
+        text,
+        "Kernel command line: petitlab.api=http://h/v1/ petitlab.token=<redacted> quiet <redacted>\r\n"
+    );
+    assert!(!text.contains(&token[..4]));
+}

@@ -16,6 +16,7 @@ pub mod log;
 pub mod redact;
 pub mod screen;
 pub mod stages;
+pub mod token;
 
 pub use escape::{Action, EscapeMachine};
 

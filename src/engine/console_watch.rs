@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::{mpsc, watch};
 
 use super::lab::EngineEvent;
+use crate::console::token::TokenFilter;
 use crate::console::{self, ConsoleLog, Redactor, Stage, StageDetector, StageEvent};
 use crate::inventory::{Lab, Node};
 use crate::ipmi::Timing;
@@ -125,6 +126,7 @@ impl ConsoleHub {
                     .ok(),
                 forward: false,
                 ui_redactor: Redactor::new(&all),
+                ui_tokens: TokenFilter::new(),
                 events: self.events.clone(),
                 seen: seen_tx,
             };
@@ -252,6 +254,8 @@ struct Pump {
     forward: bool,
     /// What the UI is sent goes through the same redaction as the log.
     ui_redactor: Redactor,
+    /// Deploy tokens, before the known secrets (see `console::token`).
+    ui_tokens: TokenFilter,
     events: mpsc::UnboundedSender<EngineEvent>,
     seen: watch::Sender<Seen>,
 }
@@ -320,8 +324,10 @@ impl Pump {
                     });
                 }
                 if self.forward {
-                    let mut shown = Vec::with_capacity(bytes.len());
-                    self.ui_redactor.push(&bytes, &mut shown);
+                    let mut filtered = Vec::with_capacity(bytes.len());
+                    self.ui_tokens.push(&bytes, &mut filtered);
+                    let mut shown = Vec::with_capacity(filtered.len());
+                    self.ui_redactor.push(&filtered, &mut shown);
                     if !shown.is_empty() {
                         let _ = self
                             .events
