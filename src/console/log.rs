@@ -14,8 +14,7 @@ use std::io::{self, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use super::redact::Redactor;
-use super::token::TokenFilter;
+use super::token::ConsoleRedactor;
 
 /// Console logs may contain anything typed on the node.
 const LOG_MODE: u32 = 0o600;
@@ -42,12 +41,10 @@ pub struct ConsoleLog {
     /// `None` after an I/O error or during rotation; reopened on demand.
     file: Option<File>,
     size: u64,
-    /// Deploy tokens first, then the known secrets.
-    tokens: TokenFilter,
-    redactor: Redactor,
-    /// Reused output buffers of the two filters.
+    /// Deploy tokens and the known secrets.
+    redactor: ConsoleRedactor,
+    /// Reused output buffer of the redactor.
     scratch: Vec<u8>,
-    filtered: Vec<u8>,
     closed: bool,
 }
 
@@ -69,10 +66,8 @@ impl ConsoleLog {
             limits,
             file: None,
             size: 0,
-            tokens: TokenFilter::new(),
-            redactor: Redactor::new(secrets),
+            redactor: ConsoleRedactor::new(secrets),
             scratch: Vec::new(),
-            filtered: Vec::new(),
             closed: false,
         };
         log.file()?;
@@ -81,15 +76,9 @@ impl ConsoleLog {
 
     /// Append console output as received.
     pub fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
-        let (mut out, mut filtered) = (
-            std::mem::take(&mut self.scratch),
-            std::mem::take(&mut self.filtered),
-        );
+        let mut out = std::mem::take(&mut self.scratch);
         out.clear();
-        filtered.clear();
-        self.tokens.push(bytes, &mut filtered);
-        self.redactor.push(&filtered, &mut out);
-        self.filtered = filtered;
+        self.redactor.push(bytes, &mut out);
         let result = self.append(&out);
         self.scratch = out;
         result
@@ -97,11 +86,9 @@ impl ConsoleLog {
 
     /// The console went idle: write what is held back for redaction, as
     /// `<redacted>` since it could be the start of a secret (see
-    /// [`Redactor::flush_idle`]).
+    /// [`crate::console::Redactor::flush_idle`]).
     pub fn flush(&mut self) -> io::Result<()> {
-        let (mut filtered, mut out) = (Vec::new(), Vec::new());
-        self.tokens.flush_idle(&mut filtered);
-        self.redactor.push(&filtered, &mut out);
+        let mut out = Vec::new();
         self.redactor.flush_idle(&mut out);
         self.append(&out)
     }
@@ -132,9 +119,7 @@ impl ConsoleLog {
             return Ok(());
         }
         self.closed = true;
-        let (mut filtered, mut out) = (Vec::new(), Vec::new());
-        self.tokens.finish(&mut filtered);
-        self.redactor.push(&filtered, &mut out);
+        let mut out = Vec::new();
         self.redactor.finish(&mut out);
         self.append(&out)
     }

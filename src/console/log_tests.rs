@@ -1,4 +1,5 @@
 use super::*;
+use crate::console::Redactor;
 use proptest::prelude::*;
 
 const BIG: LogLimits = LogLimits {

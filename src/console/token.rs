@@ -5,7 +5,7 @@
 //! token (`petitlab console --force` during a deploy): the hex digits after
 //! the key become [`MARKER`], even when split across chunks.
 
-use super::redact::MARKER;
+use super::redact::{MARKER, Redactor};
 
 const KEY: &[u8] = b"petitlab.token=";
 /// A token is 32 hex digits; a longer run is cut there.
@@ -93,6 +93,47 @@ impl TokenFilter {
         self.flush_idle(out);
         out.append(&mut self.held);
         self.skip = 0;
+    }
+}
+
+/// What a console's log and the dashboard get: deploy tokens filtered
+/// ([`TokenFilter`]), then the known secrets redacted ([`Redactor`]).
+#[derive(Debug, Clone)]
+pub struct ConsoleRedactor {
+    tokens: TokenFilter,
+    secrets: Redactor,
+    /// Reused between the two stages.
+    scratch: Vec<u8>,
+}
+
+impl ConsoleRedactor {
+    pub fn new<S: AsRef<[u8]>>(secrets: &[S]) -> Self {
+        ConsoleRedactor {
+            tokens: TokenFilter::new(),
+            secrets: Redactor::new(secrets),
+            scratch: Vec::new(),
+        }
+    }
+
+    pub fn push(&mut self, data: &[u8], out: &mut Vec<u8>) {
+        self.scratch.clear();
+        self.tokens.push(data, &mut self.scratch);
+        self.secrets.push(&self.scratch, out);
+    }
+
+    /// See [`TokenFilter::flush_idle`] and [`Redactor::flush_idle`].
+    pub fn flush_idle(&mut self, out: &mut Vec<u8>) {
+        self.scratch.clear();
+        self.tokens.flush_idle(&mut self.scratch);
+        self.secrets.push(&self.scratch, out);
+        self.secrets.flush_idle(out);
+    }
+
+    pub fn finish(&mut self, out: &mut Vec<u8>) {
+        self.scratch.clear();
+        self.tokens.finish(&mut self.scratch);
+        self.secrets.push(&self.scratch, out);
+        self.secrets.finish(out);
     }
 }
 

@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::{mpsc, watch};
 
 use super::lab::EngineEvent;
-use crate::console::token::TokenFilter;
-use crate::console::{self, ConsoleLog, Redactor, Stage, StageDetector, StageEvent};
+use crate::console::token::ConsoleRedactor;
+use crate::console::{self, ConsoleLog, Stage, StageDetector, StageEvent};
 use crate::inventory::{Lab, Node};
 use crate::ipmi::Timing;
 use crate::ipmi::sol_driver::{self, ConsoleEvent, ConsoleInput, SolOptions};
@@ -125,8 +125,7 @@ impl ConsoleHub {
                     .or_else(|_| StageDetector::new(&[]))
                     .ok(),
                 forward: false,
-                ui_redactor: Redactor::new(&all),
-                ui_tokens: TokenFilter::new(),
+                ui_redactor: ConsoleRedactor::new(&all),
                 events: self.events.clone(),
                 seen: seen_tx,
             };
@@ -253,9 +252,7 @@ struct Pump {
     detector: Option<StageDetector>,
     forward: bool,
     /// What the UI is sent goes through the same redaction as the log.
-    ui_redactor: Redactor,
-    /// Deploy tokens, before the known secrets (see `console::token`).
-    ui_tokens: TokenFilter,
+    ui_redactor: ConsoleRedactor,
     events: mpsc::UnboundedSender<EngineEvent>,
     seen: watch::Sender<Seen>,
 }
@@ -324,10 +321,8 @@ impl Pump {
                     });
                 }
                 if self.forward {
-                    let mut filtered = Vec::with_capacity(bytes.len());
-                    self.ui_tokens.push(&bytes, &mut filtered);
-                    let mut shown = Vec::with_capacity(filtered.len());
-                    self.ui_redactor.push(&filtered, &mut shown);
+                    let mut shown = Vec::with_capacity(bytes.len());
+                    self.ui_redactor.push(&bytes, &mut shown);
                     if !shown.is_empty() {
                         let _ = self
                             .events
@@ -386,7 +381,7 @@ impl Pump {
             Control::Secrets(more) => {
                 // The redactor's secrets are fixed: reopen the log with more.
                 self.secrets.extend(more);
-                self.ui_redactor = Redactor::new(&self.secrets);
+                self.ui_redactor = ConsoleRedactor::new(&self.secrets);
                 if let Some(log) = self.log.take() {
                     let _ = log.close();
                 }
