@@ -49,19 +49,30 @@ pub struct RawDeploySettings {
 /// A day: longer is surely a typo (milliseconds?) rather than a wish.
 const MAX_SECONDS: u64 = 86_400;
 
+/// A whole number of seconds from 1 to a day for the lab-wide `field`
+/// (e.g. `deploy.heartbeat`); `default` when it is missing or wrong (then
+/// the problem is recorded).
+pub(super) fn seconds(
+    ctx: &mut Ctx,
+    field: &str,
+    value: Lenient<u64>,
+    default: Duration,
+) -> Duration {
+    match ctx.take(None, field, value) {
+        None => default,
+        Some(s) if (1..=MAX_SECONDS).contains(&s) => Duration::from_secs(s),
+        Some(s) => {
+            let msg = format!("{s} is not a number of seconds between 1 and {MAX_SECONDS}");
+            ctx.error(None, field, msg);
+            default
+        }
+    }
+}
+
 pub(super) fn build(ctx: &mut Ctx, raw: RawDeploySettings) -> DeploySettings {
     let defaults = DeploySettings::default();
     let mut seconds = |field: &str, value: Lenient<u64>, default: Duration| {
-        let full = format!("deploy.{field}");
-        match ctx.take(None, &full, value) {
-            None => default,
-            Some(s) if (1..=MAX_SECONDS).contains(&s) => Duration::from_secs(s),
-            Some(s) => {
-                let msg = format!("{s} is not a number of seconds between 1 and {MAX_SECONDS}");
-                ctx.error(None, &full, msg);
-                default
-            }
-        }
+        seconds(ctx, &format!("deploy.{field}"), value, default)
     };
     DeploySettings {
         power_timeout: seconds("power_timeout", raw.power_timeout, defaults.power_timeout),

@@ -32,8 +32,6 @@ pub struct RawIscsi {
     pub timeout: Lenient<u64>,
 }
 
-const MAX_SECONDS: u64 = 86_400;
-
 /// An iSCSI name as RFC 7143 §4.2.7 has them: `iqn.`, `eui.` or `naa.`, at
 /// most 223 bytes, no spaces or control characters.
 pub fn valid_iscsi_name(name: &str) -> bool {
@@ -59,15 +57,7 @@ pub(super) fn build(ctx: &mut Ctx, raw: RawIscsi) -> IscsiSettings {
             defaults.initiator_name
         }
     };
-    let timeout = match ctx.take(None, "iscsi.timeout", raw.timeout) {
-        None => defaults.timeout,
-        Some(s) if (1..=MAX_SECONDS).contains(&s) => Duration::from_secs(s),
-        Some(s) => {
-            let msg = format!("{s} is not a number of seconds between 1 and {MAX_SECONDS}");
-            ctx.error(None, "iscsi.timeout", msg);
-            defaults.timeout
-        }
-    };
+    let timeout = super::deploy::seconds(ctx, "iscsi.timeout", raw.timeout, defaults.timeout);
     IscsiSettings {
         initiator_name,
         timeout,
