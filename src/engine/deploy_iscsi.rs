@@ -12,7 +12,7 @@ use super::action::{Failure, POLL, Run, store_failure};
 use super::deploy::{agent_record, quiet_for, step_started};
 use super::image;
 use super::lifecycle::Step;
-use super::store::{AgentResult, IscsiTarget};
+use super::store::{AgentResult, Deploy, IscsiTarget};
 use crate::iscsi::{self, LoginOptions, Portal, Session};
 
 const STEP: Step = Step::WriteImage;
@@ -22,7 +22,7 @@ const PROGRESS_EVERY: Duration = Duration::from_millis(500);
 /// Writes the image to the target the ramdisk exports, unless a previous
 /// run (before a restart) already did.
 pub(super) async fn write_image(run: &Run<'_>) -> Result<(), Failure> {
-    let Some(target) = wait_for_target(run).await? else {
+    let Some((target, deploy)) = wait_for_target(run).await? else {
         run.progress(
             STEP,
             "the image was already written over iSCSI".into(),
@@ -30,7 +30,6 @@ pub(super) async fn write_image(run: &Run<'_>) -> Result<(), Failure> {
         );
         return Ok(());
     };
-    let deploy = agent_record(run, STEP)?;
     let (size, expected) = (deploy.image_size, deploy.image_sha256);
     let fail = |why: String| Failure::Step(STEP, why);
     let portal: SocketAddr = target.portal.parse().map_err(|_| {
@@ -123,9 +122,10 @@ async fn watched<T>(
     }
 }
 
-/// The target the ramdisk reported, or `None` when the image is already
-/// written. Fails when the ramdisk reports a failure or falls silent.
-async fn wait_for_target(run: &Run<'_>) -> Result<Option<IscsiTarget>, Failure> {
+/// The target the ramdisk reported, with the deploy record it is in, or
+/// `None` when the image is already written. Fails when the ramdisk reports
+/// a failure or falls silent.
+async fn wait_for_target(run: &Run<'_>) -> Result<Option<(IscsiTarget, Deploy)>, Failure> {
     let settings = run.engine.lab.deploy;
     let silence = settings.heartbeat * 3;
     let start = step_started(run);
@@ -142,8 +142,8 @@ async fn wait_for_target(run: &Run<'_>) -> Result<Option<IscsiTarget>, Failure> 
         if deploy.iscsi_written_sha256.is_some() || deploy.result.is_some() {
             return Ok(None);
         }
-        if let Some(target) = deploy.iscsi {
-            return Ok(Some(target));
+        if let Some(target) = deploy.iscsi.clone() {
+            return Ok(Some((target, deploy)));
         }
         if !said {
             said = true;
