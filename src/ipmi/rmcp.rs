@@ -136,7 +136,9 @@ pub struct Session {
     secured: Secured,
     suite: CipherSuite,
     rq_seq: u8,
-    last_used: Instant,
+    /// When this session last sent an IPMI request: what a BMC's idle timer
+    /// counts (ipmi_sim and others ignore SOL packets, ACKs included).
+    last_request: Instant,
 }
 
 impl Session {
@@ -162,7 +164,7 @@ impl Session {
             secured,
             suite,
             rq_seq: 0,
-            last_used: Instant::now(),
+            last_request: Instant::now(),
         };
         session
             .call(
@@ -179,8 +181,9 @@ impl Session {
         self.suite
     }
 
+    /// Time since the last IPMI request (SOL traffic does not count).
     pub fn idle(&self) -> Duration {
-        self.last_used.elapsed()
+        self.last_request.elapsed()
     }
 
     pub fn stats(&self) -> Stats {
@@ -194,9 +197,10 @@ impl Session {
         self.link.timing
     }
 
-    /// When this session last sent anything (what a BMC's idle timer sees).
-    pub(super) fn last_sent(&self) -> Instant {
-        self.last_used
+    /// When this session last sent an IPMI request (what a BMC's idle
+    /// timer sees; SOL packets do not reset it).
+    pub(super) fn last_request(&self) -> Instant {
+        self.last_request
     }
 
     /// A request with the next requester sequence number.
@@ -209,7 +213,9 @@ impl Session {
     /// payloads and sort every inbound datagram themselves.
     pub(super) async fn send_payload(&mut self, payload_type: u8, payload: &[u8]) -> Result<()> {
         let packet = self.secured.seal(payload_type, payload);
-        self.last_used = Instant::now();
+        if payload_type == payload::IPMI {
+            self.last_request = Instant::now();
+        }
         self.link
             .socket
             .send(&packet)
@@ -274,7 +280,7 @@ impl Session {
                 },
             )
             .await?;
-        self.last_used = Instant::now();
+        self.last_request = Instant::now();
         completion(resp, command)
     }
 

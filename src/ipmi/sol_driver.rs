@@ -27,7 +27,8 @@ pub struct SolOptions {
     pub force: bool,
     /// Reopen the console when the BMC goes away.
     pub reconnect: bool,
-    /// Ping the BMC when the console has been quiet this long.
+    /// Ping the BMC (Get Device ID) when no IPMI request has gone out for
+    /// this long, however busy the console is.
     pub keepalive: Duration,
     /// Longest wait between reconnection attempts.
     pub max_backoff: Duration,
@@ -231,7 +232,9 @@ async fn pump(
             Some(end) => return Exit::Lost(end.to_string()),
             None => {}
         }
-        let keepalive_due = session.last_sent() + options.keepalive;
+        // A timer on requests, not on datagrams: a busy console sends only
+        // SOL ACKs, which BMCs do not count as session activity.
+        let keepalive_due = session.last_request() + options.keepalive;
         let wake = [
             machine.next_deadline(),
             ping.as_ref().map(|p| p.due),

@@ -32,6 +32,10 @@ pub enum Handshake {
     Opened {
         console_session_id: u32,
         suite: CipherSuite,
+        /// Drawn once per session (as ipmi_sim does): a retransmitted
+        /// RAKP 1 gets the same RAKP 2, so a console that goes on with the
+        /// first answer is not refused at RAKP 3.
+        bmc_random: [u8; 16],
     },
     /// RAKP 2 sent; waiting for the console's proof of the password.
     Challenged { exchange: Exchange },
@@ -79,6 +83,7 @@ pub fn open_session(
         Some(suite) => Some(Handshake::Opened {
             console_session_id: req.console_session_id,
             suite,
+            bmc_random: crypto::random(),
         }),
     };
     Some((resp.encode(), handshake))
@@ -92,13 +97,18 @@ pub fn rakp1(
     handshake: &Handshake,
     r1: &Rakp1,
 ) -> (Vec<u8>, Option<Handshake>) {
-    let (console_session_id, suite) = match handshake {
+    let (console_session_id, suite, bmc_random) = match handshake {
         Handshake::Opened {
             console_session_id,
             suite,
-        } => (*console_session_id, *suite),
-        // A retried RAKP 1 (our RAKP 2 was lost): start the challenge again.
-        Handshake::Challenged { exchange } => (exchange.console_session_id, exchange.suite),
+            bmc_random,
+        } => (*console_session_id, *suite, *bmc_random),
+        // A retried RAKP 1 (our RAKP 2 was lost or slow): the same challenge.
+        Handshake::Challenged { exchange } => (
+            exchange.console_session_id,
+            exchange.suite,
+            exchange.bmc_random,
+        ),
     };
     let mut reply = Rakp2 {
         tag: r1.tag,
@@ -122,7 +132,7 @@ pub fn rakp1(
         console_session_id,
         bmc_session_id: r1.bmc_session_id,
         console_random: r1.console_random,
-        bmc_random: crypto::random(),
+        bmc_random,
         bmc_guid: identity.guid,
         role: r1.role,
         username: r1.username.clone(),

@@ -93,6 +93,9 @@ pub struct BmcSpec {
     /// SOL: resend an unacknowledged packet after this long (500 ms, as
     /// slow as a real BMC; lossy-link tests shorten it).
     pub sol_retry: Duration,
+    /// Sessions that send no IPMI request for this long are closed; SOL
+    /// traffic does not count (30 s, as ipmi_sim).
+    pub session_timeout: Duration,
 }
 
 impl BmcSpec {
@@ -109,6 +112,7 @@ impl BmcSpec {
             firmware: Firmware::default(),
             line_delay: DEFAULT_LINE_DELAY,
             sol_retry: sol::RETRY_INTERVAL,
+            session_timeout: Limits::default().idle_timeout,
         }
     }
 
@@ -131,6 +135,7 @@ impl BmcSpec {
         let controller = Controller::new(chassis, self.cipher_suites.clone(), identity.guid);
         let limits = Limits {
             sol_retry: self.sol_retry,
+            idle_timeout: self.session_timeout,
             ..Limits::default()
         };
         Responder::new(identity, controller, limits, port)

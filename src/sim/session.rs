@@ -27,7 +27,8 @@ const CLOSE_SESSION: u8 = 0x3C;
 
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
-    /// Sessions (and handshakes) idle longer than this are forgotten.
+    /// Sessions (and handshakes) that sent no IPMI request for longer than
+    /// this are forgotten. SOL packets do not count, as on ipmi_sim.
     pub idle_timeout: Duration,
     /// Opening one more session evicts the longest-idle one.
     pub max_sessions: usize,
@@ -38,7 +39,8 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            idle_timeout: Duration::from_secs(60),
+            // ipmi_sim's session timeout.
+            idle_timeout: Duration::from_secs(30),
             max_sessions: 32,
             sol_retry: super::sol::RETRY_INTERVAL,
         }
@@ -371,7 +373,11 @@ impl Responder {
             return Err(Dropped);
         }
         active.peer = Some(peer);
-        if let Some(slot) = self.slots.get_mut(&id) {
+        // Only requests keep a session alive (ipmi_sim's rule): a console
+        // that just ACKs SOL data must still ping.
+        if header.payload_type == payload::IPMI
+            && let Some(slot) = self.slots.get_mut(&id)
+        {
             slot.last_activity = now;
         }
         match header.payload_type {

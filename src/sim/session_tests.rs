@@ -1,6 +1,6 @@
 //! Unit tests of the responder, driven with bytes built by the `ipmi` codecs.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::*;
 use crate::ipmi::CipherSuite::{self, Suite3, Suite17};
@@ -219,11 +219,11 @@ fn idle_sessions_expire_and_the_cap_evicts_the_longest_idle() {
 
     let req = first.request(netfn::APP, 0x01, &[]);
     assert!(
-        bmc.handle(&req, later(t0, 62)).is_some(),
-        "60 s idle is fine"
+        bmc.handle(&req, later(t0, 32)).is_some(),
+        "30 s idle is fine"
     );
     let req = third.request(netfn::APP, 0x01, &[]);
-    assert_eq!(bmc.handle(&req, later(t0, 64)), None, "61 s idle is not");
+    assert_eq!(bmc.handle(&req, later(t0, 34)), None, "31 s idle is not");
     assert_eq!(bmc.active_sessions(), 1);
 }
 
@@ -268,4 +268,52 @@ fn sol_payloads_without_an_activation_are_ignored_not_dropped() {
     );
     assert_eq!(bmc.handle(&sol, now), None);
     assert_eq!(bmc.dropped_packets(), 0, "verified SOL is not a drop");
+}
+
+#[test]
+fn a_retransmitted_rakp1_gets_the_same_rakp2_and_the_first_answer_works() {
+    // A slow link: the console resends RAKP 1, and uses the first RAKP 2.
+    let mut bmc = responder(&BOTH, Limits::default());
+    let mut console = Console::new(Suite17);
+    let now = Instant::now();
+    let opened = bmc.handle(&console.open_session(), now).unwrap();
+    assert_eq!(console.on_open_session(&opened), 0);
+    let first = bmc.handle(&console.rakp1(), now).unwrap();
+    let again = bmc.handle(&console.rakp1(), later(now, 1)).unwrap();
+    assert_eq!(first, again, "the same RAKP 2, as ipmi_sim answers");
+    assert_eq!(console.on_rakp2(&first), 0);
+    let r4 = bmc.handle(&console.rakp3(), later(now, 2)).unwrap();
+    assert_eq!(console.on_rakp4(&r4), 0, "RAKP 3 from the first RAKP 2");
+    assert_eq!(bmc.active_sessions(), 1);
+}
+
+#[test]
+fn the_idle_timeout_counts_ipmi_requests_only_and_defaults_to_30_s() {
+    assert_eq!(Limits::default().idle_timeout, Duration::from_secs(30));
+    let mut bmc = responder(&BOTH, Limits::default());
+    let mut console = Console::new(Suite17);
+    let t0 = Instant::now();
+    console.connect(&mut bmc, t0).unwrap();
+    // SOL traffic every 10 s keeps nothing alive (ipmi_sim ignores it too).
+    for s in [10, 20, 30] {
+        console.seq += 1;
+        let sol = packet::encode_v20(
+            payload::SOL,
+            console.bmc_session_id,
+            console.seq,
+            &[0, 0, 0, 0],
+            console.keys.as_ref(),
+        );
+        assert_eq!(bmc.handle(&sol, later(t0, s)), None);
+    }
+    let req = console.request(netfn::APP, 0x01, &[]);
+    assert_eq!(bmc.handle(&req, later(t0, 31)), None, "timed out at 30 s");
+    assert_eq!(bmc.active_sessions(), 0);
+
+    // An IPMI request every 25 s keeps it for good.
+    console.connect(&mut bmc, t0).unwrap();
+    for s in [25, 50, 75, 100] {
+        let (code, _) = console.call(&mut bmc, later(t0, s), netfn::APP, 0x01, &[]);
+        assert_eq!(code, 0, "{s} s");
+    }
 }

@@ -166,7 +166,7 @@ fn closing_forgetting_or_idling_out_the_session_deactivates() {
     let (mut bmc, _) = activated(Suite17, now);
     bmc.tick(later(now, 30));
     assert!(bmc.sol_active());
-    bmc.tick(later(now, 61));
+    bmc.tick(later(now, 31));
     assert!(!bmc.sol_active(), "idle timeout");
 }
 
