@@ -9,7 +9,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use petitlab::console::{Action, ConsoleLog, EscapeMachine, LOG_LIMITS, log_path};
+use petitlab::console::gap::now_ms;
+use petitlab::console::{Action, ConsoleLog, EscapeMachine, GapTracker, LOG_LIMITS, log_path};
 use petitlab::engine::targets::bmc_target;
 use petitlab::inventory::{Lab, Node};
 use petitlab::ipmi::Timing;
@@ -84,6 +85,7 @@ pub async fn attach(lab: &Lab, node: &Node, force: bool) -> anyhow::Result<ExitC
     let mut keys = stdin_chunks();
     let mut stdout = std::io::stdout();
     let mut quitting = false;
+    let mut gaps = GapTracker::default();
     let outcome = loop {
         tokio::select! {
             event = console.events.recv() => match event {
@@ -92,16 +94,33 @@ pub async fn attach(lab: &Lab, node: &Node, force: bool) -> anyhow::Result<ExitC
                     stdout.flush()?;
                     log.write(&bytes)?;
                 }
-                Some(ConsoleEvent::Connected) => say(&format!(
-                    "console of {} over SOL; ~. quits, ~? helps; log {}",
-                    node.name,
-                    path.display()
-                )),
-                Some(ConsoleEvent::Reconnecting { reason, after }) => say(&format!(
-                    "console lost: {reason}; reconnecting in {:.1} s",
-                    after.as_secs_f64()
-                )),
-                Some(ConsoleEvent::Closed { reason }) => break reason,
+                Some(ConsoleEvent::Connected) => match gaps.connected(now_ms()) {
+                    // What the host printed meanwhile is lost: say so in the log too.
+                    Some(gap) => {
+                        let marker = gap.marker();
+                        stdout.write_all(marker.as_bytes())?;
+                        stdout.flush()?;
+                        log.write(marker.as_bytes())?;
+                    }
+                    None => say(&format!(
+                        "console of {} over SOL; ~. quits, ~? helps; log {}",
+                        node.name,
+                        path.display()
+                    )),
+                },
+                Some(ConsoleEvent::Reconnecting { reason, after }) => {
+                    gaps.lost(now_ms(), &reason);
+                    say(&format!(
+                        "console lost: {reason}; reconnecting in {:.1} s",
+                        after.as_secs_f64()
+                    ))
+                }
+                Some(ConsoleEvent::Closed { reason }) => {
+                    if let Some(gap) = gaps.closed(now_ms(), &reason).filter(|_| !quitting) {
+                        log.write(gap.marker().as_bytes())?;
+                    }
+                    break reason;
+                }
                 None => break "closed".to_string(),
             },
             typed = keys.recv(), if !quitting => {

@@ -9,8 +9,10 @@
 //!   → kexec → kernel → login prompt, and failures), on text split into
 //!   lines by [`lines`].
 //! - [`escape`]: `~.` / `~B` / `~?` escapes typed in `petitlab console`.
+//! - [`gap`]: stretches without a console, marked in the log and the pane.
 
 pub mod escape;
+pub mod gap;
 pub mod lines;
 pub mod log;
 pub mod redact;
@@ -19,6 +21,7 @@ pub mod stages;
 pub mod token;
 
 pub use escape::{Action, EscapeMachine};
+pub use gap::{Gap, GapTracker};
 
 /// One node's console log: large enough for many boots, small enough to keep.
 pub const LOG_LIMITS: LogLimits = LogLimits {

@@ -92,6 +92,12 @@ impl Run<'_> {
         self.check_abort()
     }
 
+    /// The step the store says this node is at.
+    pub(super) fn current_step(&self) -> Option<Step> {
+        let record = self.engine.record(self.name()).ok()?;
+        record.step.as_deref()?.parse().ok()
+    }
+
     /// The power and boot device petitlab just set, as the last reading.
     pub(super) fn reading(&self, power_on: bool, boot_device: &str) {
         self.engine

@@ -11,8 +11,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::{mpsc, watch};
 
 use super::lab::EngineEvent;
+use crate::console::gap::now_ms;
 use crate::console::token::ConsoleRedactor;
-use crate::console::{self, ConsoleLog, Stage, StageDetector, StageEvent};
+use crate::console::{self, ConsoleLog, Gap, GapTracker, Stage, StageDetector, StageEvent};
 use crate::inventory::{Lab, Node};
 use crate::ipmi::Timing;
 use crate::ipmi::sol_driver::{self, ConsoleEvent, ConsoleInput, SolOptions};
@@ -29,6 +30,10 @@ pub struct Seen {
     /// Set when the console ended for good (e.g. SOL held by someone else).
     pub closed: Option<String>,
     pub connected: bool,
+    /// How many times the console was lost and came back: output from
+    /// those stretches is missing.
+    pub gaps: u32,
+    pub last_gap: Option<Gap>,
 }
 
 enum Control {
@@ -128,6 +133,7 @@ impl ConsoleHub {
                 ui_redactor: ConsoleRedactor::new(&all),
                 events: self.events.clone(),
                 seen: seen_tx,
+                gaps: GapTracker::default(),
             };
             let task = tokio::spawn(pump.run(sol, controls));
             Session {
@@ -255,6 +261,7 @@ struct Pump {
     ui_redactor: ConsoleRedactor,
     events: mpsc::UnboundedSender<EngineEvent>,
     seen: watch::Sender<Seen>,
+    gaps: GapTracker,
 }
 
 impl Pump {
@@ -320,29 +327,28 @@ impl Pump {
                         }
                     });
                 }
-                if self.forward {
-                    let mut shown = Vec::with_capacity(bytes.len());
-                    self.ui_redactor.push(&bytes, &mut shown);
-                    if !shown.is_empty() {
-                        let _ = self
-                            .events
-                            .send(EngineEvent::ConsoleData { node, bytes: shown });
-                    }
-                }
+                self.show(&bytes);
                 true
             }
             ConsoleEvent::Connected => {
+                if let Some(gap) = self.gaps.connected(now_ms()) {
+                    self.mark(gap);
+                }
                 self.seen.send_modify(|s| s.connected = true);
                 self.status(true, None);
                 true
             }
             ConsoleEvent::Reconnecting { reason, after } => {
+                self.gaps.lost(now_ms(), &reason);
                 self.seen.send_modify(|s| s.connected = false);
                 let message = format!("{reason}; reconnecting in {} s", after.as_secs().max(1));
                 self.status(false, Some(message));
                 true
             }
             ConsoleEvent::Closed { reason } => {
+                if let Some(gap) = self.gaps.closed(now_ms(), &reason) {
+                    self.mark(gap);
+                }
                 self.status(false, Some(reason.clone()));
                 self.seen.send_modify(|s| {
                     s.connected = false;
@@ -351,6 +357,35 @@ impl Pump {
                 false
             }
         }
+    }
+
+    /// Sends console bytes to the UI (redacted as the log is) while it watches.
+    fn show(&mut self, bytes: &[u8]) {
+        if !self.forward {
+            return;
+        }
+        let mut shown = Vec::with_capacity(bytes.len());
+        self.ui_redactor.push(bytes, &mut shown);
+        if !shown.is_empty() {
+            let node = self.node.clone();
+            let _ = self
+                .events
+                .send(EngineEvent::ConsoleData { node, bytes: shown });
+        }
+    }
+
+    /// A gap in the console: a marker line in the log and the pane, and
+    /// counted for whoever waits on the console (a deploy says so).
+    fn mark(&mut self, gap: Gap) {
+        let marker = gap.marker();
+        self.seen.send_modify(|s| {
+            s.gaps += 1;
+            s.last_gap = Some(gap);
+        });
+        if let Some(log) = self.log.as_mut() {
+            let _ = log.write(marker.as_bytes());
+        }
+        self.show(marker.as_bytes());
     }
 
     fn status(&self, connected: bool, message: Option<String>) {

@@ -245,11 +245,48 @@ async fn after_power_on(run: &Run<'_>, from: Step, token: Option<&str>) -> Resul
             watch.send(b"\r");
         }
         wait_active(run, &watch, settings.boot_timeout).await
-    }
-    .await;
+    };
+    let result = tokio::select! {
+        result = result => result,
+        never = report_console_gaps(run, &watch) => match never {},
+    };
     watch.close().await;
     result?;
     run.go(Trigger::Succeed, State::Active, None, None)
+}
+
+/// Says in the deploy's progress whenever the console was lost and came
+/// back: what the node printed meanwhile (a prompt, a failure) is missing.
+async fn report_console_gaps(run: &Run<'_>, watch: &ConsoleWatch) -> std::convert::Infallible {
+    let mut seen = watch.seen();
+    let mut reported = seen.borrow_and_update().gaps;
+    while seen.changed().await.is_ok() {
+        let (gaps, gap) = {
+            let now = seen.borrow_and_update();
+            (now.gaps, now.last_gap.clone())
+        };
+        if let Some(gap) = gap.filter(|_| gaps > reported) {
+            reported = gaps;
+            let step = run.current_step().unwrap_or(Step::WaitCallback);
+            let message = format!(
+                "{}; what the node printed meanwhile is missing",
+                gap.describe()
+            );
+            run.progress(step, message, None);
+        }
+    }
+    std::future::pending().await
+}
+
+/// "; the console was lost …" when it was since `gaps_before`: a timeout's
+/// reason then says the awaited line may have come while nobody watched.
+fn missed(seen: &console_watch::Seen, gaps_before: u32) -> String {
+    match &seen.last_gap {
+        Some(gap) if seen.gaps > gaps_before => {
+            format!("; {}, what it printed then is missing", gap.describe())
+        }
+        _ => String::new(),
+    }
 }
 
 /// Waits for the agent's lookup. What the console shows on the way
@@ -263,6 +300,7 @@ async fn wait_for_agent(
     let step = Step::WaitCallback;
     let start = step_started(run);
     let seen = watch.seen();
+    let gaps_before = seen.borrow().gaps;
     let (mut last_stage, mut last_failure) = (None, None);
     loop {
         run.check_abort()?;
@@ -307,8 +345,9 @@ async fn wait_for_agent(
             return Err(Failure::Step(
                 step,
                 format!(
-                    "no callback from the deploy agent within {} s ({hint})",
-                    limit.as_secs()
+                    "no callback from the deploy agent within {} s ({hint}{})",
+                    limit.as_secs(),
+                    missed(&seen.borrow(), gaps_before)
                 ),
             ));
         }
@@ -440,6 +479,7 @@ async fn wait_active(run: &Run<'_>, watch: &ConsoleWatch, limit: Duration) -> Re
     let step = Step::WaitActive;
     let start = step_started(run);
     let mut seen = watch.seen();
+    let gaps_before = seen.borrow().gaps;
     let mut last_stage = None;
     loop {
         run.check_abort()?;
@@ -470,14 +510,18 @@ async fn wait_active(run: &Run<'_>, watch: &ConsoleWatch, limit: Duration) -> Re
             return Ok(());
         }
         if start.elapsed() >= limit {
-            let last = now.stage.map_or("nothing recognised".to_string(), |s| {
-                format!("last seen: {}", s.line)
-            });
+            let last = now
+                .stage
+                .as_ref()
+                .map_or("nothing recognised".to_string(), |s| {
+                    format!("last seen: {}", s.line)
+                });
             return Err(Failure::Step(
                 step,
                 format!(
-                    "no login prompt on the console within {} s ({last})",
-                    limit.as_secs()
+                    "no login prompt on the console within {} s ({last}{})",
+                    limit.as_secs(),
+                    missed(&now, gaps_before)
                 ),
             ));
         }
@@ -493,11 +537,7 @@ pub(super) fn fail_deploy(run: &Run<'_>, failure: Failure) -> String {
         Failure::Aborted(_) => Trigger::Abort,
         Failure::Step(..) => Trigger::Fail,
     };
-    let record = run.engine.record(run.name()).ok();
-    let step = record
-        .as_ref()
-        .and_then(|r| r.step.as_deref())
-        .and_then(|s| s.parse().ok());
+    let step = run.current_step();
     let _ = run.engine.store().end_deploy(run.name());
     let _ = image::unstage(&run.engine.lab, run.node);
     match run.go(trigger, State::DeployFailed, step, Some(&reason)) {
