@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::dhcp::{self, DhcpOptions, DhcpProvider};
 use crate::fsutil;
-use crate::inventory::{BootOption, InstanceImage, Lab, Node, Problem, Protocol};
+use crate::inventory::{self, BootOption, InstanceImage, Lab, Node, Problem, Protocol};
 
 use super::layout::Layout;
 use super::manifest::{self, Entry, Manifest, Removal};
@@ -149,6 +149,18 @@ impl PetitbootBoot {
         // of the render so the template is judged on its own.
         let mut problems = kernel_args_problems(node);
         let args_ok = problems.is_empty();
+        // Checked again here: a file may have become a FIFO or a device since
+        // lab.toml was loaded, and staging must never block on one or copy it.
+        let fields = match stage {
+            Stage::Deploy => ["deploy.kernel", "deploy.ramdisk"],
+            Stage::Instance => ["instance.kernel", "instance.ramdisk"],
+        };
+        problems.extend(
+            fields
+                .into_iter()
+                .zip([kernel_src, ramdisk_src])
+                .filter_map(|(field, path)| inventory::file_problem(&node.name, field, path)),
+        );
 
         let [kernel_name, ramdisk_name] = Layout::artifact_names(stage);
         let kernel_url = layout.url(kernel_name);
@@ -437,7 +449,13 @@ impl BootInterface for PetitbootBoot {
     }
 
     fn validate(&self, node: &Node) -> Vec<Problem> {
-        let mut problems = Vec::new();
+        // The image is not staged by the boot interface, but a deploy reads it.
+        let (InstanceImage::WholeDisk { image } | InstanceImage::Partition { image, .. }) =
+            &node.instance;
+        let mut problems: Vec<Problem> =
+            inventory::file_problem(&node.name, "instance.image", image)
+                .into_iter()
+                .collect();
         for stage in [Stage::Deploy, Stage::Instance] {
             if let Err(found) = self.render(node, stage) {
                 for p in found {
