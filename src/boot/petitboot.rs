@@ -149,18 +149,6 @@ impl PetitbootBoot {
         // of the render so the template is judged on its own.
         let mut problems = kernel_args_problems(node);
         let args_ok = problems.is_empty();
-        // Checked again here: a file may have become a FIFO or a device since
-        // lab.toml was loaded, and staging must never block on one or copy it.
-        let fields = match stage {
-            Stage::Deploy => ["deploy.kernel", "deploy.ramdisk"],
-            Stage::Instance => ["instance.kernel", "instance.ramdisk"],
-        };
-        problems.extend(
-            fields
-                .into_iter()
-                .zip([kernel_src, ramdisk_src])
-                .filter_map(|(field, path)| inventory::file_problem(&node.name, field, path)),
-        );
 
         let [kernel_name, ramdisk_name] = Layout::artifact_names(stage);
         let kernel_url = layout.url(kernel_name);
@@ -257,6 +245,13 @@ impl PetitbootBoot {
         let Some(rendered) = rendered else {
             return self.prepare_local_instance(node);
         };
+        let problems = artifact_problems(&rendered);
+        if !problems.is_empty() {
+            return Err(BootError::Invalid {
+                node: node.name.clone(),
+                problems,
+            });
+        }
 
         let manifest_path = self.manifest_path(node, stage);
         let old = manifest::read(&manifest_path)
@@ -457,11 +452,14 @@ impl BootInterface for PetitbootBoot {
                 .into_iter()
                 .collect();
         for stage in [Stage::Deploy, Stage::Instance] {
-            if let Err(found) = self.render(node, stage) {
-                for p in found {
-                    if !problems.contains(&p) {
-                        problems.push(p);
-                    }
+            let found = match self.render(node, stage) {
+                Ok(Some(rendered)) => artifact_problems(&rendered),
+                Ok(None) => Vec::new(),
+                Err(found) => found,
+            };
+            for p in found {
+                if !problems.contains(&p) {
+                    problems.push(p);
                 }
             }
         }
@@ -487,6 +485,21 @@ impl BootInterface for PetitbootBoot {
     fn clean_up_instance(&self, node: &Node) -> Result<Changes, BootError> {
         self.clean_up(node, Stage::Instance)
     }
+}
+
+/// The staged files' sources, checked again where they are used: one may
+/// have become a FIFO or a device since lab.toml was loaded, and staging
+/// must never block on one or copy it. (A preview renders without them.)
+fn artifact_problems(rendered: &Rendered) -> Vec<Problem> {
+    let fields = match rendered.stage {
+        Stage::Deploy => ["deploy.kernel", "deploy.ramdisk"],
+        Stage::Instance => ["instance.kernel", "instance.ramdisk"],
+    };
+    fields
+        .into_iter()
+        .zip(&rendered.artifacts)
+        .filter_map(|(field, (source, _))| inventory::file_problem(&rendered.node, field, source))
+        .collect()
 }
 
 fn template_node(node: &Node) -> TemplateNode<'_> {
