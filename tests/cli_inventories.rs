@@ -4,7 +4,8 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 fn petitlab(dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_petitlab"))
@@ -117,7 +118,7 @@ fn every_bad_inventory_reports_every_expected_error() {
         assert_eq!(json_errors, expected.len(), "{name}: {report:#}");
         checked += 1;
     }
-    assert_eq!(checked, 6, "inventories checked");
+    assert_eq!(checked, 7, "inventories checked");
 }
 
 #[test]
@@ -128,6 +129,7 @@ fn no_command_writes_anything_for_a_bad_inventory() {
     for lab in [
         "bad-macs.toml",
         "duplicates.toml",
+        "hosts-users-roots.toml",
         "misreading-template.toml",
         "syntax.toml",
     ] {
@@ -192,4 +194,100 @@ fn unknown_nodes_are_named_and_nothing_is_written() {
         "{}",
         text(&out.stdout)
     );
+}
+
+/// `petitlab check` as a child with a deadline and a 2 GiB address-space
+/// limit: a regression that blocks on a FIFO or reads /dev/zero without end
+/// fails the test instead of hanging it or eating the machine's memory.
+fn check_bounded(dir: &Path, args: &[&str]) -> Output {
+    let mut child = Command::new("prlimit")
+        .arg("--as=2147483648")
+        .arg(env!("CARGO_BIN_EXE_petitlab"))
+        .arg("check")
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run petitlab under prlimit (util-linux)");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "petitlab check {args:?} still ran after 10 s (killed):\n{}{}",
+                text(&out.stdout),
+                text(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn mkfifo(path: &Path) {
+    let status = Command::new("mkfifo").arg(path).status().expect("mkfifo");
+    assert!(status.success(), "mkfifo {}", path.display());
+}
+
+#[test]
+fn check_refuses_a_lab_toml_that_is_a_device_a_fifo_or_too_large() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    mkfifo(&dir.join("lab.fifo"));
+    // Sparse: 16 MiB and one byte, over the cap without writing it all.
+    let big = fs::File::create(dir.join("big.toml")).unwrap();
+    big.set_len((16 << 20) + 1).unwrap();
+    for (lab, why) in [
+        (
+            "/dev/zero",
+            "/dev/zero: is a character device, not a regular file",
+        ),
+        (
+            "lab.fifo",
+            "lab.fifo: is a FIFO (named pipe), not a regular file",
+        ),
+        ("big.toml", "big.toml: is larger than 16 MiB"),
+    ] {
+        let out = check_bounded(dir, &[lab]);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{lab}: {stderr}");
+        assert!(stderr.contains(why), "{lab}: want {why:?} in:\n{stderr}");
+    }
+}
+
+#[test]
+fn check_refuses_artifacts_that_are_fifos_or_devices_naming_node_field_and_path() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    mkfifo(&dir.join("vmlinux.fifo"));
+    fs::write(dir.join("pw"), "x").unwrap();
+    fs::write(
+        dir.join("lab.toml"),
+        "state_dir = \"state\"\n[http]\nbase_url = \"http://10.77.0.1:8080/\"\n\
+         [[node]]\nname = \"n1\"\nmacs = [\"70:e2:84:14:00:01\"]\n\
+         [node.bmc]\nhost = \"10.77.1.1\"\nusername = \"admin\"\npassword_file = \"pw\"\n\
+         [node.deploy]\nkernel = \"vmlinux.fifo\"\nramdisk = \"/dev/zero\"\n\
+         [node.instance]\nimage = \"/dev/zero\"\n",
+    )
+    .unwrap();
+    let out = check_bounded(dir, &["lab.toml"]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{}", text(&out.stderr));
+    let fifo = dir.join("vmlinux.fifo");
+    for want in [
+        format!(
+            "error: node n1: deploy.kernel: {}: is a FIFO (named pipe), not a regular file",
+            fifo.display()
+        ),
+        "error: node n1: deploy.ramdisk: /dev/zero: is a character device, not a regular file"
+            .to_string(),
+        "error: node n1: instance.image: /dev/zero: is a character device, not a regular file"
+            .to_string(),
+    ] {
+        assert!(stdout.contains(&want), "want {want:?} in:\n{stdout}");
+    }
+    assert_eq!(stdout.matches("error:").count(), 3, "{stdout}");
 }

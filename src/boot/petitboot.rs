@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::dhcp::{self, DhcpOptions, DhcpProvider};
 use crate::fsutil;
-use crate::inventory::{BootOption, InstanceImage, Lab, Node, Problem, Protocol};
+use crate::inventory::{self, BootOption, InstanceImage, Lab, Node, Problem, Protocol};
 
 use super::layout::Layout;
 use super::manifest::{self, Entry, Manifest, Removal};
@@ -245,6 +245,13 @@ impl PetitbootBoot {
         let Some(rendered) = rendered else {
             return self.prepare_local_instance(node);
         };
+        let problems = artifact_problems(&rendered);
+        if !problems.is_empty() {
+            return Err(BootError::Invalid {
+                node: node.name.clone(),
+                problems,
+            });
+        }
 
         let manifest_path = self.manifest_path(node, stage);
         let old = manifest::read(&manifest_path)
@@ -437,13 +444,22 @@ impl BootInterface for PetitbootBoot {
     }
 
     fn validate(&self, node: &Node) -> Vec<Problem> {
-        let mut problems = Vec::new();
+        // The image is not staged by the boot interface, but a deploy reads it.
+        let (InstanceImage::WholeDisk { image } | InstanceImage::Partition { image, .. }) =
+            &node.instance;
+        let mut problems: Vec<Problem> =
+            inventory::file_problem(&node.name, "instance.image", image)
+                .into_iter()
+                .collect();
         for stage in [Stage::Deploy, Stage::Instance] {
-            if let Err(found) = self.render(node, stage) {
-                for p in found {
-                    if !problems.contains(&p) {
-                        problems.push(p);
-                    }
+            let found = match self.render(node, stage) {
+                Ok(Some(rendered)) => artifact_problems(&rendered),
+                Ok(None) => Vec::new(),
+                Err(found) => found,
+            };
+            for p in found {
+                if !problems.contains(&p) {
+                    problems.push(p);
                 }
             }
         }
@@ -469,6 +485,21 @@ impl BootInterface for PetitbootBoot {
     fn clean_up_instance(&self, node: &Node) -> Result<Changes, BootError> {
         self.clean_up(node, Stage::Instance)
     }
+}
+
+/// The staged files' sources, checked again where they are used: one may
+/// have become a FIFO or a device since lab.toml was loaded, and staging
+/// must never block on one or copy it. (A preview renders without them.)
+fn artifact_problems(rendered: &Rendered) -> Vec<Problem> {
+    let fields = match rendered.stage {
+        Stage::Deploy => ["deploy.kernel", "deploy.ramdisk"],
+        Stage::Instance => ["instance.kernel", "instance.ramdisk"],
+    };
+    fields
+        .into_iter()
+        .zip(&rendered.artifacts)
+        .filter_map(|(field, (source, _))| inventory::file_problem(&rendered.node, field, source))
+        .collect()
 }
 
 fn template_node(node: &Node) -> TemplateNode<'_> {

@@ -496,3 +496,44 @@ fn hazardous_kernel_args_are_named_on_their_field() {
         );
     }
 }
+
+#[test]
+fn an_artifact_swapped_for_a_fifo_or_device_after_loading_is_refused_before_any_write() {
+    let t = TestLab::new("");
+    let boot = t.boot();
+    let kernel = t.dir.path().join("deploy.vmlinux");
+    fs::remove_file(&kernel).unwrap();
+    let made = std::process::Command::new("mkfifo").arg(&kernel).status();
+    assert!(made.unwrap().success(), "mkfifo");
+    let mut node = t.node("net1").clone();
+    node.instance = InstanceImage::Partition {
+        image: "/dev/zero".into(),
+        kernel: t.dir.path().join("inst.vmlinux"),
+        ramdisk: t.dir.path().join("inst.initrd"),
+        root_device: "UUID=1234".into(),
+    };
+    let problems = boot.validate(&node);
+    let found = |field: &str, why: &str| {
+        problems.iter().any(|p| {
+            p.is_error()
+                && p.node.as_deref() == Some("net1")
+                && p.field == field
+                && p.message.contains(why)
+        })
+    };
+    let fifo = format!(
+        "{}: is a FIFO (named pipe), not a regular file",
+        kernel.display()
+    );
+    assert!(found("deploy.kernel", &fifo), "{problems:#?}");
+    assert!(
+        found(
+            "instance.image",
+            "/dev/zero: is a character device, not a regular file"
+        ),
+        "{problems:#?}"
+    );
+    let err = boot.prepare_ramdisk(&node).unwrap_err();
+    assert!(matches!(err, BootError::Invalid { .. }), "{err}");
+    assert_eq!(t.tree(), BTreeMap::new(), "nothing may be written");
+}

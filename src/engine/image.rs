@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use crate::fsutil;
-use crate::inventory::{InstanceImage, Lab, Node};
+use crate::inventory::{InstanceImage, Lab, Node, open_regular};
 
 #[derive(Debug, Clone)]
 pub struct StagedImage {
@@ -44,9 +44,11 @@ pub enum ImageError {
 /// qcow2 files (versions 2 and 3) start with these four bytes.
 const QCOW2_MAGIC: [u8; 4] = *b"QFI\xfb";
 
+/// Only a regular file is opened: a FIFO or a device put in the image's
+/// place would block the deploy or never end (see [`open_regular`]).
 pub fn is_qcow2(path: &Path) -> std::io::Result<bool> {
     let mut magic = [0u8; 4];
-    let mut file = std::fs::File::open(path)?;
+    let mut file = open_regular(path)?;
     match file.read_exact(&mut magic) {
         Ok(()) => Ok(magic == QCOW2_MAGIC),
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(false),
@@ -177,9 +179,9 @@ pub fn unstage(lab: &Lab, node: &Node) -> std::io::Result<bool> {
     Ok(removed)
 }
 
-/// Size and SHA-256 (hex) of a file.
+/// Size and SHA-256 (hex) of a regular file.
 pub fn checksum(path: &Path) -> std::io::Result<(u64, String)> {
-    let mut file = std::fs::File::open(path)?;
+    let mut file = open_regular(path)?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut size = 0u64;
@@ -196,7 +198,35 @@ pub fn checksum(path: &Path) -> std::io::Result<(u64, String)> {
 
 #[cfg(test)]
 mod tests {
-    use super::is_qcow2;
+    use super::{checksum, is_qcow2};
+    use std::path::Path;
+
+    /// A FIFO or a device put where the image was after lab.toml was loaded:
+    /// refused at once, never waited on (FIFO) nor read without end (/dev/zero).
+    #[test]
+    fn an_image_that_is_not_a_regular_file_is_refused_without_reading_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("image.fifo");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        assert!(made.unwrap().success(), "mkfifo");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let qcow2 = is_qcow2(&fifo).map_err(|e| e.to_string());
+            let sum = checksum(&fifo).map_err(|e| e.to_string());
+            let zero = checksum(Path::new("/dev/zero")).map_err(|e| e.to_string());
+            let _ = tx.send((qcow2, sum, zero));
+        });
+        let (qcow2, sum, zero) = rx
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("reading a FIFO or /dev/zero image did not finish within 10 s");
+        let fifo_why = "is a FIFO (named pipe), not a regular file";
+        assert_eq!(qcow2.unwrap_err(), fifo_why);
+        assert_eq!(sum.unwrap_err(), fifo_why);
+        assert_eq!(
+            zero.unwrap_err(),
+            "is a character device, not a regular file"
+        );
+    }
 
     #[test]
     fn qcow2_is_known_by_its_magic_and_short_files_are_not_it() {

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
+use super::files;
 use super::node::{build_node, find_duplicates};
 use super::raw::{Lenient, RawLab, RawServer, deserialize_collecting_unknown};
 use super::*;
@@ -97,27 +98,23 @@ impl Ctx<'_> {
         self.lab_dir.join(raw)
     }
 
-    /// A path to a file petitlab will read: it must exist and be readable.
+    /// A path to a file petitlab will read: it must be a regular file
+    /// (never a FIFO or a device) and readable. It is not read here.
     pub(super) fn readable_file(&mut self, node: Option<&str>, field: &str, raw: &str) -> PathBuf {
         let path = self.resolve(raw);
-        if let Err(why) = check_readable(&path) {
+        if let Err(why) = files::open_regular(&path) {
             self.error(node, field, format!("{}: {why}", path.display()));
         }
         path
     }
-}
 
-fn check_readable(path: &Path) -> Result<(), String> {
-    let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => "does not exist".to_string(),
-        _ => format!("cannot be read: {e}"),
-    })?;
-    if meta.is_dir() {
-        return Err("is a directory, not a file".into());
+    /// A directory petitlab writes into (state, served roots, dnsmasq's):
+    /// if it exists it must be a directory, and not a system one.
+    fn own_dir(&mut self, field: &str, path: &Path) {
+        if let Err(why) = files::check_own_dir(path) {
+            self.error(None, field, why);
+        }
     }
-    std::fs::File::open(path)
-        .map(drop)
-        .map_err(|e| format!("cannot be read: {e}"))
 }
 
 pub fn from_text(path: &Path, text: &str, env: &Env) -> Loaded {
@@ -174,6 +171,7 @@ fn build_lab(ctx: &mut Ctx, path: &Path, raw: RawLab) -> Lab {
         Some(dir) => ctx.resolve(&dir),
         None => default_state_dir(ctx),
     };
+    ctx.own_dir("state_dir", &state_dir);
 
     let protocol = match ctx.take(None, "petitboot.protocol", raw.petitboot.protocol) {
         None => Protocol::Http,
@@ -195,12 +193,8 @@ fn build_lab(ctx: &mut Ctx, path: &Path, raw: RawLab) -> Lab {
         },
         Some(raw_path) => {
             let path = ctx.resolve(&raw_path);
-            let source = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-                ctx.error(
-                    None,
-                    field,
-                    format!("{}: cannot be read: {e}", path.display()),
-                );
+            let source = files::read_text(&path, files::TEMPLATE_CAP).unwrap_or_else(|e| {
+                ctx.error(None, field, format!("{}: {e}", path.display()));
                 String::new()
             });
             Template {
@@ -299,10 +293,12 @@ fn build_server(
     default_port: u16,
     in_use: bool,
 ) -> Server {
-    let root = match ctx.take(None, &format!("{section}.root"), raw.root) {
+    let root_field = format!("{section}.root");
+    let root = match ctx.take(None, &root_field, raw.root) {
         Some(root) => ctx.resolve(&root),
         None => state_dir.join(section),
     };
+    ctx.own_dir(&root_field, &root);
     let listen_field = format!("{section}.listen");
     let default_listen = SocketAddr::from((Ipv4Addr::UNSPECIFIED, default_port));
     let listen = match ctx.take(None, &listen_field, raw.listen) {
@@ -373,10 +369,15 @@ fn build_dhcp(ctx: &mut Ctx, raw: super::raw::RawDhcp, state_dir: &Path) -> Dhcp
     let optsdir = ctx.take(None, "dhcp.optsdir", raw.optsdir);
     match backend.as_deref() {
         None | Some("none") => Dhcp::None,
-        Some("dnsmasq") => Dhcp::Dnsmasq {
-            hostsdir: hostsdir.map_or_else(|| state_dir.join("dnsmasq/hosts"), |d| ctx.resolve(&d)),
-            optsdir: optsdir.map_or_else(|| state_dir.join("dnsmasq/opts"), |d| ctx.resolve(&d)),
-        },
+        Some("dnsmasq") => {
+            let hostsdir =
+                hostsdir.map_or_else(|| state_dir.join("dnsmasq/hosts"), |d| ctx.resolve(&d));
+            let optsdir =
+                optsdir.map_or_else(|| state_dir.join("dnsmasq/opts"), |d| ctx.resolve(&d));
+            ctx.own_dir("dhcp.hostsdir", &hostsdir);
+            ctx.own_dir("dhcp.optsdir", &optsdir);
+            Dhcp::Dnsmasq { hostsdir, optsdir }
+        }
         Some(other) => {
             let msg = format!("{other:?} is not a DHCP backend; use \"dnsmasq\" or \"none\"");
             ctx.error(None, "dhcp.backend", msg);

@@ -380,3 +380,8 @@ fn a_tftp_lab_without_an_http_url_is_warned_that_deploys_need_one() {
         });
     assert!(warned, "{:#?}", loaded.problems);
 }
+
+/// Values a careless or hostile lab.toml may hold: files that are not
+/// files, hosts that are options, names past IPMI's limit, system dirs.
+#[path = "hostile_tests.rs"]
+mod hostile;

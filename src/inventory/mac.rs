@@ -25,9 +25,15 @@ impl fmt::Display for MacAddr {
 impl FromStr for MacAddr {
     type Err = String;
 
-    /// Accepts `52:54:00:12:34:56` or `52-54-00-12-34-56`, any case.
+    /// Accepts `52:54:00:12:34:56` or `52-54-00-12-34-56`, any case; one
+    /// separator throughout, since a mix is most likely a mistyped address.
     fn from_str(s: &str) -> Result<Self, String> {
         let expected = "expected six hex pairs like 52:54:00:12:34:56";
+        if s.contains(':') && s.contains('-') {
+            return Err(format!(
+                "{s:?} mixes ':' and '-' (use one separator throughout, like 52:54:00:12:34:56)"
+            ));
+        }
         let parts: Vec<&str> = s.split([':', '-']).collect();
         if parts.len() != 6 || parts.iter().any(|p| p.len() != 2) {
             return Err(format!("{s:?} is not a MAC address ({expected})"));
@@ -70,6 +76,7 @@ mod tests {
             ("52:54:00:12:34", "not a MAC"),
             ("52:54:00:12:34:zz", "not a MAC"),
             ("525400123456", "not a MAC"),
+            ("70:e2-84:14:00:01", "mixes ':' and '-'"),
             ("00:00:00:00:00:00", "all-zero"),
             ("01:00:5e:00:00:01", "multicast"),
         ] {

@@ -6,6 +6,8 @@
 
 mod build;
 mod deploy;
+mod files;
+mod host;
 mod iscsi;
 mod mac;
 mod node;
@@ -19,6 +21,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 pub use deploy::DeploySettings;
+pub use files::{FileError, LAB_TOML_CAP, file_problem, open_regular};
 pub use iscsi::{IscsiSettings, valid_iscsi_name};
 pub use mac::MacAddr;
 
@@ -208,9 +211,9 @@ impl PasswordSource {
                 .ok()
                 .filter(|v| !v.is_empty())
                 .ok_or_else(|| format!("environment variable {var} is not set (or empty)")),
-            PasswordSource::File(path) => std::fs::read_to_string(path)
+            PasswordSource::File(path) => files::read_text(path, files::PASSWORD_FILE_CAP)
                 .map(|s| s.trim_end_matches(['\n', '\r']).to_string())
-                .map_err(|e| format!("cannot read {}: {e}", path.display())),
+                .map_err(|e| format!("{}: {e}", path.display())),
             PasswordSource::Literal(secret) => Ok(secret.clone()),
         }
     }
@@ -322,11 +325,9 @@ impl fmt::Display for Problem {
 
 #[derive(Debug, thiserror::Error)]
 pub enum InventoryError {
-    #[error("cannot read {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    /// lab.toml itself: missing, unreadable, not a regular file, too large.
+    #[error("{}: {source}", .path.display())]
+    Read { path: PathBuf, source: FileError },
     #[error("{path} has {} error(s); run `petitlab check` to see them all", count_errors(.problems))]
     Invalid {
         path: PathBuf,
@@ -353,9 +354,10 @@ impl Loaded {
 }
 
 /// Load and validate `path`, collecting every problem. Fails only when the
-/// file cannot be read at all.
+/// file cannot be read at all, or is not a regular file of at most
+/// [`LAB_TOML_CAP`] bytes of text.
 pub fn load(path: &Path) -> Result<Loaded, InventoryError> {
-    let text = std::fs::read_to_string(path).map_err(|source| InventoryError::Read {
+    let text = files::read_text(path, LAB_TOML_CAP).map_err(|source| InventoryError::Read {
         path: path.to_path_buf(),
         source,
     })?;

@@ -206,6 +206,9 @@ fn check_node_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// IPMI v2.0's limit on a user name, in bytes.
+const MAX_USERNAME: usize = 16;
+
 fn build_bmc(ctx: &mut Ctx, node: Option<&str>, raw: Option<RawBmc>) -> Option<Bmc> {
     let Some(raw) = raw else {
         ctx.error(
@@ -216,11 +219,26 @@ fn build_bmc(ctx: &mut Ctx, node: Option<&str>, raw: Option<RawBmc>) -> Option<B
         return None;
     };
     let host = ctx.required(node, "bmc.host", raw.host);
+    if let Some(h) = &host
+        && let Err(why) = super::host::check_host(h)
+    {
+        ctx.error(node, "bmc.host", why);
+    }
     let port = ctx.take(node, "bmc.port", raw.port).unwrap_or(623);
     if port == 0 {
         ctx.error(node, "bmc.port", "0 is not a port");
     }
     let username = ctx.required(node, "bmc.username", raw.username);
+    // RAKP 1 carries the name's length in one byte, and IPMI caps it at 16.
+    if let Some(u) = &username
+        && u.len() > MAX_USERNAME
+    {
+        let msg = format!(
+            "is {} bytes long; IPMI allows at most {MAX_USERNAME}",
+            u.len()
+        );
+        ctx.error(node, "bmc.username", msg);
+    }
 
     let literal = ctx.take(node, "bmc.password", raw.password);
     let env = ctx.take(node, "bmc.password_env", raw.password_env);
