@@ -218,6 +218,18 @@ impl Net {
         }
     }
 
+    /// Another NIC on the client, its cable to a port where no DHCP server
+    /// answers; returns its name.
+    fn add_unserved_nic(&self, k: u32) -> String {
+        let suffix = &self.client_if[3..];
+        let (far, near) = (format!("piy{suffix}{k}"), format!("pix{suffix}{k}"));
+        run(Command::new("ip").args(["link", "add", &far, "type", "veth", "peer", "name", &near]));
+        run(Command::new("ip").args(["link", "set", &far, "netns", &self.server_ns]));
+        run(Command::new("ip").args(["link", "set", &near, "netns", &self.client_ns]));
+        run(Command::new("ip").args(["-n", &self.server_ns, "link", "set", &far, "up"]));
+        near
+    }
+
     fn client(&self, args: &[&str]) -> String {
         let out = run(Command::new("ip").args(["-n", &self.client_ns]).args(args));
         String::from_utf8_lossy(&out.stdout).into_owned()
@@ -260,8 +272,13 @@ fn the_init_configures_the_leased_address_although_busybox_has_no_default_udhcpc
     }
     let mut net = Net::new();
     net.start_dnsmasq(work);
+    // Two more NICs whose DHCP goes unanswered (15 s each): they must not
+    // stop the one that gets a lease, nor be tried one after the other.
+    let unserved = [net.add_unserved_nic(1), net.add_unserved_nic(2)];
 
+    let started = Instant::now();
     let out = run_init(&root, &["ip", "netns", "exec", &net.client_ns], &[]);
+    let took = started.elapsed();
 
     let leases = fs::read_to_string(work.join("leases")).unwrap_or_default();
     let leased = leases
@@ -290,6 +307,14 @@ fn the_init_configures_the_leased_address_although_busybox_has_no_default_udhcpc
     assert!(
         resolv.contains(&format!("nameserver {SUBNET}.1")) && resolv.contains("search lab.test"),
         "{resolv}"
+    );
+    for nic in &unserved {
+        let none = format!("petitlab-init: {nic}: no IPv4 address after DHCP");
+        assert!(out.contains(&none), "{none:?} missing:\n{out}");
+    }
+    assert!(
+        took < Duration::from_secs(28),
+        "DHCP on the NICs ran one after the other: {took:?}\n{out}"
     );
     // The agent runs once the network is up (here it stops at once: this
     // kernel's command line has no petitlab.api=).

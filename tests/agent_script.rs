@@ -184,7 +184,9 @@ fn a_wrong_token_is_refused_audited_and_writes_nothing() {
         "busybox wget names the status: {text}"
     );
     assert_eq!(
-        std::fs::metadata(s.v.dir.path().join("disk")).unwrap().len(),
+        std::fs::metadata(s.v.dir.path().join("disk"))
+            .unwrap()
+            .len(),
         0,
         "nothing written"
     );
