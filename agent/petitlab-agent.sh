@@ -12,6 +12,7 @@
 #   petitlab.iscsi_port=3260 (optional: the port the iSCSI target listens on)
 # For testing outside a ramdisk: PETITLAB_CMDLINE (a file to read instead of
 # /proc/cmdline), PETITLAB_MACS (space-separated), PETITLAB_DISK,
+# PETITLAB_DISK_WAIT (seconds the disk may take to appear, default 30),
 # PETITLAB_ISCSI_PORT, PETITLAB_TGTD_CONTROL (tgtd's control id, below 32768).
 set -u
 
@@ -31,6 +32,7 @@ arg() {
 API=$(arg petitlab.api) || die "no petitlab.api= on the kernel command line"
 TOKEN=$(arg petitlab.token) || die "no petitlab.token= on the kernel command line"
 DISK=${PETITLAB_DISK:-$(arg petitlab.disk || echo /dev/sda)}
+DISK_WAIT=${PETITLAB_DISK_WAIT:-30}
 
 macs() {
     if [ -n "${PETITLAB_MACS:-}" ]; then
@@ -65,6 +67,20 @@ BEAT=$(field heartbeat)
 failed() {
     call failed "$(printf 'node=%s\nreason=%s' "$NODE" "$*")" >/dev/null
     die "$*"
+}
+
+# A disk whose driver is a module may appear after the network is up (a
+# SAS HBA's scan); one that never does must not become a file in /dev that
+# the image is written to.
+wait_disk() {
+    waited=0
+    until [ -e "$DISK" ]; do
+        [ "$waited" -ge "$DISK_WAIT" ] &&
+            failed "no disk $DISK after $waited s (its driver not in the ramdisk? petitlab.disk= names the disk)"
+        [ "$waited" -eq 0 ] && say "waiting for $DISK to appear"
+        sleep 1
+        waited=$((waited + 1))
+    done
 }
 
 # iSCSI: export the disk, say where, heartbeat until petitlab has written it.
@@ -125,6 +141,7 @@ agent_download() {
     call progress "$(printf 'node=%s\nwritten=%s\ntotal=%s' "$NODE" "$SIZE" "$SIZE")" >/dev/null
 }
 
+wait_disk
 if [ "$IFACE" = iscsi ]; then
     say "deploying $NODE: petitlab writes $NAME ($SIZE bytes) to $DISK over iSCSI"
     iscsi_export

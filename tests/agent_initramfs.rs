@@ -1,7 +1,8 @@
 //! docs/deploy-ramdisk.md's recipe: agent/add-to-initramfs.sh appends the
 //! agent to a deploy ramdisk. The result is checked with busybox cpio: the
 //! original archive is intact, and the appended one holds an executable
-//! agent and /init that busybox sh parses.
+//! agent, /init and udhcpc script that busybox sh parses. tests/agent_init.rs
+//! runs that /init.
 
 mod support;
 
@@ -52,10 +53,13 @@ fn the_agent_is_appended_to_a_deploy_ramdisk() {
         d,
         &format!(
             "mkdir x && tail -c +{} deploy-petitlab.initramfs | zcat | (cd x && busybox cpio -idm) && \
-             ls -l x/init x/usr/bin/petitlab-agent && busybox sh -n x/init && busybox sh -n x/usr/bin/petitlab-agent",
+             ls -l x/init x/usr/bin/petitlab-agent x/usr/share/petitlab/udhcpc.script && \
+             busybox sh -n x/init && busybox sh -n x/usr/bin/petitlab-agent && \
+             busybox sh -n x/usr/share/petitlab/udhcpc.script",
             base_len + 1
         ),
     );
+    assert_eq!(overlay.lines().count(), 3, "{overlay}");
     for line in overlay.lines() {
         assert!(line.starts_with("-rwxr-xr-x"), "executable: {overlay}");
     }

@@ -45,6 +45,8 @@ fn setup_with(vnode: VNode, expected_sha: Option<&str>) -> Setup {
             image_name: staged.name.clone(),
         })
         .unwrap();
+    // The node's disk, there before the agent runs as a real one is.
+    std::fs::write(v.dir.path().join("disk"), b"").unwrap();
     Setup { v, token, staged }
 }
 
@@ -181,7 +183,13 @@ fn a_wrong_token_is_refused_audited_and_writes_nothing() {
         text.contains("403"),
         "busybox wget names the status: {text}"
     );
-    assert!(!s.v.dir.path().join("disk").exists());
+    assert_eq!(
+        std::fs::metadata(s.v.dir.path().join("disk"))
+            .unwrap()
+            .len(),
+        0,
+        "nothing written"
+    );
     let log = events(&s);
     assert!(
         log.iter()
@@ -221,6 +229,63 @@ fn a_checksum_mismatch_is_reported_as_a_failure() {
         }
         other => panic!("expected a failure, got {other:?}"),
     }
+}
+
+/// A disk whose driver never loaded: the agent must not write the image to
+/// a file it creates in the ramdisk's /dev (and report done), it says so.
+#[test]
+fn a_disk_that_never_appears_is_reported_as_a_failure_and_nothing_is_written() {
+    let s = setup(None);
+    let disk = s.v.dir.path().join("disk");
+    std::fs::remove_file(&disk).unwrap();
+    let _serve = Daemon::start(&s.v.lab, &["serve"]);
+    let out = agent_command(&s, &s.token)
+        .env("PETITLAB_DISK_WAIT", "2")
+        .output()
+        .expect("busybox must be installed");
+    let text = show_output(&out);
+    assert!(!out.status.success(), "{text}");
+    let said = format!("no disk {} after 2 s", disk.display());
+    assert!(text.contains(&said), "{said:?} missing:\n{text}");
+    assert!(!disk.exists(), "the agent created {disk:?}:\n{text}");
+    let deploy = Store::open(&s.v.store())
+        .unwrap()
+        .deploy("n1")
+        .unwrap()
+        .unwrap();
+    match deploy.result {
+        Some(AgentResult::Failed { reason }) => assert!(reason.contains(&said), "{reason}"),
+        other => panic!("expected a failure, got {other:?}"),
+    }
+}
+
+/// A disk behind a module (a SAS HBA's scan) may appear after the network
+/// is up: the agent waits for it.
+#[test]
+fn the_agent_waits_for_a_disk_that_appears_late() {
+    let s = setup(None);
+    let disk = s.v.dir.path().join("disk");
+    std::fs::remove_file(&disk).unwrap();
+    let _serve = Daemon::start(&s.v.lab, &["serve"]);
+    let mut agent = agent_command(&s, &s.token);
+    agent
+        .env("PETITLAB_DISK_WAIT", "20")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let agent = agent.spawn().expect("busybox must be installed");
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    std::fs::write(&disk, b"").unwrap();
+    let out = agent.wait_with_output().unwrap();
+    let text = show_output(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains(&format!("waiting for {} to appear", disk.display())),
+        "{text}"
+    );
+    assert!(
+        std::fs::read(&disk).unwrap() == std::fs::read(s.v.image("n1")).unwrap(),
+        "the disk holds the image"
+    );
 }
 
 /// The iSCSI side of the script: it exports its disk with a real tgtd and

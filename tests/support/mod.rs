@@ -8,6 +8,8 @@ pub mod lab;
 #[allow(dead_code)]
 pub mod lossy_relay;
 #[allow(dead_code)]
+pub mod ramdisk;
+#[allow(dead_code)]
 pub mod tmux;
 #[allow(dead_code)]
 pub mod virtual_lab;
