@@ -14,6 +14,9 @@ use petitlab::engine::targets::bmc_target;
 use petitlab::inventory::{Lab, Node};
 use petitlab::ipmi::Timing;
 use petitlab::ipmi::sol_driver::{self, ConsoleEvent, ConsoleInput, SolOptions};
+use petitlab::text::display_safe;
+
+use super::out::{self, errln};
 
 /// Raw mode for the life of the console, restored however it ends.
 struct RawTerminal(bool);
@@ -82,15 +85,18 @@ pub async fn attach(lab: &Lab, node: &Node, force: bool) -> anyhow::Result<ExitC
     let _raw = RawTerminal::enable();
     let mut escape = EscapeMachine::new();
     let mut keys = stdin_chunks();
-    let mut stdout = std::io::stdout();
     let mut quitting = false;
     let outcome = loop {
         tokio::select! {
             event = console.events.recv() => match event {
                 Some(ConsoleEvent::Data(bytes)) => {
-                    stdout.write_all(&bytes)?;
-                    stdout.flush()?;
                     log.write(&bytes)?;
+                    // The console is a terminal's byte stream: shown as it
+                    // is. With nobody left reading it, quit as `~.` does.
+                    if !out::raw(&bytes) && !quitting {
+                        quitting = true;
+                        let _ = console.input.send(ConsoleInput::Close).await;
+                    }
                 }
                 Some(ConsoleEvent::Connected) => say(&format!(
                     "console of {} over SOL; ~. quits, ~? helps; log {}",
@@ -98,7 +104,8 @@ pub async fn attach(lab: &Lab, node: &Node, force: bool) -> anyhow::Result<ExitC
                     path.display()
                 )),
                 Some(ConsoleEvent::Reconnecting { reason, after }) => say(&format!(
-                    "console lost: {reason}; reconnecting in {:.1} s",
+                    "console lost: {}; reconnecting in {:.1} s",
+                    display_safe(&reason),
                     after.as_secs_f64()
                 )),
                 Some(ConsoleEvent::Closed { reason }) => break reason,
@@ -130,7 +137,11 @@ pub async fn attach(lab: &Lab, node: &Node, force: bool) -> anyhow::Result<ExitC
     };
     log.close()?;
     drop(_raw);
-    say(&format!("console of {} ended: {outcome}", node.name));
+    say(&format!(
+        "console of {} ended: {}",
+        node.name,
+        display_safe(&outcome)
+    ));
     Ok(if outcome == "closed" {
         ExitCode::SUCCESS
     } else {
@@ -148,16 +159,15 @@ pub async fn follow_log(lab: &Lab, node: &Node) -> anyhow::Result<ExitCode> {
         match read_from(&path, offset) {
             Ok((bytes, new_offset)) => {
                 announced = false;
-                if !bytes.is_empty() {
-                    let mut out = std::io::stdout();
-                    out.write_all(&bytes)?;
-                    out.flush()?;
+                // The log as it is, like `tail -f`; a reader gone (`| head`) ends it.
+                if !bytes.is_empty() && !out::raw(&bytes) {
+                    return Ok(ExitCode::SUCCESS);
                 }
                 offset = new_offset;
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 if !announced {
-                    eprintln!(
+                    errln!(
                         "petitlab: node {}: no console log yet at {}; waiting",
                         node.name,
                         path.display()
