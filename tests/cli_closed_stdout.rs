@@ -144,13 +144,15 @@ fn a_deploy_whose_stdout_closes_still_reaches_active() {
         .spawn()
         .unwrap();
     let mut first = String::new();
-    BufReader::new(deploy.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
+    // Asserted once the deploy has ended, so that no panic leaves it running.
+    let read = BufReader::new(deploy.stdout.take().unwrap()).read_line(&mut first);
     // The reader is dropped here, like `head -1` exiting.
-    assert!(first.starts_with(node), "first line: {first:?}");
     let started = Instant::now();
     let out = deploy.wait_with_output().unwrap();
+    assert!(
+        read.is_ok() && first.starts_with(node),
+        "first line: {first:?} ({read:?})"
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         !stderr.contains("panicked"),

@@ -100,16 +100,18 @@ fn an_agents_failure_reason_reaches_the_terminal_escaped() {
     let _serve = Daemon::start(&v.lab, &["serve"]);
     let silent = format!("{node}=agent-silent");
     let _sim = Daemon::start(&v.lab, &["sim", "--fault", &silent]);
-    let mut deploy = Command::new(env!("CARGO_BIN_EXE_petitlab"))
-        .arg("--lab")
-        .arg(&v.lab)
-        .args(["deploy", node])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = deploy.stdout.take().unwrap();
+    let mut deploy = Killed(
+        Command::new(env!("CARGO_BIN_EXE_petitlab"))
+            .arg("--lab")
+            .arg(&v.lab)
+            .args(["deploy", node])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut stdout = deploy.0.stdout.take().unwrap();
     let reader = std::thread::spawn(move || {
         let mut bytes = Vec::new();
         stdout.read_to_end(&mut bytes).unwrap();
@@ -117,9 +119,10 @@ fn an_agents_failure_reason_reaches_the_terminal_escaped() {
     });
     let token = token_when_waiting(&v, node);
     report_failure(&v, node, &token, HOSTILE);
-    let status = deploy.wait().unwrap();
+    let status = deploy.0.wait().unwrap();
     let mut stderr = Vec::new();
     deploy
+        .0
         .stderr
         .take()
         .unwrap()
@@ -167,4 +170,79 @@ fn an_agents_failure_reason_reaches_the_terminal_escaped() {
         let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert!(holds(&value, HOSTILE), "petitlab {args:?}: {value}");
     }
+}
+
+/// A child killed by pid when the test ends, however it ends.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A TFTP client ends a transfer with an ERROR packet whose message is
+/// hostile; `petitlab serve` logs the transfer with that message escaped.
+#[test]
+fn a_tftp_clients_error_message_is_escaped_in_the_serve_log() {
+    use std::io::{BufRead, BufReader};
+    use std::net::UdpSocket;
+
+    let v = VirtualLab::new(
+        vec![VNode::new("p9-t", Proto::Tftp, false, 0)],
+        1024,
+        DEPLOY,
+    );
+    let root = v.state().join("tftp");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(root.join("f"), vec![7u8; 2000]).unwrap();
+    let mut serve = Killed(
+        Command::new(env!("CARGO_BIN_EXE_petitlab"))
+            .arg("--lab")
+            .arg(&v.lab)
+            .args(["serve", "--only", "tftp"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = serve.0.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        // Whole lines as bytes: a raw control must be seen as it was written.
+        for line in BufReader::new(stdout).split(b'\n').map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let next = |what: &str| {
+        rx.recv_timeout(Duration::from_secs(10))
+            .unwrap_or_else(|e| panic!("serve printed no {what}: {e}"))
+    };
+    while !String::from_utf8_lossy(&next("running line")).contains("running") {}
+
+    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    client
+        .send_to(b"\0\x01f\0octet\0", ("127.0.0.1", v.tftp_port))
+        .unwrap();
+    let mut buf = [0u8; 600];
+    let (n, from) = client.recv_from(&mut buf).expect("the first DATA block");
+    assert_eq!(&buf[..4], b"\0\x03\0\x01", "DATA 1, got {:?}", &buf[..n]);
+    let mut error = b"\0\x05\0\0".to_vec();
+    error.extend_from_slice(HOSTILE.as_bytes());
+    error.push(0);
+    client.send_to(&error, from).unwrap();
+
+    let line = next("log line for the transfer");
+    assert_inert("petitlab serve's TFTP log", &line);
+    let line = String::from_utf8_lossy(&line);
+    assert!(
+        line.starts_with("tftp ")
+            && line.contains(&format!("aborted by client (error 0: {SHOWN})")),
+        "{line}"
+    );
 }
