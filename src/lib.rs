@@ -11,4 +11,5 @@ pub mod ipmi;
 pub mod iscsi;
 pub mod serve;
 pub mod sim;
+pub mod text;
 pub mod tui;

@@ -11,6 +11,8 @@ use petitlab::inventory::{self, Lab, Node, Problem};
 
 mod cli;
 
+use cli::out::{self, errln, outln};
+
 #[derive(Parser)]
 #[command(
     name = "petitlab",
@@ -175,7 +177,7 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("petitlab: {}", one_line(&e));
+            errln!("petitlab: {}", one_line(&e));
             ExitCode::FAILURE
         }
     }
@@ -300,11 +302,6 @@ fn select_nodes<'a>(lab: &'a Lab, names: &[String], all: bool) -> anyhow::Result
     names.iter().map(|name| find_node(lab, name)).collect()
 }
 
-fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
-    Ok(())
-}
-
 fn check(path: &Path, json: bool) -> anyhow::Result<ExitCode> {
     let loaded = inventory::load(path)?;
     let mut problems = loaded.problems;
@@ -327,28 +324,31 @@ fn check(path: &Path, json: bool) -> anyhow::Result<ExitCode> {
             .iter()
             .map(|n| serde_json::json!({"name": n.name, "uuid": n.uuid, "uuid_derived": n.uuid_derived}))
             .collect();
-        print_json(&serde_json::json!({"ok": errors == 0, "problems": problems, "nodes": nodes}))?;
+        out::json_pretty(
+            &serde_json::json!({"ok": errors == 0, "problems": problems, "nodes": nodes}),
+        )?;
     } else {
         for p in &problems {
-            println!("{p}");
+            outln!("{p}");
         }
         for n in &lab.nodes {
             if n.uuid_derived {
-                println!(
+                outln!(
                     "note: node {}: uuid {} (derived from the name; set uuid to pin it)",
-                    n.name, n.uuid
+                    n.name,
+                    n.uuid
                 );
             }
         }
         let warnings = problems.len() - errors;
         let valid = lab.nodes.len();
         if errors == 0 {
-            println!(
+            outln!(
                 "{}: ok, {valid} node(s), {warnings} warning(s)",
                 path.display()
             );
         } else {
-            println!(
+            outln!(
                 "{}: {errors} error(s), {warnings} warning(s)",
                 path.display()
             );
@@ -365,12 +365,12 @@ fn properties(json: bool) -> anyhow::Result<ExitCode> {
     // Properties are static; no inventory is needed to list them.
     let props = petitlab::boot::petitboot::properties();
     if json {
-        print_json(&props)?;
+        out::json_pretty(&props)?;
     } else {
         let width = props.iter().map(|p| p.name.len()).max().unwrap_or(0);
         for p in props {
             let req = if p.required { "required" } else { "optional" };
-            println!("{:width$}  {req}  {}", p.name, p.description);
+            outln!("{:width$}  {req}  {}", p.name, p.description);
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -381,13 +381,13 @@ fn load_lab(path: &Path) -> anyhow::Result<Lab> {
     match inventory::load_valid(path) {
         Ok((lab, warnings)) => {
             for w in warnings {
-                eprintln!("{w}");
+                errln!("{w}");
             }
             Ok(lab)
         }
         Err(inventory::InventoryError::Invalid { path, problems }) => {
             for p in problems.iter().filter(|p| p.is_error()) {
-                eprintln!("{p}");
+                errln!("{p}");
             }
             bail!("{} is not valid: nothing was done", path.display())
         }
@@ -414,7 +414,7 @@ fn render(path: &Path, name: &str, stage: Stage, json: bool) -> anyhow::Result<E
         Ok(r) => r,
         Err(problems) => {
             for p in problems {
-                eprintln!("{p}");
+                errln!("{p}");
             }
             bail!(
                 "node {name}: the {} config cannot be rendered",
@@ -425,13 +425,13 @@ fn render(path: &Path, name: &str, stage: Stage, json: bool) -> anyhow::Result<E
     match (rendered, json) {
         (Some(r), true) => {
             let dhcp_files = boot.dhcp_plan(node);
-            print_json(&serde_json::json!({"rendered": r, "dhcp_files": dhcp_files}))?;
+            out::json_pretty(&serde_json::json!({"rendered": r, "dhcp_files": dhcp_files}))?;
         }
-        (Some(r), false) => print!("{}", r.config),
-        (None, true) => {
-            print_json(&serde_json::json!({"node": name, "stage": stage, "local_boot": true}))?
-        }
-        (None, false) => eprintln!(
+        (Some(r), false) => out::text(&r.config),
+        (None, true) => out::json_pretty(
+            &serde_json::json!({"node": name, "stage": stage, "local_boot": true}),
+        )?,
+        (None, false) => errln!(
             "node {name} boots its local disk: no petitboot config is served for its instance"
         ),
     }
@@ -451,7 +451,7 @@ fn act(
     let problems: Vec<Problem> = nodes.iter().flat_map(|n| boot.validate(n)).collect();
     if !problems.is_empty() {
         for p in &problems {
-            eprintln!("{p}");
+            errln!("{p}");
         }
         bail!("{} problem(s): nothing was done", problems.len());
     }
@@ -468,7 +468,7 @@ fn act(
             }
             Err(e) => {
                 failed += 1;
-                eprintln!("petitlab: {e}");
+                errln!("petitlab: {e}");
                 report.push(
                     serde_json::json!({"node": node.name, "ok": false, "error": e.to_string()}),
                 );
@@ -476,7 +476,7 @@ fn act(
         }
     }
     if json {
-        print_json(&report)?;
+        out::json_pretty(&report)?;
     }
     Ok(if failed == 0 {
         ExitCode::SUCCESS
@@ -487,23 +487,23 @@ fn act(
 
 fn print_changes(node: &str, changes: &Changes) {
     if changes.is_empty() {
-        println!("{node}: nothing to do");
+        outln!("{node}: nothing to do");
         return;
     }
-    println!(
+    outln!(
         "{node}: {} written, {} removed, {} kept",
         changes.written.len(),
         changes.removed.len(),
         changes.kept.len()
     );
     for p in &changes.written {
-        println!("  + {}", p.display());
+        outln!("  + {}", p.display());
     }
     for p in &changes.removed {
-        println!("  - {}", p.display());
+        outln!("  - {}", p.display());
     }
     for (p, why) in &changes.kept {
-        println!("  = {} ({why})", p.display());
+        outln!("  = {} ({why})", p.display());
     }
 }
 

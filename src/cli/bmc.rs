@@ -12,6 +12,8 @@ use petitlab::ipmi::sensors;
 use petitlab::ipmi::{Bmc, IpmiError, Timing};
 use serde_json::{Value, json};
 
+use super::out::{self, errln, outln, safe};
+
 /// BMCs talked to at once: enough to sweep a rack in one round trip, few
 /// enough not to flood a management network.
 const CONCURRENCY: usize = 64;
@@ -84,12 +86,16 @@ where
                 Err(e) => json!({"node": name, "ok": false, "error": e}),
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        out::json_pretty(&report)?;
     } else {
+        // A BMC's answers and errors may quote what it sent: escaped whole.
         for (_, name, r) in &results {
             match r {
-                Ok(v) => println!("{name}: {}", v["summary"].as_str().unwrap_or_default()),
-                Err(e) => eprintln!("petitlab: {e}"),
+                Ok(v) => outln!(
+                    "{name}: {}",
+                    safe(v["summary"].as_str().unwrap_or_default())
+                ),
+                Err(e) => errln!("petitlab: {}", safe(e)),
             }
         }
     }
@@ -175,21 +181,30 @@ pub async fn sensors(node: &Node, json: bool) -> anyhow::Result<ExitCode> {
     bmc.close().await;
     let (readings, power) = result.map_err(|e| anyhow::anyhow!("node {}: {e}", node.name))?;
     if json {
-        let out = json!({"node": node.name, "sensors": readings, "dcmi_power": power});
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        let report = json!({"node": node.name, "sensors": readings, "dcmi_power": power});
+        out::json_pretty(&report)?;
         return Ok(ExitCode::SUCCESS);
     }
-    let width = readings.iter().map(|r| r.name.len()).max().unwrap_or(0);
-    for r in &readings {
-        let value = r.reading.as_deref().unwrap_or("unavailable");
-        println!("{:width$}  {value}", r.name);
+    // Sensor names and readings are the BMC's strings.
+    let names: Vec<String> = readings
+        .iter()
+        .map(|r| safe(&r.name).into_owned())
+        .collect();
+    let width = names.iter().map(|n| n.chars().count()).max().unwrap_or(0);
+    for (r, name) in readings.iter().zip(&names) {
+        let value = safe(r.reading.as_deref().unwrap_or("unavailable"));
+        outln!("{name:width$}  {value}");
     }
     match power {
-        Some(p) => println!(
+        Some(p) => outln!(
             "{:width$}  {} W now (min {} W, max {} W, avg {} W)",
-            "DCMI power", p.current_watts, p.minimum_watts, p.maximum_watts, p.average_watts
+            "DCMI power",
+            p.current_watts,
+            p.minimum_watts,
+            p.maximum_watts,
+            p.average_watts
         ),
-        None => println!("{:width$}  not offered by this BMC", "DCMI power"),
+        None => outln!("{:width$}  not offered by this BMC", "DCMI power"),
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -15,6 +15,9 @@ use petitlab::engine::targets::bmc_target;
 use petitlab::inventory::{Lab, Node};
 use petitlab::ipmi::Timing;
 use petitlab::ipmi::sol_driver::{self, ConsoleEvent, ConsoleInput, SolOptions};
+use petitlab::text::display_safe;
+
+use super::out::{self, errln};
 
 /// Raw mode for the life of the console, restored however it ends.
 struct RawTerminal(bool);
@@ -83,24 +86,26 @@ pub async fn attach(lab: &Lab, node: &Node, force: bool) -> anyhow::Result<ExitC
     let _raw = RawTerminal::enable();
     let mut escape = EscapeMachine::new();
     let mut keys = stdin_chunks();
-    let mut stdout = std::io::stdout();
     let mut quitting = false;
     let mut gaps = GapTracker::default();
     let outcome = loop {
         tokio::select! {
             event = console.events.recv() => match event {
                 Some(ConsoleEvent::Data(bytes)) => {
-                    stdout.write_all(&bytes)?;
-                    stdout.flush()?;
                     log.write(&bytes)?;
+                    // The console is a terminal's byte stream: shown as it
+                    // is. With nobody left reading it, quit as `~.` does.
+                    if !out::raw(&bytes) && !quitting {
+                        quitting = true;
+                        let _ = console.input.send(ConsoleInput::Close).await;
+                    }
                 }
                 Some(ConsoleEvent::Connected) => match gaps.connected(now_ms()) {
                     // What the host printed meanwhile is lost: say so in the log too.
                     Some(gap) => {
                         let marker = gap.marker();
-                        stdout.write_all(marker.as_bytes())?;
-                        stdout.flush()?;
                         log.write(marker.as_bytes())?;
+                        out::raw(marker.as_bytes());
                     }
                     None => say(&format!(
                         "console of {} over SOL; ~. quits, ~? helps; log {}",
@@ -111,7 +116,8 @@ pub async fn attach(lab: &Lab, node: &Node, force: bool) -> anyhow::Result<ExitC
                 Some(ConsoleEvent::Reconnecting { reason, after }) => {
                     gaps.lost(now_ms(), &reason);
                     say(&format!(
-                        "console lost: {reason}; reconnecting in {:.1} s",
+                        "console lost: {}; reconnecting in {:.1} s",
+                        display_safe(&reason),
                         after.as_secs_f64()
                     ))
                 }
@@ -149,7 +155,11 @@ pub async fn attach(lab: &Lab, node: &Node, force: bool) -> anyhow::Result<ExitC
     };
     log.close()?;
     drop(_raw);
-    say(&format!("console of {} ended: {outcome}", node.name));
+    say(&format!(
+        "console of {} ended: {}",
+        node.name,
+        display_safe(&outcome)
+    ));
     Ok(if outcome == "closed" {
         ExitCode::SUCCESS
     } else {
@@ -167,16 +177,15 @@ pub async fn follow_log(lab: &Lab, node: &Node) -> anyhow::Result<ExitCode> {
         match read_from(&path, offset) {
             Ok((bytes, new_offset)) => {
                 announced = false;
-                if !bytes.is_empty() {
-                    let mut out = std::io::stdout();
-                    out.write_all(&bytes)?;
-                    out.flush()?;
+                // The log as it is, like `tail -f`; a reader gone (`| head`) ends it.
+                if !bytes.is_empty() && !out::raw(&bytes) {
+                    return Ok(ExitCode::SUCCESS);
                 }
                 offset = new_offset;
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 if !announced {
-                    eprintln!(
+                    errln!(
                         "petitlab: node {}: no console log yet at {}; waiting",
                         node.name,
                         path.display()

@@ -13,6 +13,8 @@ use petitlab::demo::{self, Running};
 use petitlab::engine::lab::Engine;
 use petitlab::inventory;
 
+use super::out::outln;
+
 pub async fn run(
     headless: bool,
     dir: Option<PathBuf>,
@@ -49,9 +51,9 @@ pub async fn run(
         result?;
         return Ok(ExitCode::SUCCESS);
     }
-    println!("petitlab demo: lab {}", path.display());
+    outln!("petitlab demo: lab {}", path.display());
     for (i, node) in lab.nodes.iter().enumerate() {
-        println!(
+        outln!(
             "petitlab demo: {}: BMC on {}, {} instance",
             node.name,
             running.sim.addr(i),
@@ -61,23 +63,23 @@ pub async fn run(
             }
         );
     }
-    println!(
+    outln!(
         "petitlab demo: HTTP and agent API on {}, TFTP on {}",
         running.http_addr(),
         lab.tftp.listen
     );
     let first = lab.nodes.first().map_or("NODE", |n| n.name.as_str());
-    println!(
+    outln!(
         "petitlab demo: try `petitlab --lab {} deploy {first}`, then `status`, `console --log {first}`, `undeploy {first}`",
         path.display()
     );
-    println!("petitlab demo: running; Ctrl-C stops");
+    outln!("petitlab demo: running; Ctrl-C stops");
     super::wait_for_stop().await?;
     running.shutdown().await;
     drop(engine);
     if ours {
         std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
     }
-    println!("petitlab demo: stopped");
+    outln!("petitlab demo: stopped");
     Ok(ExitCode::SUCCESS)
 }

@@ -11,6 +11,8 @@ use petitlab::engine::lifecycle::Step;
 use petitlab::engine::store::{EventRecord, Store, format_utc as utc};
 use petitlab::inventory::Lab;
 
+use super::out::{self, errln, outln, safe};
+
 /// Runs `action` on every node at once and reports as it goes.
 pub async fn run(
     lab: Lab,
@@ -40,15 +42,17 @@ pub async fn run(
         let event = tokio::select! {
             event = events.recv() => event,
             _ = &mut stop => {
-                eprintln!(
+                errln!(
                     "petitlab: interrupted; the nodes stay where they are: `petitlab deploy NODE` resumes a deploy that waits on its node, `petitlab abort NODE` stops it, `petitlab status` shows them"
                 );
                 return Ok(ExitCode::from(130));
             }
         };
         let Some(event) = event else { break };
+        // Stdout may be closed (`| head -1`): the events are dropped and
+        // the deploy goes on to its end, its exit status saying how it went.
         if json {
-            println!("{}", serde_json::to_string(&event)?);
+            out::json_line(&event)?;
         }
         match &event {
             EngineEvent::Finished { ok, .. } => {
@@ -73,7 +77,7 @@ pub async fn run(
             _ => {}
         }
         if !json && let Some(line) = describe(&event) {
-            println!("{line}");
+            outln!("{line}");
         }
     }
     Ok(if failed == 0 {
@@ -98,7 +102,7 @@ fn describe(event: &EngineEvent) -> Option<String> {
                 out.push_str(&format!(" › {step}"));
             }
             if let Some(reason) = reason {
-                out.push_str(&format!(": {reason}"));
+                out.push_str(&format!(": {}", safe(reason)));
             }
             out
         }
@@ -108,8 +112,8 @@ fn describe(event: &EngineEvent) -> Option<String> {
             message,
             fraction,
         } => match fraction {
-            Some(f) => format!("{node}: {step} {:.0}%: {message}", f * 100.0),
-            None => format!("{node}: {step}: {message}"),
+            Some(f) => format!("{node}: {step} {:.0}%: {}", f * 100.0, safe(message)),
+            None => format!("{node}: {step}: {}", safe(message)),
         },
         EngineEvent::Finished {
             node,
@@ -119,7 +123,7 @@ fn describe(event: &EngineEvent) -> Option<String> {
             ..
         } => {
             let verdict = if *ok { "done" } else { "FAILED" };
-            format!("{node}: {} {verdict}: {message}", action.name())
+            format!("{node}: {} {verdict}: {}", action.name(), safe(message))
         }
         _ => return None,
     })
@@ -165,7 +169,7 @@ pub fn status(lab: &Lab, nodes: &[String], json: bool) -> anyhow::Result<ExitCod
                 })
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        out::json_pretty(&rows)?;
         return Ok(ExitCode::SUCCESS);
     }
     let width = records
@@ -174,17 +178,20 @@ pub fn status(lab: &Lab, nodes: &[String], json: bool) -> anyhow::Result<ExitCod
         .max()
         .unwrap_or(4)
         .max(4);
-    println!(
+    outln!(
         "{:width$}  {:13}  {:16}  {:23}  DETAIL",
-        "NODE", "STATE", "STEP", "SINCE"
+        "NODE",
+        "STATE",
+        "STEP",
+        "SINCE"
     );
     for r in &records {
-        let mut detail = r.reason.clone().unwrap_or_default();
+        let mut detail = safe(r.reason.as_deref().unwrap_or_default()).into_owned();
         if let Some(h) = reservations.iter().find(|h| h.node == r.name) {
             let held = format!(
                 "reserved by {} for {} since {}",
-                h.holder,
-                h.action,
+                safe(&h.holder.to_string()),
+                safe(&h.action),
                 utc(h.since)
             );
             detail = if detail.is_empty() {
@@ -198,11 +205,11 @@ pub fn status(lab: &Lab, nodes: &[String], json: bool) -> anyhow::Result<ExitCod
         {
             detail.push_str(&format!(" [{} of {} bytes written]", d.written, d.total));
         }
-        println!(
+        outln!(
             "{:width$}  {:13}  {:16}  {:23}  {}",
             r.name,
-            r.state,
-            r.step.as_deref().unwrap_or("-"),
+            safe(&r.state),
+            safe(r.step.as_deref().unwrap_or("-")),
             utc(r.state_since),
             detail.trim()
         );
@@ -224,21 +231,28 @@ pub fn history(
     let store = open_store(lab)?;
     let events = store.last_events(node, limit)?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&events)?);
+        out::json_pretty(&events)?;
     } else {
         for e in &events {
-            println!("{}", history_line(e));
+            outln!("{}", history_line(e));
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
+/// One audit event; its details may quote an agent or a console, so each
+/// field is escaped whole.
 fn history_line(e: &EventRecord) -> String {
-    let node = e.node.as_deref().unwrap_or("-");
-    let mut out = format!("{}  {node}  {}  {}", utc(e.at), e.action, e.result);
+    let node = safe(e.node.as_deref().unwrap_or("-"));
+    let mut out = format!(
+        "{}  {node}  {}  {}",
+        utc(e.at),
+        safe(&e.action),
+        safe(&e.result)
+    );
     if !e.detail.is_empty() {
-        out.push_str(&format!(": {}", e.detail));
+        out.push_str(&format!(": {}", safe(&e.detail)));
     }
-    out.push_str(&format!("  ({})", e.who));
+    out.push_str(&format!("  ({})", safe(&e.who)));
     out
 }

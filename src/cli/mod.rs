@@ -5,6 +5,7 @@ pub mod console;
 pub mod dashboard;
 pub mod demo;
 pub mod lifecycle;
+pub mod out;
 pub mod serve;
 pub mod sim;
 

@@ -15,6 +15,8 @@ use petitlab::inventory::Lab;
 use petitlab::serve::http::{HttpOptions, HttpServer};
 use petitlab::serve::tftp::{TftpOptions, TftpServer};
 
+use super::out::{outln, safe};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Only {
     Http,
@@ -53,13 +55,16 @@ pub async fn run(lab: &Lab, opts: Options) -> anyhow::Result<ExitCode> {
         let api = AgentApi::new(Arc::new(lab.clone()), Arc::new(Mutex::new(store)));
         let options = HttpOptions {
             api: Some(Arc::new(api)),
-            access_log: Some(Arc::new(|record| println!("http {record}"))),
+            // A record quotes what the client sent: one line, escaped whole.
+            access_log: Some(Arc::new(|record| {
+                outln!("http {}", safe(&record.to_string()))
+            })),
             node_resolver: Some(Arc::new(move |ip| names.get(&ip).cloned())),
             ..HttpOptions::default()
         };
         let listen = opts.http.unwrap_or(lab.http.listen);
         let server = HttpServer::bind(listen, lab.http.root.clone(), options).await?;
-        println!(
+        outln!(
             "petitlab serve: HTTP on {} from {} (nodes use {})",
             server.local_addr(),
             lab.http.root.display(),
@@ -73,13 +78,13 @@ pub async fn run(lab: &Lab, opts: Options) -> anyhow::Result<ExitCode> {
         let options = TftpOptions {
             log: Some(Arc::new(move |record| {
                 let node = names.get(&record.peer.ip()).map_or("-", String::as_str);
-                println!("tftp {node} {record}");
+                outln!("tftp {node} {}", safe(&record.to_string()));
             })),
             ..TftpOptions::default()
         };
         let listen = opts.tftp.unwrap_or(lab.tftp.listen);
         let server = TftpServer::bind(listen, lab.tftp.root.clone(), options)?;
-        println!(
+        outln!(
             "petitlab serve: TFTP on {} from {} (nodes use {})",
             server.local_addr(),
             lab.tftp.root.display(),
@@ -87,7 +92,7 @@ pub async fn run(lab: &Lab, opts: Options) -> anyhow::Result<ExitCode> {
         );
         tftp = Some(server.spawn());
     }
-    println!("petitlab serve: running; Ctrl-C stops");
+    outln!("petitlab serve: running; Ctrl-C stops");
     super::wait_for_stop().await?;
     if let Some(h) = http {
         h.shutdown(Duration::from_secs(5)).await;
@@ -95,6 +100,6 @@ pub async fn run(lab: &Lab, opts: Options) -> anyhow::Result<ExitCode> {
     if let Some(t) = tftp {
         t.shutdown().await?;
     }
-    println!("petitlab serve: stopped");
+    outln!("petitlab serve: stopped");
     Ok(ExitCode::SUCCESS)
 }

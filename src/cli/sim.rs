@@ -13,6 +13,8 @@ use petitlab::inventory::Lab;
 use petitlab::sim::lab::{LabSim, NodeFaults, specs_for_lab};
 use petitlab::sim::{BmcSpec, Fault, Sim};
 
+use super::out::outln;
+
 /// Credentials of `--count` BMCs unless overridden: a simulator's, not a secret.
 pub const DEFAULT_USER: &str = "admin";
 pub const DEFAULT_PASSWORD: &str = "password";
@@ -112,7 +114,7 @@ pub async fn run(lab: Option<&Lab>, opts: Options) -> anyhow::Result<ExitCode> {
     let sim = Sim::start(specs).await.context("starting the simulator")?;
     if opts.count.is_some() {
         let (first, last) = (sim.addr(0), sim.addr(sim.len() - 1));
-        println!(
+        outln!(
             "petitlab sim: {} BMCs on {}..{} (user {}, cipher suites 17 and 3)",
             sim.len(),
             first,
@@ -121,16 +123,16 @@ pub async fn run(lab: Option<&Lab>, opts: Options) -> anyhow::Result<ExitCode> {
         );
     } else {
         for (i, (name, disk)) in names.iter().zip(&disks).enumerate() {
-            println!(
+            outln!(
                 "petitlab sim: {name}: BMC on {}, disk {}",
                 sim.addr(i),
                 disk.display()
             );
         }
     }
-    println!("petitlab sim: running; Ctrl-C stops");
+    outln!("petitlab sim: running; Ctrl-C stops");
     super::wait_for_stop().await?;
     sim.shutdown().await;
-    println!("petitlab sim: stopped");
+    outln!("petitlab sim: stopped");
     Ok(ExitCode::SUCCESS)
 }

@@ -8,7 +8,7 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
 
-use super::{block, clock, detail_focused, fit, style};
+use super::{block, clock, detail_focused, fit, safe_line, style};
 use crate::inventory::{InstanceImage, Node, PasswordSource};
 use crate::tui::app::{App, Preview};
 use crate::tui::diff::{self, DiffLine};
@@ -75,7 +75,8 @@ pub fn lines(app: &App, row: &NodeRow, node: &Node, width: u16) -> Vec<Line<'sta
     history(app, row, &mut out);
     out.push(Line::default());
     inventory(app, node, &mut out);
-    out
+    // Reasons, BMC errors, console lines and the audit log come from outside.
+    out.into_iter().map(safe_line).collect()
 }
 
 fn status(app: &App, row: &NodeRow, out: &mut Vec<Line<'static>>) {

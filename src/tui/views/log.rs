@@ -7,6 +7,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
 use super::{block, clock, style};
+use crate::text::display_safe;
 use crate::tui::app::App;
 use crate::tui::theme::Role;
 
@@ -32,7 +33,11 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
             Line::from(vec![
                 Span::styled(format!("{} ", clock(l.at)), style(app, Role::Muted)),
                 Span::styled(format!("{} ", l.node), style(app, Role::Text)),
-                Span::styled(l.text.replace('\n', " "), style(app, l.role)),
+                // Progress and results quote agents, BMCs and consoles: escaped.
+                Span::styled(
+                    display_safe(&l.text.replace('\n', " ")).into_owned(),
+                    style(app, l.role),
+                ),
             ])
         })
         .collect();

@@ -11,12 +11,15 @@ mod hints;
 mod log;
 mod table;
 
+use std::borrow::Cow;
+
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear};
 
+use crate::text::display_safe;
 use crate::tui::app::{App, Focus, Mode};
 use crate::tui::theme::Role;
 
@@ -155,12 +158,13 @@ pub fn render(frame: &mut Frame, app: &App, areas: &Areas) {
         detail::draw(frame, app, r);
     }
     if let (Some(r), Some(pane)) = (areas.console, &app.pane) {
+        // A BMC's or the network's words on why the console dropped.
         let status = app
             .console_status
             .get(pane.node())
-            .map_or("not connected yet", String::as_str);
+            .map_or(Cow::Borrowed("not connected yet"), |s| display_safe(s));
         if let Some(screen) = app.consoles.get(pane.node()) {
-            crate::tui::console_pane::draw(frame, r, pane, screen, status, &app.theme);
+            crate::tui::console_pane::draw(frame, r, pane, screen, &status, &app.theme);
         }
     }
     if let (Some(r), Some(wall)) = (areas.wall, &app.wall) {
@@ -253,8 +257,11 @@ pub(crate) fn popup_base(frame: &mut Frame, app: &App, area: Rect) {
         .set_style(area, app.theme.style(Role::Text));
 }
 
-/// `text` cut to `width` columns (by chars; petitlab's text is ASCII-ish), with "…".
+/// `text` escaped (it may quote an agent, a BMC or a console: see
+/// [`crate::text`]) and cut to `width` columns (by chars; petitlab's text is
+/// ASCII-ish), with "…".
 pub(crate) fn fit(text: &str, width: usize) -> String {
+    let text = display_safe(text);
     let count = text.chars().count();
     if count <= width {
         return text.to_string();
@@ -278,6 +285,17 @@ pub(crate) fn clock(ms: i64) -> String {
         .to_string()
 }
 
+/// `line` with each span's text escaped, for panes that show text from
+/// outside (reasons, BMC errors, console lines, the audit log).
+pub(crate) fn safe_line(mut line: Line<'static>) -> Line<'static> {
+    for span in &mut line.spans {
+        if let Cow::Owned(escaped) = display_safe(&span.content) {
+            span.content = Cow::Owned(escaped);
+        }
+    }
+    line
+}
+
 pub(crate) fn style(app: &App, role: Role) -> Style {
     app.theme.style(role)
 }
@@ -285,3 +303,7 @@ pub(crate) fn style(app: &App, role: Role) -> Style {
 #[cfg(test)]
 #[path = "../views_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "../views_text_tests.rs"]
+mod text_tests;
