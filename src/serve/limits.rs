@@ -161,8 +161,13 @@ mod tests {
     }
 
     #[test]
-    fn the_descriptor_limit_is_read() {
-        let limit = descriptor_limit();
-        assert!(limit.is_none_or(|l| l >= 3), "{limit:?}");
+    fn the_descriptor_limit_is_the_kernels_soft_one() {
+        let limits = std::fs::read_to_string("/proc/self/limits").unwrap();
+        let line = limits
+            .lines()
+            .find(|l| l.starts_with("Max open files"))
+            .unwrap();
+        let soft = line.split_whitespace().nth(3).unwrap();
+        assert_eq!(descriptor_limit(), soft.parse().ok(), "{line}");
     }
 }
