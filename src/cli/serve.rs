@@ -44,6 +44,9 @@ fn create_root(root: &std::path::Path) -> anyhow::Result<()> {
 }
 
 pub async fn run(lab: &Lab, opts: Options) -> anyhow::Result<ExitCode> {
+    // The servers size their caps from the descriptor limit: use all the
+    // hard limit allows rather than a soft 1024.
+    petitlab::serve::limits::raise_descriptor_limit();
     let names = node_names(lab);
     let mut http = None;
     if opts.only != Some(Only::Tftp) {

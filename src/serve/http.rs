@@ -9,7 +9,11 @@
 //! - `/v1/...` is reserved for an [`ApiHandler`]; it is never a file path,
 //!   and without a handler it is 404.
 //! - One task per connection, at most [`HttpOptions::max_connections`] at a
-//!   time; request heads and bodies must arrive within
+//!   time (fewer when, at two descriptors each, they would take more than
+//!   half the process's descriptor limit), at most [`HttpOptions::max_connections_per_client`] from
+//!   one address (beyond it a connection gets 503 and is closed, so one
+//!   host trickling bytes cannot hold every connection). A request head
+//!   must arrive within [`HttpOptions::header_timeout`], a body within
 //!   [`HttpOptions::request_timeout`], and a peer that stops reading for
 //!   [`HttpOptions::send_timeout`] is dropped.
 //! - One [`AccessRecord`] per request to the caller's sink; bodies and
@@ -32,9 +36,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::{JoinHandle, JoinSet};
+
+use super::limits::{self, Slots};
+
+/// Connections the kernel completes before we accept them.
+const BACKLOG: u32 = 1024;
 
 /// Where access records go: called once per request, after the response.
 pub type AccessLog = Arc<dyn Fn(&AccessRecord) + Send + Sync>;
@@ -146,14 +155,22 @@ pub struct HttpOptions {
     pub access_log: Option<AccessLog>,
     pub node_resolver: Option<NodeResolver>,
     pub api: Option<Arc<dyn ApiHandler>>,
-    /// Connections served at once; more wait in the listen backlog (1024).
+    /// Connections served at once (1024, fewer if at two descriptors each
+    /// they would take more than half the descriptor limit); more wait in
+    /// the listen backlog (1024).
     pub max_connections: usize,
+    /// Connections one client address may hold at once (32); beyond it a
+    /// connection is answered 503 and closed.
+    pub max_connections_per_client: usize,
     /// Largest request head (16 KiB → 431 beyond).
     pub max_header_bytes: usize,
     /// Largest request body (1 MiB → 413 beyond).
     pub max_body_bytes: u64,
-    /// To receive one request's head (and its body), idle keep-alive time
-    /// included (10 s).
+    /// To receive a request's head, from the connection's start or the end
+    /// of the previous response (idle keep-alive time included): 5 s, a
+    /// deadline for the whole head however slowly its bytes trickle in.
+    pub header_timeout: Duration,
+    /// To receive a request's body (10 s).
     pub request_timeout: Duration,
     /// Longest wait for the peer to accept more response bytes (30 s).
     pub send_timeout: Duration,
@@ -166,8 +183,10 @@ impl Default for HttpOptions {
             node_resolver: None,
             api: None,
             max_connections: 1024,
+            max_connections_per_client: 32,
             max_header_bytes: 16 * 1024,
             max_body_bytes: 1 << 20,
+            header_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(10),
             send_timeout: Duration::from_secs(30),
         }
@@ -181,8 +200,13 @@ impl fmt::Debug for HttpOptions {
             .field("node_resolver", &self.node_resolver.is_some())
             .field("api", &self.api.is_some())
             .field("max_connections", &self.max_connections)
+            .field(
+                "max_connections_per_client",
+                &self.max_connections_per_client,
+            )
             .field("max_header_bytes", &self.max_header_bytes)
             .field("max_body_bytes", &self.max_body_bytes)
+            .field("header_timeout", &self.header_timeout)
             .field("request_timeout", &self.request_timeout)
             .field("send_timeout", &self.send_timeout)
             .finish()
@@ -223,7 +247,7 @@ impl HttpServer {
                 format!("HTTP root {} is not a directory", root.display()),
             ));
         }
-        let listener = TcpListener::bind(listen).await.map_err(|e| {
+        let listener = listen_on(listen).map_err(|e| {
             io::Error::new(e.kind(), format!("cannot listen for HTTP on {listen}: {e}"))
         })?;
         let local_addr = listener.local_addr()?;
@@ -256,7 +280,10 @@ impl HttpServer {
         let HttpServer {
             listener, shared, ..
         } = self;
-        let permits = Arc::new(Semaphore::new(shared.options.max_connections.max(1)));
+        let options = &shared.options;
+        let most = limits::fit(options.max_connections, 2, 2, limits::descriptor_limit());
+        let permits = Arc::new(Semaphore::new(most.max(1)));
+        let slots = Slots::new(usize::MAX, options.max_connections_per_client);
         let mut conns = JoinSet::new();
         loop {
             let accept = async {
@@ -280,13 +307,16 @@ impl HttpServer {
                 _ = stop.changed() => break,
                 Some(_) = conns.join_next() => {}
                 accepted = accept => {
-                    if let Some((stream, peer, permit)) = accepted {
-                        let (shared, stop) = (shared.clone(), stop.clone());
-                        conns.spawn(async move {
-                            conn::serve(stream, peer, shared, stop).await;
-                            drop(permit);
-                        });
-                    }
+                    let Some((stream, peer, permit)) = accepted else { continue };
+                    let Ok(slot) = slots.try_acquire(peer.ip()) else {
+                        conn::refuse_busy(stream, peer, &shared);
+                        continue;
+                    };
+                    let (shared, stop) = (shared.clone(), stop.clone());
+                    conns.spawn(async move {
+                        conn::serve(stream, peer, shared, stop).await;
+                        drop((permit, slot));
+                    });
                 }
             }
         }
@@ -304,6 +334,19 @@ impl HttpServer {
         conns.shutdown().await;
         left
     }
+}
+
+/// A listening socket with a backlog that absorbs a burst of connections
+/// (the standard library's 128 fills in an instant).
+fn listen_on(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(BACKLOG)
 }
 
 /// A running server. Dropping it stops the server and aborts transfers at

@@ -107,13 +107,47 @@ struct Conn {
     buf: Vec<u8>,
 }
 
-pub(super) async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, stop: Stop) {
-    let _ = stream.set_nodelay(true);
-    let node = shared
+/// Turns away a connection over its address's cap: a 503 if the socket
+/// takes it at once (a new socket's buffer does), then closed, without
+/// waiting on the peer.
+pub(super) fn refuse_busy(stream: TcpStream, peer: SocketAddr, shared: &Shared) {
+    let (time, started) = (SystemTime::now(), Instant::now());
+    let status = 503;
+    let body = "503 Service Unavailable: too many connections from your address\n";
+    let mut response = ResponseHead::new(status)
+        .header("Content-Type", "text/plain; charset=utf-8")
+        .header("Content-Length", body.len())
+        .header("Retry-After", 1)
+        .finish(false, None);
+    response.extend_from_slice(body.as_bytes());
+    let written = stream
+        .try_write(&response)
+        .is_ok_and(|n| n == response.len());
+    if let Some(log) = &shared.options.access_log {
+        log(&AccessRecord {
+            time,
+            peer,
+            node: node_of(shared, peer),
+            method: "-".into(),
+            path: "-".into(),
+            status,
+            bytes: if written { body.len() as u64 } else { 0 },
+            duration: started.elapsed(),
+        });
+    }
+}
+
+fn node_of(shared: &Shared, peer: SocketAddr) -> Option<String> {
+    shared
         .options
         .node_resolver
         .as_ref()
-        .and_then(|resolve| resolve(peer.ip()));
+        .and_then(|resolve| resolve(peer.ip()))
+}
+
+pub(super) async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, stop: Stop) {
+    let _ = stream.set_nodelay(true);
+    let node = node_of(&shared, peer);
     let mut conn = Conn {
         stream,
         peer,
@@ -173,7 +207,7 @@ impl Conn {
     /// requests (peer closed, idle too long, server stopping).
     async fn read_head(&mut self) -> Result<Option<Head>, ReadFailure> {
         let max = self.shared.options.max_header_bytes;
-        let deadline = Instant::now() + self.shared.options.request_timeout;
+        let deadline = Instant::now() + self.shared.options.header_timeout;
         loop {
             if !self.buf.is_empty() {
                 match proto::parse_head(&self.buf, max) {

@@ -206,12 +206,12 @@ async fn bad_requests_are_refused_and_closed() {
 async fn slow_clients_are_dropped() {
     let lab = lab();
     let options = HttpOptions {
-        request_timeout: Duration::from_millis(300),
+        header_timeout: Duration::from_millis(300),
         ..HttpOptions::default()
     };
     let server = start(&lab.root, options).await;
     let addr = server.local_addr();
-    // A head trickling in: 408, then closed.
+    // A head trickling in: 408 at the head's deadline, then closed.
     let started = std::time::Instant::now();
     let mut stream = TcpStream::connect(addr).await.unwrap();
     stream
@@ -313,6 +313,77 @@ async fn api_requests_reach_the_handler_and_are_logged_without_secrets() {
         "{line}"
     );
     assert!(!format!("{records:?}").contains("s3cret"));
+}
+
+/// A connection from `ip` (any 127/8 address is loopback).
+async fn connect_from(ip: &str, addr: SocketAddr) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket
+        .bind(SocketAddr::new(ip.parse().unwrap(), 0))
+        .unwrap();
+    socket.connect(addr).await.unwrap()
+}
+
+#[tokio::test]
+async fn one_address_gets_so_many_connections_and_no_more() {
+    let lab = lab();
+    let records = Arc::new(Mutex::new(Vec::<AccessRecord>::new()));
+    let sink = records.clone();
+    let options = HttpOptions {
+        max_connections_per_client: 2,
+        access_log: Some(Arc::new(move |r: &AccessRecord| {
+            sink.lock().unwrap().push(r.clone())
+        })),
+        ..HttpOptions::default()
+    };
+    let server = start(&lab.root, options).await;
+    let addr = server.local_addr();
+    // Two idle connections from 127.0.0.3 hold its share...
+    let held = [
+        connect_from("127.0.0.3", addr).await,
+        connect_from("127.0.0.3", addr).await,
+    ];
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // ...so a third gets 503 and is closed without a request.
+    let mut third = connect_from("127.0.0.3", addr).await;
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(2), third.read_to_end(&mut out))
+        .await
+        .expect("closed at once")
+        .unwrap();
+    let response = &responses(&out, &[false])[0];
+    assert_eq!(response.status, 503);
+    assert!(response.header("retry-after").is_some(), "{response:?}");
+    // Another address is served, and so is 127.0.0.3 once one closes.
+    let mut other = connect_from("127.0.0.4", addr).await;
+    other
+        .write_all(b"GET /a.txt HTTP/1.0\r\n\r\n")
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    other.read_to_end(&mut out).await.unwrap();
+    assert_eq!(responses(&out, &[false])[0].status, 200);
+    drop(held);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut again = connect_from("127.0.0.3", addr).await;
+    again
+        .write_all(b"GET /a.txt HTTP/1.0\r\n\r\n")
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    again.read_to_end(&mut out).await.unwrap();
+    assert_eq!(responses(&out, &[false])[0].status, 200);
+    let logged: Vec<String> = records
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|r| r.to_string())
+        .collect();
+    assert!(
+        logged[0].starts_with("127.0.0.3:") && logged[0].contains("\"- -\" 503"),
+        "{logged:?}"
+    );
+    server.shutdown(Duration::from_secs(1)).await;
 }
 
 #[tokio::test]

@@ -2,6 +2,7 @@
 //! served roots. Both refuse any path outside their root (`path`).
 
 pub mod http;
+pub mod limits;
 pub mod path;
 pub mod tftp;
 pub mod tftp_client;

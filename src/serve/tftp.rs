@@ -8,6 +8,14 @@
 //! ever read, and the error for a refused name is the same whether or not
 //! something exists outside the root.
 //!
+//! Transfers are capped in all and per client address (beyond either, a
+//! request is answered "server busy"), and the total is kept to a quarter
+//! of the process's descriptor limit (a transfer holds two), so a flood of
+//! never-answered requests cannot starve the HTTP server. A `timeout`
+//! option above [`TftpOptions::max_timeout`] is not granted (RFC 2349 lets
+//! a server leave it out), which bounds how long an abandoned transfer
+//! lives.
+//!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
 //! use petitlab::serve::tftp::{TftpOptions, TftpServer};
@@ -31,8 +39,10 @@ use tokio::net::UdpSocket;
 use tokio::sync::oneshot;
 use tokio::task::JoinSet;
 
+use super::limits::{self, Full, Slots};
 use super::tftp_packet::{
-    self as packet, ERR_ACCESS_VIOLATION, ERR_ILLEGAL_OPERATION, MAX_BLKSIZE, Mode, Packet,
+    self as packet, ERR_ACCESS_VIOLATION, ERR_ILLEGAL_OPERATION, ERR_NOT_DEFINED, MAX_BLKSIZE,
+    Mode, Packet,
 };
 
 /// Called once per request when it ends, like an access log line.
@@ -47,6 +57,15 @@ pub struct TftpOptions {
     /// How many times one packet is sent again before the transfer is given
     /// up and its port freed.
     pub retries: u32,
+    /// The longest `timeout` a client may negotiate (5 s); a longer one is
+    /// left out of the OACK, so an abandoned transfer ends within
+    /// `(retries + 1) × max_timeout`.
+    pub max_timeout: Duration,
+    /// Transfers at once (64), further capped to a quarter of the
+    /// process's descriptor limit, two per transfer.
+    pub max_transfers: usize,
+    /// Transfers at once from one client address (8).
+    pub max_transfers_per_client: usize,
     /// The largest `blksize` granted. It is further capped so that a block
     /// fits one unfragmented datagram on the path to the client (1468 on
     /// Ethernet, 65464 on loopback).
@@ -62,6 +81,9 @@ impl Default for TftpOptions {
         TftpOptions {
             timeout: Duration::from_secs(1),
             retries: 5,
+            max_timeout: Duration::from_secs(5),
+            max_transfers: 64,
+            max_transfers_per_client: 8,
             max_blksize: MAX_BLKSIZE,
             max_windowsize: 64,
             log: None,
@@ -74,6 +96,9 @@ impl fmt::Debug for TftpOptions {
         f.debug_struct("TftpOptions")
             .field("timeout", &self.timeout)
             .field("retries", &self.retries)
+            .field("max_timeout", &self.max_timeout)
+            .field("max_transfers", &self.max_transfers)
+            .field("max_transfers_per_client", &self.max_transfers_per_client)
             .field("max_blksize", &self.max_blksize)
             .field("max_windowsize", &self.max_windowsize)
             .field("log", &self.log.is_some())
@@ -87,13 +112,14 @@ pub enum Outcome {
     /// The whole file was sent and acknowledged.
     Sent,
     /// The request was answered with an ERROR packet (not found, access
-    /// violation, write refused, malformed).
+    /// violation, write refused, server busy, malformed).
     Refused { code: u16, message: String },
     /// The client ended the transfer with an ERROR packet.
     ClientError { code: u16, message: String },
     /// The client stopped acknowledging.
     TimedOut,
-    /// A local failure (socket or file I/O).
+    /// A local failure (socket or file I/O); the client got a generic
+    /// ERROR when one could be sent.
     Failed(String),
 }
 
@@ -154,6 +180,8 @@ pub struct TftpStats {
     pub malformed: u64,
     /// Datagrams dropped unanswered (not a request, or not TFTP at all).
     pub dropped: u64,
+    /// Read requests refused because the transfer caps were reached.
+    pub busy: u64,
 }
 
 #[derive(Default)]
@@ -161,6 +189,7 @@ struct Counters {
     requests: AtomicU64,
     malformed: AtomicU64,
     dropped: AtomicU64,
+    busy: AtomicU64,
 }
 
 impl Counters {
@@ -169,6 +198,7 @@ impl Counters {
             requests: self.requests.load(Ordering::Relaxed),
             malformed: self.malformed.load(Ordering::Relaxed),
             dropped: self.dropped.load(Ordering::Relaxed),
+            busy: self.busy.load(Ordering::Relaxed),
         }
     }
 }
@@ -239,7 +269,9 @@ impl TftpServer {
     /// Serves until `shutdown` completes, then ends every transfer in flight.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> io::Result<()> {
         let socket = UdpSocket::from_std(self.socket)?;
+        let total = limits::fit(self.options.max_transfers, 2, 4, limits::descriptor_limit());
         let ctx = Arc::new(Ctx {
+            slots: Slots::new(total, self.options.max_transfers_per_client),
             root: self.root,
             options: self.options,
             local_ip: self.local_addr.ip(),
@@ -278,26 +310,34 @@ async fn on_request(
     match Packet::decode(datagram) {
         Ok(Packet::Rrq(request)) => {
             counters.requests.fetch_add(1, Ordering::Relaxed);
-            transfers.spawn(serve_read(ctx.clone(), peer, request));
+            match ctx.slots.try_acquire(peer.ip()) {
+                Ok(slot) => {
+                    transfers.spawn(serve_read(ctx.clone(), peer, request, slot));
+                }
+                Err(full) => {
+                    counters.busy.fetch_add(1, Ordering::Relaxed);
+                    let message = match full {
+                        Full::All => "server busy, try again later",
+                        Full::Address => "server busy: too many transfers from your address",
+                    };
+                    refuse_request(socket, ctx, peer, false, &request, ERR_NOT_DEFINED, message)
+                        .await;
+                }
+            }
         }
         Ok(Packet::Wrq(request)) => {
             counters.requests.fetch_add(1, Ordering::Relaxed);
             let message = "read-only server";
-            let refusal = packet::error(ERR_ACCESS_VIOLATION, message);
-            let _ = socket.send_to(&refusal, peer).await;
-            ctx.log(TransferRecord {
+            refuse_request(
+                socket,
+                ctx,
                 peer,
-                write: true,
-                file: String::from_utf8_lossy(&request.filename).into_owned(),
-                mode: request.mode,
-                options: Vec::new(),
-                bytes: 0,
-                duration: Duration::ZERO,
-                outcome: Outcome::Refused {
-                    code: ERR_ACCESS_VIOLATION,
-                    message: message.into(),
-                },
-            });
+                true,
+                &request,
+                ERR_ACCESS_VIOLATION,
+                message,
+            )
+            .await;
         }
         Err(e) if e.is_request() => {
             counters.malformed.fetch_add(1, Ordering::Relaxed);
@@ -310,6 +350,32 @@ async fn on_request(
             counters.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
+}
+
+/// Answers a request from the listening port with an ERROR, and logs it.
+async fn refuse_request(
+    socket: &UdpSocket,
+    ctx: &Ctx,
+    peer: SocketAddr,
+    write: bool,
+    request: &packet::Request,
+    code: u16,
+    message: &str,
+) {
+    let _ = socket.send_to(&packet::error(code, message), peer).await;
+    ctx.log(TransferRecord {
+        peer,
+        write,
+        file: String::from_utf8_lossy(&request.filename).into_owned(),
+        mode: request.mode,
+        options: Vec::new(),
+        bytes: 0,
+        duration: Duration::ZERO,
+        outcome: Outcome::Refused {
+            code,
+            message: message.into(),
+        },
+    });
 }
 
 impl TftpHandle {
@@ -343,6 +409,8 @@ impl Drop for TftpHandle {
 }
 
 struct Ctx {
+    /// One per transfer in flight.
+    slots: Arc<Slots>,
     root: PathBuf,
     options: TftpOptions,
     local_ip: std::net::IpAddr,
@@ -361,6 +429,9 @@ mod transfer;
 pub(crate) use transfer::grow_buffer;
 use transfer::serve_read;
 
+#[cfg(test)]
+#[path = "tftp_abuse_tests.rs"]
+mod abuse_tests;
 #[cfg(test)]
 #[path = "tftp_tests.rs"]
 mod tests;

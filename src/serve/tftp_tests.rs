@@ -6,18 +6,18 @@ use crate::serve::tftp_client::{ClientOptions, TftpError, fetch};
 use crate::serve::tftp_packet::{ERR_FILE_NOT_FOUND, Request};
 use std::sync::Mutex;
 
-struct Fixture {
+pub(super) struct Fixture {
     _dir: tempfile::TempDir,
-    root: PathBuf,
-    handle: TftpHandle,
+    pub(super) root: PathBuf,
+    pub(super) handle: TftpHandle,
     log: Arc<Mutex<Vec<TransferRecord>>>,
 }
 
-fn pattern(len: usize) -> Vec<u8> {
+pub(super) fn pattern(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i * 7 + i / 251) as u8).collect()
 }
 
-fn start(options: TftpOptions) -> Fixture {
+pub(super) fn start(options: TftpOptions) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("root");
     std::fs::create_dir_all(root.join("sub")).unwrap();
@@ -43,7 +43,7 @@ fn start(options: TftpOptions) -> Fixture {
 impl Fixture {
     /// The log once it has `n` records (the server logs a transfer after
     /// the client's last ACK, so a moment after the client returns).
-    async fn log_of(&self, n: usize) -> Vec<TransferRecord> {
+    pub(super) async fn log_of(&self, n: usize) -> Vec<TransferRecord> {
         for _ in 0..200 {
             let log = self.log.lock().unwrap().clone();
             if log.len() >= n {
@@ -169,7 +169,7 @@ async fn refusals_reveal_nothing_outside_the_root() {
 }
 
 /// A raw client socket for protocol corners.
-async fn raw(addr: SocketAddr, request: &[u8]) -> (UdpSocket, SocketAddr, Vec<u8>) {
+pub(super) async fn raw(addr: SocketAddr, request: &[u8]) -> (UdpSocket, SocketAddr, Vec<u8>) {
     let s = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     s.send_to(request, addr).await.unwrap();
     let mut buf = vec![0; 70000];
@@ -181,7 +181,7 @@ async fn raw(addr: SocketAddr, request: &[u8]) -> (UdpSocket, SocketAddr, Vec<u8
     (s, from, buf)
 }
 
-async fn recv(s: &UdpSocket, within: Duration) -> Option<Vec<u8>> {
+pub(super) async fn recv(s: &UdpSocket, within: Duration) -> Option<Vec<u8>> {
     let mut buf = vec![0; 70000];
     let (n, _) = tokio::time::timeout(within, s.recv_from(&mut buf))
         .await
@@ -191,7 +191,7 @@ async fn recv(s: &UdpSocket, within: Duration) -> Option<Vec<u8>> {
     Some(buf)
 }
 
-fn rrq(name: &str, options: &[(&str, &str)]) -> Vec<u8> {
+pub(super) fn rrq(name: &str, options: &[(&str, &str)]) -> Vec<u8> {
     Packet::Rrq(Request {
         filename: name.as_bytes().to_vec(),
         mode: Mode::Octet,
@@ -393,7 +393,11 @@ async fn client_error_ends_the_transfer() {
 
 #[tokio::test]
 async fn concurrent_transfers_each_get_their_bytes() {
-    let f = start(TftpOptions::default());
+    // All from one address: more than its default cap.
+    let f = start(TftpOptions {
+        max_transfers_per_client: 16,
+        ..TftpOptions::default()
+    });
     let addr = f.handle.local_addr();
     let mut tasks = Vec::new();
     for i in 0..16usize {

@@ -2,10 +2,10 @@
 //! or open the file, negotiate options, then send blocks (in windows) with
 //! retransmission and block-number rollover.
 
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io;
 use std::net::SocketAddr;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,10 +14,11 @@ use tokio::net::UdpSocket;
 use tokio::time::timeout_at;
 
 use super::{Ctx, Outcome, TransferRecord};
+use crate::serve::limits::Slot;
 use crate::serve::path;
 use crate::serve::tftp_packet::{
-    self as packet, DEFAULT_BLKSIZE, ERR_ACCESS_VIOLATION, ERR_FILE_NOT_FOUND, MAX_BLKSIZE, Mode,
-    Packet, Request,
+    self as packet, DEFAULT_BLKSIZE, ERR_ACCESS_VIOLATION, ERR_FILE_NOT_FOUND, ERR_NOT_DEFINED,
+    MAX_BLKSIZE, Mode, Packet, Request,
 };
 
 /// Whether the name tries to climb out (as opposed to naming nothing).
@@ -33,7 +34,8 @@ struct Ended {
     bytes: u64,
 }
 
-pub(super) async fn serve_read(ctx: Arc<Ctx>, peer: SocketAddr, request: Request) {
+/// Serves one read; `_slot` counts it against the caps until it ends.
+pub(super) async fn serve_read(ctx: Arc<Ctx>, peer: SocketAddr, request: Request, _slot: Slot) {
     let start = Instant::now();
     let mut options = Vec::new();
     let ended = match transfer(&ctx, peer, &request, &mut options).await {
@@ -155,7 +157,9 @@ fn negotiate(ctx: &Ctx, request: &Request, size: u64, path_max: u16) -> Negotiat
                 b
             }
             "tsize" if request.mode == Mode::Octet => size,
-            "timeout" if (1..=255).contains(&v) => {
+            // Longer timeouts are left out (RFC 2349): the client then
+            // keeps to its default, and an abandoned transfer ends sooner.
+            "timeout" if (1..=opts.max_timeout.as_secs().min(255)).contains(&v) => {
                 n.timeout = Duration::from_secs(v);
                 v
             }
@@ -260,9 +264,13 @@ async fn refuse(socket: &UdpSocket, code: u16, message: &str) -> io::Result<Ende
 }
 
 /// Why a requested name gives no file.
+#[derive(Debug)]
 enum Refusal {
     NotFound,
     Denied,
+    /// Opening it failed otherwise (out of descriptors, EIO, a socket's
+    /// ENXIO): logged as such, while the client is told little.
+    Failed(io::Error),
 }
 
 /// Resolves the name under the root and opens the file, off the runtime's
@@ -272,15 +280,27 @@ async fn open(root: PathBuf, name: Vec<u8>) -> io::Result<Result<(File, u64), Re
         let Some(path) = path::resolve(&root, &name) else {
             return Ok(Err(Refusal::NotFound));
         };
-        let opened = File::open(&path).and_then(|file| {
-            let meta = file.metadata()?;
-            Ok((file, meta))
-        });
+        // `resolve` returns a canonical path, so nothing here follows a
+        // link; O_NOFOLLOW refuses one swapped in since, O_NONBLOCK keeps a
+        // FIFO from holding this thread forever.
+        let opened = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(&path)
+            .and_then(|file| {
+                let meta = file.metadata()?;
+                Ok((file, meta))
+            });
         Ok(match opened {
             Ok((file, meta)) if meta.is_file() => Ok((file, meta.len())),
-            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => Err(Refusal::Denied),
-            // Directories and whatever vanished since resolving.
-            _ => Err(Refusal::NotFound),
+            // Directories, FIFOs and devices are not files to send.
+            Ok(_) => Err(Refusal::NotFound),
+            Err(e) => match e.kind() {
+                io::ErrorKind::PermissionDenied => Err(Refusal::Denied),
+                // Whatever vanished since resolving.
+                io::ErrorKind::NotFound | io::ErrorKind::NotADirectory => Err(Refusal::NotFound),
+                _ => Err(Refusal::Failed(e)),
+            },
         })
     })
     .await
@@ -308,6 +328,15 @@ async fn transfer(
         }
         Err(Refusal::Denied) => {
             return refuse(&socket, ERR_ACCESS_VIOLATION, "access violation").await;
+        }
+        Err(Refusal::Failed(e)) => {
+            socket
+                .send(&packet::error(ERR_NOT_DEFINED, "server error"))
+                .await?;
+            return Ok(Ended {
+                outcome: Outcome::Failed(format!("opening the file: {e}")),
+                bytes: 0,
+            });
         }
     };
 
