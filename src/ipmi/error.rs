@@ -28,6 +28,18 @@ pub enum IpmiError {
     NoRmcpPlus,
     #[error("the BMC refused the session: {} (status 0x{code:02X})", status_meaning(*.code))]
     SessionRefused { code: u8 },
+    /// RAKP 4 carried an error although RAKP 2 matched our password.
+    #[error(
+        "the BMC answered RAKP 3 with status 0x{code:02X} ({}), although its RAKP 2 matched the password{}",
+        rakp3_status(*.code),
+        if *.rakp1_resent {
+            "; RAKP 1 had to be resent, so the BMC answers slower than the timeout and \
+             may have answered the resend with a new challenge: raise the BMC's timeout"
+        } else {
+            ""
+        }
+    )]
+    Rakp3Refused { code: u8, rakp1_resent: bool },
     #[error("{command} failed: {} (completion code 0x{code:02X})", completion_meaning(*.code))]
     Completion { command: &'static str, code: u8 },
     #[error("unexpected reply to {command}: {why}")]
@@ -57,11 +69,20 @@ impl IpmiError {
             IpmiError::Resolve { .. } => "resolve",
             IpmiError::WrongPassword { .. } | IpmiError::UnknownUser { .. } => "auth",
             IpmiError::CipherNotOffered { .. } | IpmiError::NoRmcpPlus => "cipher",
-            IpmiError::SessionRefused { .. } => "refused",
+            IpmiError::SessionRefused { .. } | IpmiError::Rakp3Refused { .. } => "refused",
             IpmiError::Completion { .. } => "completion",
             IpmiError::Protocol { .. } => "protocol",
             IpmiError::Io { .. } => "io",
         }
+    }
+}
+
+/// A RAKP 4 status, without the "wrong password?" guess that fits other
+/// messages: after a matching RAKP 2 the password is not the cause.
+fn rakp3_status(code: u8) -> &'static str {
+    match code {
+        0x0F => "invalid integrity check value",
+        code => status_meaning(code),
     }
 }
 

@@ -120,12 +120,20 @@ async fn step<T>(
         name,
         tries,
         |_| packet.clone(),
-        |_, d| {
-            let reply = handshake_reply(d, reply_type).filter(|p| p.first() == Some(&tag))?;
-            decode(&reply).ok()
-        },
+        |_, d| reply_to(d, reply_type, tag, decode),
     )
     .await
+}
+
+/// A handshake reply of `reply_type` with message tag `tag`, decoded.
+fn reply_to<T>(
+    datagram: &[u8],
+    reply_type: u8,
+    tag: u8,
+    decode: fn(&[u8]) -> std::result::Result<T, PacketError>,
+) -> Option<T> {
+    let reply = handshake_reply(datagram, reply_type).filter(|p| p.first() == Some(&tag))?;
+    decode(&reply).ok()
 }
 
 /// An RMCP+ status code from Open Session or RAKP as the error an admin
@@ -174,7 +182,7 @@ pub(super) async fn handshake(
         role: ADMINISTRATOR | NAME_ONLY_LOOKUP,
         username: creds.username.as_bytes().to_vec(),
     };
-    let rakp2 = step(
+    let mut rakp2 = step(
         link,
         "RAKP 1",
         (payload::RAKP1, rakp1.encode()),
@@ -182,6 +190,20 @@ pub(super) async fn handshake(
         Rakp2::decode,
     )
     .await?;
+    // A slow BMC: RAKP 1 was resent and the answer taken may be to the first
+    // send. A BMC that draws a new challenge per RAKP 1 holds the one it
+    // sent last, so the last answer is the one to go on with.
+    let resent = link.sends.count > 1;
+    let answered_at = tokio::time::Instant::now();
+    let tag = rakp1.tag;
+    if let Some(later) = link
+        .answers_to_resends(answered_at, |d| {
+            reply_to(d, payload::RAKP2, tag, Rakp2::decode)
+        })
+        .await
+    {
+        rakp2 = later;
+    }
     refused(rakp2.status, suite, creds)?;
     let exchange = Exchange {
         suite,
@@ -214,7 +236,13 @@ pub(super) async fn handshake(
         RakpCode::decode,
     )
     .await?;
-    refused(rakp4.status, suite, creds)?;
+    if rakp4.status != 0 {
+        // Not a wrong password: RAKP 2 just proved the BMC has ours.
+        return Err(IpmiError::Rakp3Refused {
+            code: rakp4.status,
+            rakp1_resent: resent,
+        });
+    }
     let keys = exchange.keys(password);
     if !crypto::equal(&exchange.rakp4_icv(&keys.sik), &rakp4.code) {
         return Err(IpmiError::Protocol {

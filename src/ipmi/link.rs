@@ -16,6 +16,37 @@ pub(super) struct Link {
     pub(super) addr: SocketAddr,
     pub(super) timing: Timing,
     pub(super) stats: Stats,
+    /// The tries of the last exchange, so that a caller can tell an answer
+    /// to a retransmission may still be on its way.
+    pub(super) sends: Sends,
+}
+
+/// When an exchange sent its tries.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Sends {
+    pub count: u32,
+    pub first: tokio::time::Instant,
+    pub last: tokio::time::Instant,
+}
+
+impl Sends {
+    fn new() -> Sends {
+        let now = tokio::time::Instant::now();
+        Sends {
+            count: 0,
+            first: now,
+            last: now,
+        }
+    }
+
+    fn sent(&mut self) {
+        let now = tokio::time::Instant::now();
+        if self.count == 0 {
+            self.first = now;
+        }
+        self.last = now;
+        self.count += 1;
+    }
 }
 
 impl Link {
@@ -33,6 +64,7 @@ impl Link {
             addr,
             timing,
             stats: Stats::default(),
+            sends: Sends::new(),
         })
     }
 
@@ -48,11 +80,13 @@ impl Link {
     ) -> Result<T> {
         let mut refused = false;
         let mut buf = [0u8; 2048];
+        self.sends = Sends::new();
         for attempt in 0..tries {
             if attempt > 0 {
                 self.stats.retransmits += 1;
             }
             let packet = build(state);
+            self.sends.sent();
             if let Err(source) = self.socket.send(&packet).await {
                 if source.kind() == std::io::ErrorKind::ConnectionRefused {
                     refused = true;
@@ -100,6 +134,31 @@ impl Link {
 
     pub(super) fn tries(&self) -> u32 {
         self.timing.retries + 1
+    }
+
+    /// After an exchange that resent its request: the answers to the
+    /// resends, which a slow BMC sends after the one already taken. Waits
+    /// until the last resend's answer is due (its send time plus the round
+    /// trip the first answer took, and a quarter more) and returns the last
+    /// datagram `accept` takes, if any.
+    pub(super) async fn answers_to_resends<T>(
+        &mut self,
+        answered_at: tokio::time::Instant,
+        mut accept: impl FnMut(&[u8]) -> Option<T>,
+    ) -> Option<T> {
+        if self.sends.count < 2 {
+            return None;
+        }
+        let round_trip = answered_at.saturating_duration_since(self.sends.first);
+        let deadline = self.sends.last + round_trip + round_trip / 4;
+        let mut buf = [0u8; 2048];
+        let mut last = None;
+        while let Ok(Ok(n)) = tokio::time::timeout_at(deadline, self.socket.recv(&mut buf)).await {
+            if let Some(out) = accept(&buf[..n]) {
+                last = Some(out);
+            }
+        }
+        last
     }
 }
 

@@ -91,11 +91,13 @@ pub fn open_session(
 
 /// RAKP 1 → (RAKP 2, the session's next stage; `None` discards it). The
 /// auth code uses the BMC's password: a console with a wrong one sees a
-/// mismatch here, as with a real BMC.
+/// mismatch here, as with a real BMC. `fresh`: draw a new challenge even
+/// for a retransmitted RAKP 1.
 pub fn rakp1(
     identity: &Identity,
     handshake: &Handshake,
     r1: &Rakp1,
+    fresh: bool,
 ) -> (Vec<u8>, Option<Handshake>) {
     let (console_session_id, suite, bmc_random) = match handshake {
         Handshake::Opened {
@@ -132,7 +134,7 @@ pub fn rakp1(
         console_session_id,
         bmc_session_id: r1.bmc_session_id,
         console_random: r1.console_random,
-        bmc_random,
+        bmc_random: if fresh { crypto::random() } else { bmc_random },
         bmc_guid: identity.guid,
         role: r1.role,
         username: r1.username.clone(),

@@ -71,6 +71,10 @@ pub enum Fault {
     None,
     /// Bound but never answers (a hung or unreachable BMC).
     Silent,
+    /// Answers every RAKP 1, a retransmitted one too, with a new challenge
+    /// (ipmi_sim does not, some BMCs do): a client that resends RAKP 1 to a
+    /// slow BMC must go on with the last RAKP 2.
+    FreshChallenges,
 }
 
 /// One virtual BMC.
@@ -136,6 +140,7 @@ impl BmcSpec {
         let limits = Limits {
             sol_retry: self.sol_retry,
             idle_timeout: self.session_timeout,
+            fresh_challenges: self.fault == Fault::FreshChallenges,
             ..Limits::default()
         };
         Responder::new(identity, controller, limits, port)

@@ -34,6 +34,8 @@ pub struct Limits {
     pub max_sessions: usize,
     /// SOL: resend an unacknowledged packet after this long.
     pub sol_retry: Duration,
+    /// A new challenge for every RAKP 1 (see `Fault::FreshChallenges`).
+    pub fresh_challenges: bool,
 }
 
 impl Default for Limits {
@@ -43,6 +45,7 @@ impl Default for Limits {
             idle_timeout: Duration::from_secs(30),
             max_sessions: 32,
             sol_retry: super::sol::RETRY_INTERVAL,
+            fresh_challenges: false,
         }
     }
 }
@@ -289,7 +292,8 @@ impl Responder {
                 else {
                     return Ok(plain(payload::RAKP2, handshake::rakp2_unknown_session(&r1)));
                 };
-                let (reply, next) = handshake::rakp1(&self.identity, hs, &r1);
+                let fresh = self.limits.fresh_challenges;
+                let (reply, next) = handshake::rakp1(&self.identity, hs, &r1, fresh);
                 self.advance(r1.bmc_session_id, next.map(State::Handshake), now);
                 Ok(plain(payload::RAKP2, reply))
             }
