@@ -208,10 +208,12 @@ impl AgentApi {
     /// nodes or MACs. Then the body, which must name the token's own node.
     /// Refusals (401, 403) are audited.
     fn admit(&self, request: &ApiRequest, call: &str) -> Result<Admitted<'_>, Refusal> {
+        // Nothing of ours (the store's path included) in an answer to a
+        // caller not yet authenticated.
         let deploys = self
             .store()
             .deploys()
-            .map_err(|e| Refusal(500, e.to_string()))?;
+            .map_err(|_| Refusal(500, "the state store cannot be read".into()))?;
         let deploy = match authenticate(request, &deploys) {
             Ok(deploy) => deploy,
             Err(refusal) => {
@@ -226,7 +228,7 @@ impl AgentApi {
                     (Refusal(_, why), _) => why.clone(),
                 };
                 let name = claimed.map(|n| n.name.as_str());
-                return Err(self.refused(request, call, name, &why, refusal));
+                return Err(self.refused(request, call, name, &why, refusal, false));
             }
         };
         let Some(node) = self.lab.node(&deploy.node) else {
@@ -242,7 +244,7 @@ impl AgentApi {
             Ok(()) => Ok(Admitted { deploy, node, body }),
             Err(refusal) if refusal.0 == 403 => {
                 let why = refusal.1.clone();
-                Err(self.refused(request, call, Some(&node.name), &why, refusal))
+                Err(self.refused(request, call, Some(&node.name), &why, refusal, true))
             }
             Err(refusal) => Err(refusal),
         }
@@ -256,6 +258,7 @@ impl AgentApi {
         node: Option<&str>,
         why: &str,
         refusal: Refusal,
+        authenticated: bool,
     ) -> Refusal {
         let now = Instant::now();
         let verdict = self
@@ -275,12 +278,8 @@ impl AgentApi {
             &detail,
         ) {
             Ok(()) => refusal,
-            // Before the token is valid the answer names nothing of ours,
-            // the store's path included.
-            Err(_) if refusal.0 == 401 || node.is_none() => {
-                Refusal(500, "the audit log cannot be written".into())
-            }
-            Err(e) => e,
+            Err(e) if authenticated => e,
+            Err(_) => Refusal(500, "the audit log cannot be written".into()),
         }
     }
 
