@@ -131,6 +131,8 @@ agent_download() {
     while kill -0 "$WGET" 2>/dev/null; do
         if [ $((tick % ${BEAT:-10})) -eq 0 ]; then
             written=$(sed -n 's/^wchar: //p' "/proc/$WGET/io" 2>/dev/null)
+            # wchar also counts wget's request: never report more than the image.
+            [ "${written:-0}" -gt "$SIZE" ] && written=$SIZE
             call progress "$(printf 'node=%s\nwritten=%s\ntotal=%s' "$NODE" "${written:-0}" "$SIZE")" >/dev/null
         fi
         tick=$((tick + 1))

@@ -33,18 +33,31 @@ pub enum Removal {
 }
 
 impl Entry {
-    /// Remove the file if it is still what we wrote.
-    pub fn remove(&self) -> io::Result<Removal> {
+    /// Remove the file (under `root`) if it is still what we wrote. Nothing
+    /// is read or removed through a symlinked directory under `root`; a
+    /// symlink where a config was is not what we wrote.
+    pub fn remove(&self, root: &Path) -> io::Result<Removal> {
         if let Some(expected) = &self.content {
-            match std::fs::read_to_string(&self.path) {
-                Ok(actual) if actual != *expected => {
-                    return Ok(Removal::Kept("replaced since this step wrote it".into()));
+            match fsutil::open_beneath(root, &self.path)? {
+                fsutil::Found::Absent => return Ok(Removal::Absent),
+                fsutil::Found::Symlink => {
+                    return Ok(Removal::Kept(
+                        "a symlink now, not the file this step wrote".into(),
+                    ));
                 }
-                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Removal::Absent),
-                _ => {}
+                fsutil::Found::Other => {
+                    return Ok(Removal::Kept("not a regular file any more".into()));
+                }
+                fsutil::Found::File(mut file) => {
+                    let mut actual = Vec::new();
+                    io::Read::read_to_end(&mut file, &mut actual)?;
+                    if actual != expected.as_bytes() {
+                        return Ok(Removal::Kept("replaced since this step wrote it".into()));
+                    }
+                }
             }
         }
-        Ok(match fsutil::remove_if_present(&self.path)? {
+        Ok(match fsutil::remove_if_present(root, &self.path)? {
             true => Removal::Removed,
             false => Removal::Absent,
         })
@@ -82,7 +95,8 @@ pub fn read(path: &Path) -> io::Result<Option<Manifest>> {
     }
 }
 
-pub fn write(path: &Path, manifest: &Manifest) -> io::Result<()> {
+/// Writes the manifest at `path`, under `root` (the state dir).
+pub fn write(root: &Path, path: &Path, manifest: &Manifest) -> io::Result<()> {
     let json = serde_json::to_vec_pretty(manifest).map_err(io::Error::other)?;
-    fsutil::write_atomic(path, &json, 0o600)
+    fsutil::write_atomic(root, path, &json, 0o600)
 }

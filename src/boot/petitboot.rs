@@ -223,6 +223,19 @@ impl PetitbootBoot {
         }
     }
 
+    /// The served root `path` lies under, which no write or delete may
+    /// leave through a symlink. A path under neither (a manifest written
+    /// before lab.toml moved a root) is confined to its own directory.
+    fn root_of<'a>(&'a self, path: &'a Path) -> &'a Path {
+        [&self.http.root, &self.tftp.root]
+            .into_iter()
+            .filter(|root| path.starts_with(root))
+            .max_by_key(|root| root.components().count())
+            .map(PathBuf::as_path)
+            .or_else(|| path.parent())
+            .unwrap_or(path)
+    }
+
     fn manifest_path(&self, node: &Node, stage: Stage) -> PathBuf {
         self.state_dir
             .join("boot")
@@ -279,7 +292,7 @@ impl PetitbootBoot {
         }));
         // Record intent before touching the tree, so clean-up finds
         // everything even if we are killed half-way.
-        manifest::write(&manifest_path, &old.union(&new)).map_err(io_error(
+        manifest::write(&self.state_dir, &manifest_path, &old.union(&new)).map_err(io_error(
             node,
             "write",
             &manifest_path,
@@ -288,24 +301,33 @@ impl PetitbootBoot {
         let mut changes = Changes::default();
         // Temp files a killed run left behind, in every directory we write to.
         let dhcp_files = self.dhcp.plan(node, &rendered.dhcp);
+        // (root, file): a DHCP file's directory is its own root.
         let targets = config_paths
             .iter()
-            .copied()
-            .chain(dhcp_files.iter().map(|f| &f.path))
-            .chain([&manifest_path]);
-        for dir in targets.filter_map(|p| p.parent()) {
-            self.sweeper
-                .sweep(dir)
-                .map_err(io_error(node, "clean stale temp files in", dir))?;
+            .map(|p| (self.root_of(p), p.as_path()))
+            .chain(
+                dhcp_files
+                    .iter()
+                    .filter_map(|f| Some((f.path.parent()?, f.path.as_path()))),
+            )
+            .chain([(self.state_dir.as_path(), manifest_path.as_path())]);
+        for (root, file) in targets {
+            let Some(dir) = file.parent() else { continue };
+            self.sweeper.sweep(root, dir).map_err(io_error(
+                node,
+                "clean stale temp files in",
+                dir,
+            ))?;
         }
         // Artifacts first, config last: petitboot never sees a config whose
         // kernel is not there yet.
         for (source, staged) in &rendered.artifacts {
-            fsutil::stage_file(source, staged).map_err(io_error(node, "stage", staged))?;
+            fsutil::stage_file(source, self.root_of(staged), staged)
+                .map_err(io_error(node, "stage", staged))?;
             changes.written.push(staged.clone());
         }
         for path in config_paths {
-            fsutil::write_atomic(path, rendered.config.as_bytes(), 0o644)
+            fsutil::write_atomic(self.root_of(path), path, rendered.config.as_bytes(), 0o644)
                 .map_err(io_error(node, "write", path))?;
             changes.written.push(path.clone());
         }
@@ -316,8 +338,12 @@ impl PetitbootBoot {
         changes.written.extend(dhcp_written);
 
         // Leftovers of this step's previous run that no longer apply.
-        remove_entries(node, old.minus(&new), &mut changes)?;
-        manifest::write(&manifest_path, &new).map_err(io_error(node, "write", &manifest_path))?;
+        self.remove_entries(node, old.minus(&new), &mut changes)?;
+        manifest::write(&self.state_dir, &manifest_path, &new).map_err(io_error(
+            node,
+            "write",
+            &manifest_path,
+        ))?;
         Ok(changes)
     }
 
@@ -330,19 +356,16 @@ impl PetitbootBoot {
         })?;
         let mut changes = Changes::default();
         for path in std::iter::once(layout.config()).chain(layout.discovery_files()) {
-            let removed =
-                fsutil::remove_if_present(&path).map_err(io_error(node, "remove", &path))?;
+            let removed = fsutil::remove_if_present(layout.root, &path)
+                .map_err(io_error(node, "remove", &path))?;
             if removed {
                 changes.removed.push(path);
             }
         }
         self.release_dhcp(node, &mut changes)?;
         let manifest_path = self.manifest_path(node, Stage::Instance);
-        manifest::write(&manifest_path, &Manifest::default()).map_err(io_error(
-            node,
-            "write",
-            &manifest_path,
-        ))?;
+        manifest::write(&self.state_dir, &manifest_path, &Manifest::default())
+            .map_err(io_error(node, "write", &manifest_path))?;
         Ok(changes)
     }
 
@@ -353,6 +376,27 @@ impl PetitbootBoot {
         })?;
         changes.written.extend(released.rewritten);
         changes.removed.extend(released.removed);
+        Ok(())
+    }
+
+    fn remove_entries(
+        &self,
+        node: &Node,
+        entries: Vec<Entry>,
+        changes: &mut Changes,
+    ) -> Result<(), BootError> {
+        for entry in entries {
+            let outcome = entry.remove(self.root_of(&entry.path)).map_err(io_error(
+                node,
+                "remove",
+                &entry.path,
+            ))?;
+            match outcome {
+                Removal::Removed => changes.removed.push(entry.path),
+                Removal::Absent => {}
+                Removal::Kept(why) => changes.kept.push((entry.path, why)),
+            }
+        }
         Ok(())
     }
 
@@ -369,8 +413,8 @@ impl PetitbootBoot {
             .files
             .into_iter()
             .partition(|e| e.content.is_some());
-        remove_entries(node, configs, &mut changes)?;
-        remove_entries(node, artifacts, &mut changes)?;
+        self.remove_entries(node, configs, &mut changes)?;
+        self.remove_entries(node, artifacts, &mut changes)?;
 
         let other = match stage {
             Stage::Deploy => Stage::Instance,
@@ -383,17 +427,19 @@ impl PetitbootBoot {
         if manifest.dhcp && !other_needs_dhcp {
             self.release_dhcp(node, &mut changes)?;
         }
-        fsutil::remove_if_present(&manifest_path).map_err(io_error(
+        fsutil::remove_if_present(&self.state_dir, &manifest_path).map_err(io_error(
             node,
             "remove",
             &manifest_path,
         ))?;
         if let Some(dir) = manifest_path.parent() {
-            fsutil::remove_dir_if_empty(dir).map_err(io_error(node, "remove", dir))?;
+            fsutil::remove_dir_if_empty(&self.state_dir, dir)
+                .map_err(io_error(node, "remove", dir))?;
         }
         if let Ok(layout) = self.layout(node) {
             let dir = layout.node_dir();
-            fsutil::remove_dir_if_empty(&dir).map_err(io_error(node, "remove", &dir))?;
+            fsutil::remove_dir_if_empty(layout.root, &dir)
+                .map_err(io_error(node, "remove", &dir))?;
         }
         Ok(changes)
     }
@@ -413,24 +459,6 @@ fn io_error(
         path,
         source,
     }
-}
-
-fn remove_entries(
-    node: &Node,
-    entries: Vec<Entry>,
-    changes: &mut Changes,
-) -> Result<(), BootError> {
-    for entry in entries {
-        let outcome = entry
-            .remove()
-            .map_err(io_error(node, "remove", &entry.path))?;
-        match outcome {
-            Removal::Removed => changes.removed.push(entry.path),
-            Removal::Absent => {}
-            Removal::Kept(why) => changes.kept.push((entry.path, why)),
-        }
-    }
-    Ok(())
 }
 
 /// The node properties the petitboot driver reads.

@@ -88,15 +88,17 @@ impl DhcpProvider for Dnsmasq {
         let opts = self.optsdir.join(&name);
         let mut released = Released::default();
         // Untag the MACs first: from then on the node gets no petitboot options.
-        if hosts.exists() {
+        // Not following a link planted there (rewriting one replaces it).
+        if std::fs::symlink_metadata(&hosts).is_ok() {
             super::write_file(&hosts, &Self::hosts_content(node, RELEASED_TAG, "released"))?;
             released.rewritten.push(hosts);
         }
-        let gone = fsutil::remove_if_present(&opts).map_err(|source| DhcpError::Io {
-            action: "remove",
-            path: opts.clone(),
-            source,
-        })?;
+        let gone =
+            fsutil::remove_if_present(&self.optsdir, &opts).map_err(|source| DhcpError::Io {
+                action: "remove",
+                path: opts.clone(),
+                source,
+            })?;
         if gone {
             released.removed.push(opts);
         }

@@ -86,11 +86,16 @@ pub fn write_planned(files: &[PlannedFile]) -> Result<Vec<PathBuf>, DhcpError> {
 }
 
 /// Atomically (dot-named temp file, which dnsmasq ignores, then rename).
+/// The file's directory (dnsmasq's hostsdir or optsdir) is its root: a
+/// symlink planted where the file goes is replaced, never followed.
 fn write_file(path: &Path, content: &str) -> Result<(), DhcpError> {
-    crate::fsutil::write_atomic(path, content.as_bytes(), 0o644).map_err(|source| DhcpError::Io {
-        action: "write",
-        path: path.to_path_buf(),
-        source,
+    let root = path.parent().unwrap_or(Path::new("/"));
+    crate::fsutil::write_atomic(root, path, content.as_bytes(), 0o644).map_err(|source| {
+        DhcpError::Io {
+            action: "write",
+            path: path.to_path_buf(),
+            source,
+        }
     })
 }
 

@@ -4,9 +4,11 @@
 //! and moves the state machine; this handler never changes a node's state.
 
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
+use super::rejections::{self, Coalescer, Verdict};
 use super::store::{AgentResult, Deploy, Event, IscsiTarget, Store, StoreError};
 use crate::inventory::{DeployInterface, Lab, MacAddr, Node, valid_iscsi_name};
 use crate::serve::http::{ApiHandler, ApiRequest, ApiResponse};
@@ -39,6 +41,7 @@ pub fn ramdisk_args(api_url: &str, token: &str) -> Vec<String> {
 pub struct AgentApi {
     lab: Arc<Lab>,
     store: Arc<Mutex<Store>>,
+    refusals: Mutex<Coalescer>,
 }
 
 /// A refused or failed call: status and the `error=` text.
@@ -46,22 +49,53 @@ struct Refusal(u16, String);
 
 type Reply = Result<String, Refusal>;
 
+/// The same answer for every call without a valid token, whatever its body:
+/// nothing in it tells whether a node or MAC exists.
+fn no_token() -> Refusal {
+    Refusal(401, format!("{TOKEN_HEADER} header required"))
+}
+
+fn bad_token() -> Refusal {
+    Refusal(403, "the token is not that of a deploy in progress".into())
+}
+
+/// An authenticated call: the deploy its token belongs to, that deploy's
+/// node, and the parsed body.
+struct Admitted<'a> {
+    deploy: Deploy,
+    node: &'a Node,
+    body: Vec<(String, String)>,
+}
+
 impl AgentApi {
     pub fn new(lab: Arc<Lab>, store: Arc<Mutex<Store>>) -> AgentApi {
-        AgentApi { lab, store }
+        Self::with_refusal_interval(lab, store, rejections::INTERVAL)
+    }
+
+    /// `new`, with refused calls coalesced per peer over `interval`.
+    pub fn with_refusal_interval(
+        lab: Arc<Lab>,
+        store: Arc<Mutex<Store>>,
+        interval: Duration,
+    ) -> AgentApi {
+        let refusals = Mutex::new(Coalescer::new(interval, rejections::MAX_PEERS));
+        AgentApi {
+            lab,
+            store,
+            refusals,
+        }
     }
 
     fn store(&self) -> std::sync::MutexGuard<'_, Store> {
         self.store.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    fn refusals(&self) -> std::sync::MutexGuard<'_, Coalescer> {
+        self.refusals.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn call(&self, request: &ApiRequest, call: &str) -> Reply {
-        let body = parse_body(&request.body)?;
-        let node = match call {
-            "lookup" => self.node_by_macs(&body)?,
-            _ => self.node_by_name(&body)?,
-        };
-        let deploy = self.authorize(request, call, node)?;
+        let Admitted { deploy, node, body } = self.admit(request, call)?;
         if deploy.result.is_some() {
             let msg = format!("node {}: the agent already reported its result", node.name);
             return Err(Refusal(409, msg));
@@ -77,7 +111,7 @@ impl AgentApi {
         match call {
             "lookup" => {
                 stored(store.agent_lookup(name))?;
-                audit(&mut store, name, &who, "agent-lookup", "ok", "")?;
+                audit(&mut store, Some(name), &who, "agent-lookup", "ok", "")?;
                 Ok(lookup_reply(
                     node,
                     &deploy,
@@ -102,12 +136,16 @@ impl AgentApi {
                     "target {} portal {} lun {}",
                     target.target, target.portal, target.lun
                 );
-                audit(&mut store, name, &who, "agent-iscsi", "ok", &detail)?;
+                audit(&mut store, Some(name), &who, "agent-iscsi", "ok", &detail)?;
                 Ok("ok=1\n".into())
             }
             "progress" => {
                 let written = number(&body, "written")?;
                 let total = number(&body, "total")?;
+                if written > total {
+                    let msg = format!("written={written} is more than total={total}");
+                    return Err(Refusal(400, msg));
+                }
                 stored(store.agent_progress(name, written, total))?;
                 Ok("ok=1\n".into())
             }
@@ -124,7 +162,14 @@ impl AgentApi {
                             reason: reason.clone(),
                         },
                     ))?;
-                    audit(&mut store, name, &who, "agent-done", "refused", &reason)?;
+                    audit(
+                        &mut store,
+                        Some(name),
+                        &who,
+                        "agent-done",
+                        "refused",
+                        &reason,
+                    )?;
                     return Err(Refusal(409, reason));
                 }
                 stored(store.agent_result(
@@ -135,7 +180,7 @@ impl AgentApi {
                 ))?;
                 audit(
                     &mut store,
-                    name,
+                    Some(name),
                     &who,
                     "agent-done",
                     "ok",
@@ -151,69 +196,200 @@ impl AgentApi {
                         reason: reason.clone(),
                     },
                 ))?;
-                audit(&mut store, name, &who, "agent-failed", "ok", &reason)?;
+                audit(&mut store, Some(name), &who, "agent-failed", "ok", &reason)?;
                 Ok("ok=1\n".into())
             }
             _ => Err(Refusal(404, format!("no such call: {call}"))),
         }
     }
 
-    fn node_by_macs(&self, body: &[(String, String)]) -> Result<&Node, Refusal> {
-        let macs: Vec<&str> = values(body, "mac").collect();
-        if macs.is_empty() {
-            return Err(Refusal(400, "missing mac=".into()));
-        }
-        for raw in &macs {
-            let mac: MacAddr = raw
-                .parse()
-                .map_err(|_| Refusal(400, format!("mac={raw} is not a MAC address")))?;
-            if let Some(node) = self.lab.nodes.iter().find(|n| n.macs.contains(&mac)) {
-                return Ok(node);
+    /// The token first: until it is checked nothing else about the call
+    /// decides the answer, so an unauthenticated peer learns nothing about
+    /// nodes or MACs. Then the body, which must name the token's own node.
+    /// Refusals (401, 403) are audited.
+    fn admit(&self, request: &ApiRequest, call: &str) -> Result<Admitted<'_>, Refusal> {
+        // Nothing of ours (the store's path included) in an answer to a
+        // caller not yet authenticated.
+        let deploys = self
+            .store()
+            .deploys()
+            .map_err(|_| Refusal(500, "the state store cannot be read".into()))?;
+        let deploy = match authenticate(request, &deploys) {
+            Ok(deploy) => deploy,
+            Err(refusal) => {
+                // The audit row, unlike the answer, says which node the call
+                // claims to be for, so `history NODE` shows it.
+                let claimed = claimed_node(&self.lab, call, &request.body);
+                let why = match (&refusal, claimed) {
+                    (Refusal(403, _), Some(n)) if deploys.iter().any(|d| d.node == n.name) => {
+                        format!("node {}: wrong deploy token", n.name)
+                    }
+                    (Refusal(403, _), Some(n)) => format!("node {}: no deploy in progress", n.name),
+                    (Refusal(_, why), _) => why.clone(),
+                };
+                let name = claimed.map(|n| n.name.as_str());
+                return Err(self.refused(request, call, name, &why, refusal, false));
             }
-        }
-        Err(Refusal(404, format!("no node has MAC {}", macs.join(", "))))
-    }
-
-    fn node_by_name(&self, body: &[(String, String)]) -> Result<&Node, Refusal> {
-        let name = required(body, "node")?;
-        self.lab
-            .node(name)
-            .ok_or_else(|| Refusal(404, format!("no node named {name:?}")))
-    }
-
-    /// The node's deploy, if `request` carries its token. Refusals are audited.
-    fn authorize(&self, request: &ApiRequest, call: &str, node: &Node) -> Result<Deploy, Refusal> {
-        let token = request
-            .header(TOKEN_HEADER)
-            .map(|t| String::from_utf8_lossy(t).trim().to_string())
-            .filter(|t| !t.is_empty());
-        let mut store = self.store();
-        let deploy = store
-            .deploy(&node.name)
-            .map_err(|e| Refusal(500, e.to_string()))?;
-        let refusal = match (&token, &deploy) {
-            (None, _) => Refusal(401, format!("{TOKEN_HEADER} header required")),
-            (Some(_), None) => Refusal(403, format!("node {}: no deploy in progress", node.name)),
-            (Some(t), Some(d)) if !same(&token_hash(t), &d.token_sha256) => {
-                Refusal(403, format!("node {}: wrong deploy token", node.name))
-            }
-            (Some(_), Some(d)) => return Ok(d.clone()),
         };
-        let detail = format!("{call} from {}: {}", request.peer, refusal.1);
-        audit(
+        let Some(node) = self.lab.node(&deploy.node) else {
+            let msg = format!("node {}: no longer in the inventory", deploy.node);
+            return Err(Refusal(409, msg));
+        };
+        let body = parse_body(&request.body)?;
+        let claim = match call {
+            "lookup" => claims_by_mac(node, &body),
+            _ => claims_by_name(node, &body),
+        };
+        match claim {
+            Ok(()) => Ok(Admitted { deploy, node, body }),
+            Err(refusal) if refusal.0 == 403 => {
+                let why = refusal.1.clone();
+                Err(self.refused(request, call, Some(&node.name), &why, refusal, true))
+            }
+            Err(refusal) => Err(refusal),
+        }
+    }
+
+    /// Audits a refusal (`why`, coalesced per peer) and hands it back.
+    fn refused(
+        &self,
+        request: &ApiRequest,
+        call: &str,
+        node: Option<&str>,
+        why: &str,
+        refusal: Refusal,
+        authenticated: bool,
+    ) -> Refusal {
+        let now = Instant::now();
+        let verdict = self
+            .refusals()
+            .refuse(request.peer.ip(), now, &format!("{call}: {why}"));
+        if verdict == Verdict::Counted {
+            return refusal;
+        }
+        let detail = format!("{call} from {}: {why}", request.peer);
+        let mut store = self.store();
+        match audit(
             &mut store,
-            &node.name,
+            node,
             &who(request),
             "agent-rejected",
             "refused",
             &detail,
-        )?;
-        Err(refusal)
+        ) {
+            Ok(()) => refusal,
+            Err(e) if authenticated => e,
+            Err(_) => Refusal(500, "the audit log cannot be written".into()),
+        }
     }
+
+    /// Writes the counts of the coalescing windows that have closed.
+    fn flush_refusals(&self, now: Instant, all: bool) {
+        let summaries = {
+            let mut refusals = self.refusals();
+            if all {
+                refusals.drain(now)
+            } else {
+                refusals.expire(now)
+            }
+        };
+        if summaries.is_empty() {
+            return;
+        }
+        let mut store = self.store();
+        for s in summaries {
+            let detail = format!(
+                "{} more refused calls from {} in {} s, counted but not recorded one by one; \
+                 the last: {}",
+                s.more,
+                s.peer,
+                s.interval.as_secs().max(1),
+                s.last
+            );
+            let who = format!("agent {}", s.peer);
+            // Best effort: a store that cannot take this row already failed
+            // (and said so) on the refusal that opened the window.
+            let _ = audit(&mut store, None, &who, "agent-rejected", "refused", &detail);
+        }
+    }
+}
+
+impl Drop for AgentApi {
+    fn drop(&mut self) {
+        self.flush_refusals(Instant::now(), true);
+    }
+}
+
+/// The deploy whose token `request` carries. Every deploy in progress is
+/// compared, each without an early exit, so timing tells nothing.
+fn authenticate(request: &ApiRequest, deploys: &[Deploy]) -> Result<Deploy, Refusal> {
+    let token = request
+        .header(TOKEN_HEADER)
+        .map(|t| String::from_utf8_lossy(t).trim().to_string())
+        .filter(|t| !t.is_empty())
+        .ok_or_else(no_token)?;
+    let hash = token_hash(&token);
+    // Every record is compared, even after a match.
+    let mut found = None;
+    for d in deploys {
+        if same(&hash, &d.token_sha256) {
+            found = Some(d);
+        }
+    }
+    found.cloned().ok_or_else(bad_token)
+}
+
+/// The node a refused call says it is for (its `node=`, or the first known
+/// `mac=`), for the audit log only: it never changes the answer.
+fn claimed_node<'a>(lab: &'a Lab, call: &str, body: &[u8]) -> Option<&'a Node> {
+    let body = parse_body(body).ok()?;
+    if call == "lookup" {
+        values(&body, "mac")
+            .filter_map(|m| m.parse::<MacAddr>().ok())
+            .find_map(|mac| lab.nodes.iter().find(|n| n.macs.contains(&mac)))
+    } else {
+        lab.node(required(&body, "node").ok()?)
+    }
+}
+
+/// A `lookup` body: one `mac=` line per NIC, at least one of them the node's.
+fn claims_by_mac(node: &Node, body: &[(String, String)]) -> Result<(), Refusal> {
+    let macs: Vec<&str> = values(body, "mac").collect();
+    if macs.is_empty() {
+        return Err(Refusal(400, "missing mac=".into()));
+    }
+    let mut mine = false;
+    for raw in &macs {
+        let mac: MacAddr = raw
+            .parse()
+            .map_err(|_| Refusal(400, format!("mac={raw} is not a MAC address")))?;
+        mine |= node.macs.contains(&mac);
+    }
+    if mine {
+        return Ok(());
+    }
+    let msg = format!(
+        "the token is node {}'s, and none of mac={} is one of its MACs",
+        node.name,
+        macs.join(", ")
+    );
+    Err(Refusal(403, msg))
+}
+
+/// Other calls: `node=`, which must be the token's node.
+fn claims_by_name(node: &Node, body: &[(String, String)]) -> Result<(), Refusal> {
+    let name = required(body, "node")?;
+    if name == node.name {
+        return Ok(());
+    }
+    // The same words for a node that exists and one that does not.
+    let msg = format!("the token is not node {name:?}'s");
+    Err(Refusal(403, msg))
 }
 
 impl ApiHandler for AgentApi {
     fn handle(&self, request: &ApiRequest) -> ApiResponse {
+        self.flush_refusals(Instant::now(), false);
         let reply = match (request.method.as_str(), request.path.as_str()) {
             ("GET" | "HEAD", "/v1/ping") => Ok("ok=petitlab\n".to_string()),
             ("POST", path) => match path.strip_prefix("/v1/") {
@@ -298,14 +474,14 @@ fn who(request: &ApiRequest) -> String {
 
 fn audit(
     store: &mut Store,
-    node: &str,
+    node: Option<&str>,
     who: &str,
     action: &str,
     result: &str,
     detail: &str,
 ) -> Result<(), Refusal> {
     let event = Event {
-        node: Some(node.to_string()),
+        node: node.map(str::to_string),
         who: who.to_string(),
         action: action.to_string(),
         result: result.to_string(),
@@ -317,7 +493,7 @@ fn audit(
         .map_err(|e| Refusal(500, e.to_string()))
 }
 
-/// Compares token hashes without an early exit, so timing tells nothing.
+/// Compares token hashes without an early exit.
 fn same(a: &str, b: &str) -> bool {
     a.len() == b.len()
         && a.bytes()

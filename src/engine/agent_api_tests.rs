@@ -1,4 +1,5 @@
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use super::*;
 use crate::engine::store::NewDeploy;
@@ -87,13 +88,9 @@ impl Fixture {
     }
 
     fn rejections(&self) -> Vec<String> {
-        let store = self.store.lock().unwrap();
-        store
-            .last_events(Some("n1"), 100)
-            .unwrap()
+        all_rejections(self)
             .into_iter()
-            .filter(|e| e.action == "agent-rejected")
-            .map(|e| format!("{} {}", e.who, e.detail))
+            .map(|(_, who, detail)| format!("{who} {detail}"))
             .collect()
     }
 }
@@ -137,17 +134,30 @@ fn missing_and_wrong_tokens_are_refused_and_audited() {
     assert_eq!(status, 401, "{body}");
     assert!(body.starts_with("error="), "{body}");
     let wrong = "ffffffffffffffffffffffffffffffff";
-    let (status, body) = f.call("/v1/heartbeat", Some(wrong), "node=n1");
-    assert_eq!(status, 403, "{body}");
-    assert!(body.contains("wrong deploy token"), "{body}");
-    let audited = f.rejections();
+    let r = f.api.handle(&from(
+        [127, 0, 0, 10],
+        "/v1/heartbeat",
+        Some(wrong),
+        b"node=n1",
+    ));
+    assert_eq!(r.status, 403);
+    let body = String::from_utf8(r.body).unwrap();
+    assert!(body.contains("not that of a deploy in progress"), "{body}");
+    let audited = all_rejections(&f);
     assert_eq!(audited.len(), 2, "{audited:?}");
+    assert_eq!(audited[0].1, "agent 127.0.0.9");
+    assert_eq!(audited[1].1, "agent 127.0.0.10");
+    // The rows (not the answers) name the node the calls claim to be for.
     assert!(
-        audited.iter().all(|a| a.starts_with("agent 127.0.0.9")),
+        audited.iter().all(|a| a.0.as_deref() == Some("n1")),
         "{audited:?}"
     );
     assert!(
-        !audited.iter().any(|a| a.contains(wrong)),
+        audited[1].2.contains("node n1: wrong deploy token"),
+        "{audited:?}"
+    );
+    assert!(
+        !audited.iter().any(|a| a.2.contains(wrong)),
         "tokens are not logged: {audited:?}"
     );
     let deploy = f.store.lock().unwrap().deploy("n1").unwrap().unwrap();
@@ -159,8 +169,8 @@ fn no_deploy_in_progress_means_no_token_is_valid() {
     let f = fixture(false);
     let (status, body) = f.call("/v1/lookup", Some(TOKEN), "mac=52:54:00:00:00:01");
     assert_eq!(status, 403, "{body}");
-    assert!(body.contains("no deploy in progress"), "{body}");
-    assert_eq!(f.rejections().len(), 1);
+    assert!(body.contains("not that of a deploy in progress"), "{body}");
+    assert_eq!(all_rejections(&f).len(), 1);
 }
 
 #[test]
@@ -213,13 +223,14 @@ fn a_checksum_mismatch_fails_the_deploy_naming_both_sums() {
 #[test]
 fn unknown_macs_names_and_garbage_bodies() {
     let f = fixture(true);
-    assert_eq!(
-        f.call("/v1/lookup", Some(TOKEN), "mac=52:54:00:99:99:99").0,
-        404
-    );
+    // With the token: a MAC or name that is not the token's node is refused
+    // (403, audited), whether or not another node has it.
+    let (status, body) = f.call("/v1/lookup", Some(TOKEN), "mac=52:54:00:99:99:99");
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("none of mac=52:54:00:99:99:99"), "{body}");
     assert_eq!(f.call("/v1/lookup", Some(TOKEN), "mac=not-a-mac").0, 400);
     assert_eq!(f.call("/v1/lookup", Some(TOKEN), "").0, 400);
-    assert_eq!(f.call("/v1/heartbeat", Some(TOKEN), "node=ghost").0, 404);
+    assert_eq!(f.call("/v1/heartbeat", Some(TOKEN), "node=ghost").0, 403);
     assert_eq!(f.call("/v1/heartbeat", Some(TOKEN), "just words").0, 400);
     let r = f.api.handle(&ApiRequest {
         body: vec![0xff, 0xfe],
@@ -309,4 +320,183 @@ fn an_agent_node_refuses_an_iscsi_report_and_its_heartbeat_stays_plain() {
     assert_eq!(status, 409, "{body}");
     assert!(body.contains("deploy_interface is agent"), "{body}");
     assert_eq!(f.call("/v1/heartbeat", Some(TOKEN), "node=n1").1, "ok=1\n");
+}
+
+fn from(peer: [u8; 4], path: &str, token: Option<&str>, body: &[u8]) -> ApiRequest {
+    ApiRequest {
+        body: body.to_vec(),
+        peer: SocketAddr::from((peer, 4000)),
+        ..request("POST", path, token, "")
+    }
+}
+
+/// Every `agent-rejected` row, whatever node (if any) it names.
+fn all_rejections(f: &Fixture) -> Vec<(Option<String>, String, String)> {
+    let store = f.store.lock().unwrap();
+    store
+        .last_events(None, 10_000)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action == "agent-rejected")
+        .map(|e| (e.node, e.who, e.detail))
+        .collect()
+}
+
+#[test]
+fn without_a_valid_token_every_body_gets_the_same_answer_and_no_node_name() {
+    let f = fixture(true);
+    let bodies: [(&str, &[u8]); 8] = [
+        ("/v1/lookup", b"mac=52:54:00:00:00:01"),
+        ("/v1/lookup", b"mac=52:54:00:99:99:99"),
+        ("/v1/lookup", b"mac=not-a-mac"),
+        ("/v1/lookup", b""),
+        ("/v1/heartbeat", b"node=n1"),
+        ("/v1/heartbeat", b"node=ghost"),
+        ("/v1/progress", b"just words"),
+        ("/v1/done", &[0xff, 0xfe]),
+    ];
+    let wrong = "ffffffffffffffffffffffffffffffff";
+    for (token, status) in [(None, 401), (Some(wrong), 403)] {
+        let answers: Vec<(u16, String)> = bodies
+            .iter()
+            .enumerate()
+            .map(|(i, (path, body))| {
+                // A peer each, so every refusal is recorded on its own.
+                let r = f.api.handle(&from([10, 0, 0, i as u8], path, token, body));
+                (r.status, String::from_utf8(r.body).unwrap())
+            })
+            .collect();
+        for ((path, body), answer) in bodies.iter().zip(&answers) {
+            let shown = String::from_utf8_lossy(body);
+            assert_eq!(answer.0, status, "{token:?} {path} {shown:?}: {}", answer.1);
+            assert_eq!(answer.1, answers[0].1, "{token:?} {path} {shown:?}");
+            assert!(
+                !answer.1.contains("n1") && !answer.1.contains("ghost"),
+                "{token:?} {path} {shown:?}: {}",
+                answer.1
+            );
+        }
+    }
+}
+
+#[test]
+fn refusals_of_malformed_or_unknown_calls_are_audited() {
+    let f = fixture(true);
+    let r = f
+        .api
+        .handle(&from([10, 0, 0, 1], "/v1/lookup", None, b"junk"));
+    assert_eq!(r.status, 401);
+    let r = f.api.handle(&from(
+        [10, 0, 0, 2],
+        "/v1/heartbeat",
+        Some("ffffffffffffffffffffffffffffffff"),
+        b"node=ghost",
+    ));
+    assert_eq!(r.status, 403);
+    let audited = all_rejections(&f);
+    assert_eq!(audited.len(), 2, "{audited:?}");
+    assert!(audited[0].1 == "agent 10.0.0.1" && audited[0].2.contains("lookup"));
+    assert!(audited[1].1 == "agent 10.0.0.2" && audited[1].2.contains("heartbeat"));
+    assert!(audited.iter().all(|a| a.0.is_none()), "{audited:?}");
+}
+
+#[test]
+fn a_flood_of_refused_calls_from_one_peer_adds_a_bounded_number_of_rows() {
+    let f = fixture(true);
+    for _ in 0..3000 {
+        let r = f
+            .api
+            .handle(&from([10, 0, 0, 7], "/v1/heartbeat", None, b"node=n1"));
+        assert_eq!(r.status, 401);
+    }
+    let audited = all_rejections(&f);
+    assert!(audited.len() <= 2, "{} rows for one peer", audited.len());
+    assert!(!audited.is_empty(), "the first refusal is recorded");
+}
+
+#[test]
+fn progress_beyond_its_total_is_refused_naming_written() {
+    let f = fixture(true);
+    let (status, body) = f.call(
+        "/v1/progress",
+        Some(TOKEN),
+        "node=n1\nwritten=5000\ntotal=4096\n",
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("written=5000"), "{body}");
+    let deploy = f.store.lock().unwrap().deploy("n1").unwrap().unwrap();
+    assert_eq!((deploy.written, deploy.total), (0, 0));
+}
+
+#[test]
+fn a_valid_token_answers_only_for_its_own_node() {
+    let two = format!(
+        "{LAB}\n[[node]]\nname = \"n2\"\nmacs = [\"52:54:00:00:00:02\"]\n\
+         [node.bmc]\nhost = \"127.0.0.1\"\nusername = \"u\"\npassword = \"pw\"\n\
+         [node.deploy]\nkernel = \"k\"\nramdisk = \"r\"\n[node.instance]\nimage = \"img\"\n"
+    );
+    let f = fixture_with(&two, true);
+    // n2 exists and ghost does not: the answers must not tell them apart.
+    let (s2, b2) = f.call("/v1/heartbeat", Some(TOKEN), "node=n2");
+    let (sg, bg) = f.call("/v1/heartbeat", Some(TOKEN), "node=ghost");
+    assert_eq!((s2, sg), (403, 403), "{b2} / {bg}");
+    assert_eq!(b2.replace("n2", "X"), bg.replace("ghost", "X"));
+    let (s, b) = f.call("/v1/lookup", Some(TOKEN), "mac=52:54:00:00:00:02");
+    let (su, bu) = f.call("/v1/lookup", Some(TOKEN), "mac=52:54:00:99:99:99");
+    assert_eq!((s, su), (403, 403), "{b} / {bu}");
+    assert!(!b.contains("n2"), "{b}");
+}
+
+#[test]
+fn a_closed_window_leaves_one_row_with_the_count() {
+    let dir = fixture(true);
+    let lab = dir.api.lab.clone();
+    let api = AgentApi::with_refusal_interval(lab, dir.store.clone(), Duration::from_millis(300));
+    let peer = [10, 0, 0, 7];
+    for _ in 0..500 {
+        assert_eq!(
+            api.handle(&from(peer, "/v1/lookup", None, b"x")).status,
+            401
+        );
+    }
+    std::thread::sleep(Duration::from_millis(400));
+    // Any later call closes the window; the peer's next refusal opens another.
+    assert_eq!(
+        api.handle(&request("GET", "/v1/ping", None, "")).status,
+        200
+    );
+    assert_eq!(
+        api.handle(&from(peer, "/v1/lookup", None, b"x")).status,
+        401
+    );
+    let audited = all_rejections(&dir);
+    let details: Vec<&str> = audited.iter().map(|a| a.2.as_str()).collect();
+    assert_eq!(audited.len(), 3, "{details:#?}");
+    assert!(
+        details[0].starts_with("lookup from 10.0.0.7:4000: "),
+        "{details:?}"
+    );
+    assert!(
+        details[1].starts_with("499 more refused calls from 10.0.0.7 in "),
+        "{details:?}"
+    );
+    assert!(details[1].contains("header required"), "{details:?}");
+    assert!(
+        details[2].starts_with("lookup from 10.0.0.7:4000: "),
+        "{details:?}"
+    );
+    // The server stopping writes what it still counts.
+    for _ in 0..9 {
+        api.handle(&from(peer, "/v1/lookup", None, b"x"));
+    }
+    drop(api);
+    let audited = all_rejections(&dir);
+    assert_eq!(audited.len(), 4);
+    assert!(
+        audited[3]
+            .2
+            .starts_with("9 more refused calls from 10.0.0.7"),
+        "{:?}",
+        audited[3]
+    );
 }

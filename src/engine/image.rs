@@ -155,8 +155,14 @@ pub fn stage(lab: &Lab, node: &Node) -> Result<StagedImage, ImageError> {
     };
     let target = staged_path(lab, node);
     let raw = raw_source(lab, node)?;
-    fsutil::stage_file(&raw, &target).map_err(err(src))?;
-    let (size, sha256) = checksum(&target).map_err(err(&target))?;
+    fsutil::stage_file(&raw, &lab.http.root, &target).map_err(err(src))?;
+    // Read back where it was published, through no symlink.
+    let (size, sha256) = match fsutil::open_beneath(&lab.http.root, &target) {
+        Ok(fsutil::Found::File(file)) => checksum_of(file),
+        Ok(_) => Err(std::io::Error::other("not the regular file just staged")),
+        Err(e) => Err(e),
+    }
+    .map_err(err(&target))?;
     Ok(StagedImage {
         url: format!("{base}{}/image", node.uuid),
         path: target,
@@ -170,10 +176,14 @@ pub fn stage(lab: &Lab, node: &Node) -> Result<StagedImage, ImageError> {
 /// directories when empty).
 pub fn unstage(lab: &Lab, node: &Node) -> std::io::Result<bool> {
     let mut removed = false;
-    for target in [staged_path(lab, node), converted_path(lab, node)] {
-        removed |= fsutil::remove_if_present(&target)?;
+    let targets = [
+        (&lab.http.root, staged_path(lab, node)),
+        (&lab.state_dir, converted_path(lab, node)),
+    ];
+    for (root, target) in targets {
+        removed |= fsutil::remove_if_present(root, &target)?;
         if let Some(dir) = target.parent() {
-            fsutil::remove_dir_if_empty(dir)?;
+            fsutil::remove_dir_if_empty(root, dir)?;
         }
     }
     Ok(removed)
@@ -181,7 +191,10 @@ pub fn unstage(lab: &Lab, node: &Node) -> std::io::Result<bool> {
 
 /// Size and SHA-256 (hex) of a regular file.
 pub fn checksum(path: &Path) -> std::io::Result<(u64, String)> {
-    let mut file = open_regular(path)?;
+    checksum_of(open_regular(path)?)
+}
+
+fn checksum_of(mut file: std::fs::File) -> std::io::Result<(u64, String)> {
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut size = 0u64;

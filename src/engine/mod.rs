@@ -12,6 +12,7 @@ pub mod lifecycle;
 pub mod live;
 pub mod manual;
 pub mod poller;
+pub mod rejections;
 pub mod store;
 pub mod targets;
 pub mod undeploy;

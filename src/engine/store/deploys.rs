@@ -5,7 +5,8 @@ use rusqlite::params;
 
 use super::schema::{DEPLOY_SELECT, deploy_from_row};
 use super::{
-    AgentResult, Deploy, IscsiTarget, NewDeploy, Res, Store, now_ms, query_opt, read_node, to_db,
+    AgentResult, Deploy, IscsiTarget, NewDeploy, Res, Store, now_ms, query_all, query_opt,
+    read_node, to_db,
 };
 
 impl Store {
@@ -30,6 +31,12 @@ impl Store {
     pub fn deploy(&self, node: &str) -> Res<Option<Deploy>> {
         let sql = format!("{DEPLOY_SELECT} WHERE node = ?1");
         self.read(|c| query_opt(c, &sql, &[&node], deploy_from_row))
+    }
+
+    /// Every deploy record (one per node being deployed).
+    pub fn deploys(&self) -> Res<Vec<Deploy>> {
+        let sql = format!("{DEPLOY_SELECT} ORDER BY node");
+        self.read(|c| query_all(c, &sql, &[], deploy_from_row))
     }
 
     /// Sets looked_up_at (if unset) and agent_seen_at = now. False without a deploy record.
