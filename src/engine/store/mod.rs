@@ -300,8 +300,7 @@ impl Store {
 
     fn setup(conn: Connection, path: PathBuf) -> Inner<Store> {
         conn.busy_timeout(BUSY_TIMEOUT)?;
-        // Answers the resulting mode ("memory" for in-memory stores): nothing to check.
-        let _: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
+        set_wal(&conn)?;
         // NORMAL in WAL mode: a killed process loses nothing committed; a power
         // cut may lose the last commits but never corrupts the file.
         conn.pragma_update(None, "synchronous", "NORMAL")?;
@@ -541,6 +540,25 @@ impl Store {
         let sql = format!("{EVENT_SELECT} WHERE {filter} AND {cond} LIMIT ?3");
         let p = params![node, id, to_db(limit)];
         self.read(|c| query_all(c, &sql, p, event_from_row))
+    }
+}
+
+/// Switches the store to WAL. Several processes opening a fresh store at
+/// once may find it locked: SQLite answers that pragma with SQLITE_BUSY
+/// without waiting in the busy handler, so it is retried here for as long.
+fn set_wal(conn: &Connection) -> Inner<()> {
+    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    loop {
+        // Answers the resulting mode ("memory" for in-memory stores): nothing to check.
+        match conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get::<_, String>(0)) {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            other => return other.map(drop).map_err(Into::into),
+        }
     }
 }
 
