@@ -17,9 +17,12 @@ use super::out::{self, errln, outln, safe};
 pub async fn run(
     lab: Lab,
     action: Action,
-    nodes: Vec<String>,
+    mut nodes: Vec<String>,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
+    // A node named twice gets one action, not a second that finds it busy.
+    let mut named = std::collections::HashSet::new();
+    nodes.retain(|n| named.insert(n.clone()));
     for name in &nodes {
         if lab.node(name).is_none() {
             anyhow::bail!("no node named {name:?} in {}", lab.path.display());

@@ -11,7 +11,7 @@ use super::agent_api;
 use super::bmc_steps::{self, Bmc};
 use super::console_watch::{self, ConsoleWatch};
 use super::deploy_iscsi;
-use super::image;
+use super::image::{self, StagedImage};
 use super::lab::Engine;
 use super::lifecycle::{self, State, Step, Trigger};
 use super::store::{AgentResult, NewDeploy};
@@ -36,15 +36,18 @@ pub async fn deploy(engine: &Engine, node: &Node) -> Result<String, String> {
             }
             _ => {
                 become_available(&run, state).await?;
-                preflight(&run).await?;
-                run.go(
+                let staged = preflight(&run).await?;
+                let deploying = run.go(
                     Trigger::Deploy,
                     State::Deploying,
                     Some(Step::Validate),
                     None,
-                )
-                .map_err(|f| f.reason())?;
-                fresh_deploy(&run).await
+                );
+                if let Err(f) = deploying {
+                    let _ = image::unstage(&engine.lab, node);
+                    return Err(f.reason());
+                }
+                fresh_deploy(&run, staged).await
             }
         };
         match outcome {
@@ -100,8 +103,10 @@ async fn become_available(run: &Run<'_>, state: State) -> Result<(), String> {
 }
 
 /// What would doom the deploy from the start refuses it before the node
-/// changes state: config problems, or petitlab's servers not answering.
-async fn preflight(run: &Run<'_>) -> Result<(), String> {
+/// changes state: config problems, petitlab's servers not answering, or an
+/// image that cannot be made raw, published and checksummed. Returns the
+/// staged image.
+async fn preflight(run: &Run<'_>) -> Result<StagedImage, String> {
     let problems: Vec<String> = run
         .engine
         .boot
@@ -110,25 +115,30 @@ async fn preflight(run: &Run<'_>) -> Result<(), String> {
         .filter(|p| p.is_error())
         .map(|p| format!("{}: {}", p.field, p.message))
         .collect();
-    let why = if problems.is_empty() {
-        match bmc_steps::check_servers(&run.engine.lab, run.node).await {
-            Ok(()) => return Ok(()),
-            Err(why) => why,
-        }
+    let checked = if problems.is_empty() {
+        bmc_steps::check_servers(&run.engine.lab, run.node).await
     } else {
-        problems.join("; ")
+        Err(problems.join("; "))
+    };
+    let why = match checked {
+        Ok(()) => match stage_image(run).await {
+            Ok(staged) => return Ok(staged),
+            Err(why) => {
+                let _ = image::unstage(&run.engine.lab, run.node);
+                why
+            }
+        },
+        Err(why) => why,
     };
     let event = run.engine.event(run.name(), "deploy", "refused", &why);
     let _ = run.engine.store().append_event(&event);
     Err(format!("{}: deploy refused: validate: {why}", run.name()))
 }
 
-async fn fresh_deploy(run: &Run<'_>) -> Result<(), Failure> {
-    let (engine, node) = (run.engine, run.node);
-    let lab = &engine.lab;
-
-    // The rest of validate: the image is made raw (qcow2 is converted), then
-    // published for the agent, and checksummed.
+/// The image part of validate: made raw (qcow2 is converted), then
+/// published for the agent (or kept for the iSCSI write), and checksummed.
+async fn stage_image(run: &Run<'_>) -> Result<StagedImage, String> {
+    let (lab, node) = (&run.engine.lab, run.node);
     let interface = node.deploy_interface;
     let doing = match interface {
         DeployInterface::Agent => "publishing and checksumming the instance image",
@@ -141,16 +151,19 @@ async fn fresh_deploy(run: &Run<'_>) -> Result<(), Failure> {
         ""
     };
     run.progress(Step::Validate, format!("{convert}{doing}"), None);
-    let staged = {
-        let (lab, node) = (lab.clone(), node.clone());
-        tokio::task::spawn_blocking(move || match interface {
-            DeployInterface::Agent => image::stage(&lab, &node),
-            DeployInterface::Iscsi => image::prepare_raw(&lab, &node),
-        })
-        .await
-        .map_err(|e| Failure::Step(Step::Validate, e.to_string()))?
-        .map_err(|e| Failure::Step(Step::Validate, e.to_string()))?
-    };
+    let (lab, node) = (lab.clone(), node.clone());
+    tokio::task::spawn_blocking(move || match interface {
+        DeployInterface::Agent => image::stage(&lab, &node),
+        DeployInterface::Iscsi => image::prepare_raw(&lab, &node),
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| e.to_string())
+}
+
+async fn fresh_deploy(run: &Run<'_>, staged: StagedImage) -> Result<(), Failure> {
+    let (engine, node) = (run.engine, run.node);
+    let lab = &engine.lab;
     let token = agent_api::new_token();
     engine
         .store()
