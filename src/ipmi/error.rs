@@ -14,6 +14,16 @@ pub enum IpmiError {
         tries: u32,
         step: &'static str,
     },
+    #[error(
+        "BMC {addr} answered {step} only with malformed packets ({count}, the last: {why}): \
+         is that port an IPMI BMC?"
+    )]
+    Malformed {
+        addr: SocketAddr,
+        step: &'static str,
+        count: u32,
+        why: &'static str,
+    },
     #[error("BMC {addr} is unreachable: nothing listens on that UDP port")]
     PortUnreachable { addr: SocketAddr },
     #[error("cannot resolve BMC host {host:?}: {why}")]
@@ -71,7 +81,7 @@ impl IpmiError {
             IpmiError::CipherNotOffered { .. } | IpmiError::NoRmcpPlus => "cipher",
             IpmiError::SessionRefused { .. } | IpmiError::Rakp3Refused { .. } => "refused",
             IpmiError::Completion { .. } => "completion",
-            IpmiError::Protocol { .. } => "protocol",
+            IpmiError::Protocol { .. } | IpmiError::Malformed { .. } => "protocol",
             IpmiError::Io { .. } => "io",
         }
     }

@@ -79,6 +79,9 @@ impl Link {
         mut accept: impl FnMut(&mut S, &[u8]) -> Option<T>,
     ) -> Result<T> {
         let mut refused = false;
+        // Datagrams that are not even RMCP/IPMI: a BMC that answers with
+        // garbage is told apart from one that does not answer.
+        let mut malformed: Option<(u32, &'static str)> = None;
         let mut buf = [0u8; 2048];
         self.sends = Sends::new();
         for attempt in 0..tries {
@@ -117,11 +120,24 @@ impl Link {
                         if let Some(out) = accept(state, &buf[..n]) {
                             return Ok(out);
                         }
+                        if let Err(packet::PacketError::Malformed(why)) =
+                            packet::parse(&buf[..n], 0)
+                        {
+                            let count = malformed.map_or(0, |(c, _)| c);
+                            malformed = Some((count + 1, why));
+                        }
                     }
                 }
             }
         }
-        Err(if refused {
+        Err(if let Some((count, why)) = malformed {
+            IpmiError::Malformed {
+                addr: self.addr,
+                step,
+                count,
+                why,
+            }
+        } else if refused {
             IpmiError::PortUnreachable { addr: self.addr }
         } else {
             IpmiError::Timeout {

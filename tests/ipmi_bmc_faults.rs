@@ -1,8 +1,11 @@
-//! A BMC whose every answer takes 1.5–2 s (longer than the 1 s timeout, so
-//! each handshake step is resent): the session still opens and the command
-//! works, against ipmi_sim, our simulator, and a simulated BMC that answers
-//! a resent RAKP 1 with a new challenge. Before, that last one was reported
-//! as a wrong password.
+//! BMCs that misbehave, and what petitlab says about them.
+//!
+//! - Every answer takes 1.5–2 s (longer than the 1 s timeout, so each
+//!   handshake step is resent): the session still opens and the command
+//!   works, against ipmi_sim, our simulator, and a simulated BMC that answers
+//!   a resent RAKP 1 with a new challenge. Before, that last one was reported
+//!   as a wrong password.
+//! - Every answer is garbage: said so, not "no answer".
 
 mod support;
 
@@ -113,4 +116,28 @@ fn a_refused_rakp3_names_the_message_and_status_not_the_password() {
         "{text}"
     );
     assert!(!text.contains("wrong password"), "{text}");
+}
+
+#[tokio::test]
+async fn a_bmc_that_answers_garbage_is_not_called_silent() {
+    let bmc = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
+    let addr = bmc.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut buf = [0u8; 2048];
+        while let Ok((_, from)) = bmc.recv_from(&mut buf).await {
+            let _ = bmc.send_to(b"HTTP/1.1 400 Bad Request\r\n\r\n", from).await;
+        }
+    });
+    let mut t = target(addr, "admin", "password", CipherSuite::Suite17);
+    t.timing.timeout = Duration::from_millis(200);
+    let err = Bmc::new(t)
+        .call(0x00, 0x01, &[], "Get Chassis Status")
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("only with malformed packets") && text.contains("not RMCP version 1.0"),
+        "{text}"
+    );
+    assert!(!text.contains("no answer"), "{text}");
 }
