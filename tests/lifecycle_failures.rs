@@ -98,9 +98,17 @@ fn a_silent_agent_fails_the_deploy_at_wait_callback_then_an_unreachable_bmc_name
     let text = show(&out);
     assert!(!out.status.success(), "{text}");
     assert!(
-        text.contains("wait-callback: no callback from the deploy agent within 3 s"),
+        text.contains(
+            "n1: deploy FAILED: wait-callback: no callback from the deploy agent within 3 s"
+        ),
         "{text}"
     );
+    assert!(
+        text.contains("n1: deploy-failed: wait-callback: no callback"),
+        "the state line names the step once: {text}"
+    );
+    assert!(!text.contains("wait-callback: wait-callback"), "{text}");
+    assert!(!text.contains("FAILED: n1:"), "{text}");
     let r = record(&v);
     assert_eq!(r.state, "deploy-failed");
     assert_eq!(r.step.as_deref(), Some("wait-callback"));
@@ -163,7 +171,9 @@ fn without_petitlab_serve_a_deploy_is_refused_and_the_node_untouched() {
     let text = show(&out);
     assert!(!out.status.success(), "{text}");
     assert!(
-        text.contains("n1: deploy refused: validate: petitlab's HTTP server on 127.0.0.1:"),
+        text.contains(
+            "n1: deploy FAILED: refused, nothing changed: validate: petitlab's HTTP server on 127.0.0.1:"
+        ),
         "{text}"
     );
     assert!(text.contains("`petitlab serve`"), "{text}");
@@ -193,7 +203,7 @@ fn an_unverifiable_bmc_keeps_a_new_node_in_enroll_with_the_reason() {
     let text = show(&out);
     assert!(!out.status.success(), "{text}");
     assert!(
-        text.contains("n1: verify: power status on the BMC at 127.0.0.1:"),
+        text.contains("n1: deploy FAILED: verify: power status on the BMC at 127.0.0.1:"),
         "{text}"
     );
     let r = record(&v);

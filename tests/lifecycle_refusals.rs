@@ -35,7 +35,10 @@ fn an_image_that_cannot_be_made_raw_is_refused_before_the_state_changes() {
     let out = petitlab(&v.lab, &["deploy", "n1"]);
     let text = show(&out);
     assert!(!out.status.success(), "{text}");
-    assert!(text.contains("n1: deploy refused: validate: "), "{text}");
+    assert!(
+        text.contains("n1: deploy FAILED: refused, nothing changed: validate: "),
+        "{text}"
+    );
     assert_eq!(state(&v), "available", "refused before any change: {text}");
     let history = ok(&v.lab, &["history", "n1"]);
     assert!(history.contains("deploy  refused: "), "{history}");

@@ -101,7 +101,13 @@ fn describe(event: &EngineEvent) -> Option<String> {
             reason,
         } => {
             let mut out = format!("{node}: {state}");
-            if let Some(step) = step {
+            // A failure's reason starts with its step: not twice.
+            let named = |s: &Step| {
+                reason
+                    .as_ref()
+                    .is_some_and(|r| r.starts_with(&format!("{s}: ")))
+            };
+            if let Some(step) = step.as_ref().filter(|s| !named(s)) {
                 out.push_str(&format!(" › {step}"));
             }
             if let Some(reason) = reason {

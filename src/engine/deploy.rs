@@ -65,7 +65,7 @@ async fn become_available(run: &Run<'_>, state: State) -> Result<(), String> {
     if state == State::Enroll {
         let mut bmc = Bmc::connect(run.node, run.engine.lab.deploy.power_timeout)
             .await
-            .map_err(|why| format!("{}: verify: {why}", run.name()))?;
+            .map_err(|why| format!("verify: {why}"))?;
         let verified = bmc.power_status().await;
         bmc.close().await;
         if let Err(why) = verified {
@@ -81,7 +81,7 @@ async fn become_available(run: &Run<'_>, state: State) -> Result<(), String> {
                 Some(&reason),
                 &event,
             );
-            return Err(format!("{}: {reason}", run.name()));
+            return Err(reason);
         }
         run.go(Trigger::Manage, State::Manageable, None, None)
             .map_err(|f| f.reason())?;
@@ -132,7 +132,7 @@ async fn preflight(run: &Run<'_>) -> Result<StagedImage, String> {
     };
     let event = run.engine.event(run.name(), "deploy", "refused", &why);
     let _ = run.engine.store().append_event(&event);
-    Err(format!("{}: deploy refused: validate: {why}", run.name()))
+    Err(format!("refused, nothing changed: validate: {why}"))
 }
 
 /// The image part of validate: made raw (qcow2 is converted), then
@@ -543,7 +543,8 @@ async fn wait_active(run: &Run<'_>, watch: &ConsoleWatch, limit: Duration) -> Re
 }
 
 /// deploy-failed with the step's reason; the token dies and the image is unpublished.
-/// Boot files stay for the admin to look at; undeploy removes them.
+/// Boot files stay for the admin to look at; undeploy removes them. Returns
+/// the reason, for the action's result.
 pub(super) fn fail_deploy(run: &Run<'_>, failure: Failure) -> String {
     let reason = failure.reason();
     let trigger = match failure {
@@ -553,12 +554,9 @@ pub(super) fn fail_deploy(run: &Run<'_>, failure: Failure) -> String {
     let step = run.current_step();
     let _ = run.engine.store().end_deploy(run.name());
     let _ = image::unstage(&run.engine.lab, run.node);
+    // The reason alone: whoever shows it names the node and the verdict.
     match run.go(trigger, State::DeployFailed, step, Some(&reason)) {
-        Ok(()) => format!("{}: deploy failed: {reason}", run.name()),
-        Err(f) => format!(
-            "{}: deploy failed: {reason} (and recording it failed: {})",
-            run.name(),
-            f.reason()
-        ),
+        Ok(()) => reason,
+        Err(f) => format!("{reason} (and recording it failed: {})", f.reason()),
     }
 }

@@ -32,7 +32,7 @@ pub async fn undeploy(engine: &Engine, node: &Node) -> Result<String, String> {
                     .and_then(|r| r.step)
                     .and_then(|s| s.parse().ok());
                 let _ = run.go(Trigger::Fail, State::Error, step, Some(&reason));
-                Err(format!("{}: undeploy failed: {reason}", node.name))
+                Err(reason)
             }
         }
     })
