@@ -141,9 +141,25 @@ fn describe(event: &EngineEvent) -> Option<String> {
 fn open_store(lab: &Lab) -> anyhow::Result<Store> {
     // Opening through the engine enrolls new nodes and recovers dead actions,
     // so status shows the truth rather than a dead process's last word.
-    let (engine, _events) = Engine::open(Arc::new(lab.clone()))?;
-    drop(engine);
-    Ok(Store::open(&Engine::store_path(lab))?)
+    let path = Engine::store_path(lab);
+    match Engine::open(Arc::new(lab.clone())) {
+        Ok((engine, _events)) => {
+            drop(engine);
+            Ok(Store::open(&path)?)
+        }
+        // A store that cannot be written (a read-only mount, a full disk)
+        // can still be read: shown as it is, saying why.
+        Err(writable) => match Store::open_read_only(&path) {
+            Ok(store) => {
+                errln!(
+                    "warning: {writable}; showing the store read-only, as it is (new nodes \
+                     are not enrolled, interrupted actions not recovered)"
+                );
+                Ok(store)
+            }
+            Err(_) => Err(writable.into()),
+        },
+    }
 }
 
 pub fn status(lab: &Lab, nodes: &[String], json: bool) -> anyhow::Result<ExitCode> {

@@ -4,24 +4,22 @@
 
 mod deploys;
 mod holder;
+mod open;
 mod schema;
 
 pub use holder::{Holder, format_utc};
 pub use schema::SCHEMA_VERSION;
 
-use std::fs::{DirBuilder, OpenOptions};
-use std::io::ErrorKind;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::lifecycle::State;
-use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, ToSql, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, Row, ToSql, TransactionBehavior, params};
 use serde::Serialize;
 
 use schema::{
     EVENT_SELECT, NODE_SELECT, RESERVATION_SELECT, event_from_row, insert_event, node_from_row,
-    reservation_from_row, too_new, user_version,
+    reservation_from_row, user_version,
 };
 
 /// Several petitlab processes share one store; a writer waits this long for another.
@@ -41,6 +39,22 @@ pub enum StoreError {
     Sqlite {
         path: PathBuf,
         source: rusqlite::Error,
+    },
+    /// SQLite reports a full disk as one of several I/O errors ("disk I/O
+    /// error: Error code 4874"): named here for what it is.
+    #[error(
+        "state store {}: the disk is full ({free} bytes free there); free some space and retry",
+        path.display()
+    )]
+    DiskFull {
+        path: PathBuf,
+        free: u64,
+        sqlite: rusqlite::Error,
+    },
+    #[error("state store {}: its file system is mounted read-only", path.display())]
+    ReadOnly {
+        path: PathBuf,
+        sqlite: rusqlite::Error,
     },
     #[error("state store {}: {source}", path.display())]
     Io {
@@ -195,9 +209,12 @@ type Inner<T> = Result<T, Fail>;
 impl Fail {
     fn at(self, path: &Path) -> StoreError {
         match self {
-            Fail::Sql(source) => StoreError::Sqlite {
-                path: path.to_path_buf(),
-                source,
+            Fail::Sql(source) => match open::file_system_trouble(path, source) {
+                Ok(named) => named,
+                Err(source) => StoreError::Sqlite {
+                    path: path.to_path_buf(),
+                    source,
+                },
             },
             Fail::Store(e) => e,
         }
@@ -241,27 +258,6 @@ fn read_reservation(c: &Connection, node: &str) -> Inner<Option<Reservation>> {
     query_opt(c, &sql, &[&node], reservation_from_row)
 }
 
-/// Creates the directory (0700) and an empty store file (0600) if missing:
-/// SQLite would otherwise create the file with the umask's permissions.
-fn create_private(path: &Path) -> Res<()> {
-    let io = |source| StoreError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(io)?;
-    }
-    let mut create = OpenOptions::new();
-    match create.write(true).create_new(true).mode(0o600).open(path) {
-        Err(e) if e.kind() != ErrorKind::AlreadyExists => Err(io(e)),
-        _ => Ok(()),
-    }
-}
-
 /// The persistent state of the engine. `Send`; share it as `Arc<Mutex<Store>>`.
 #[derive(Debug)]
 pub struct Store {
@@ -270,46 +266,6 @@ pub struct Store {
 }
 
 impl Store {
-    /// Creates the parent directory (0700) and the file (0600) when missing; WAL journal,
-    /// synchronous=NORMAL, busy_timeout 10 s, foreign keys on; runs migrations.
-    pub fn open(path: &Path) -> Res<Store> {
-        create_private(path)?;
-        Store::open_file(path).map_err(|e| e.at(path))
-    }
-
-    fn open_file(path: &Path) -> Inner<Store> {
-        // Read the version read-only first: a newer petitlab's store must not
-        // even be switched to WAL or checkpointed by us.
-        let flags = OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let probe = Connection::open_with_flags(path, flags | OpenFlags::SQLITE_OPEN_READ_ONLY)?;
-        probe.busy_timeout(BUSY_TIMEOUT)?;
-        let found = user_version(&probe)?;
-        drop(probe);
-        if found > SCHEMA_VERSION {
-            return Err(too_new(path, found).into());
-        }
-        let conn = Connection::open_with_flags(path, flags | OpenFlags::SQLITE_OPEN_READ_WRITE)?;
-        Store::setup(conn, path.to_path_buf())
-    }
-
-    pub fn open_in_memory() -> Res<Store> {
-        let path = PathBuf::from(":memory:");
-        let conn = Connection::open_in_memory().map_err(|e| Fail::from(e).at(&path))?;
-        Store::setup(conn, path.clone()).map_err(|e| e.at(&path))
-    }
-
-    fn setup(conn: Connection, path: PathBuf) -> Inner<Store> {
-        conn.busy_timeout(BUSY_TIMEOUT)?;
-        set_wal(&conn)?;
-        // NORMAL in WAL mode: a killed process loses nothing committed; a power
-        // cut may lose the last commits but never corrupts the file.
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.pragma_update(None, "foreign_keys", true)?;
-        let mut store = Store { conn, path };
-        store.migrate()?;
-        Ok(store)
-    }
-
     /// Runs `f` in one BEGIN IMMEDIATE transaction (the write lock is taken up
     /// front, so no other process interleaves a read-check-write); commits on Ok.
     fn write<T>(&mut self, f: impl FnOnce(&Connection) -> Inner<T>) -> Res<T> {
@@ -540,25 +496,6 @@ impl Store {
         let sql = format!("{EVENT_SELECT} WHERE {filter} AND {cond} LIMIT ?3");
         let p = params![node, id, to_db(limit)];
         self.read(|c| query_all(c, &sql, p, event_from_row))
-    }
-}
-
-/// Switches the store to WAL. Several processes opening a fresh store at
-/// once may find it locked: SQLite answers that pragma with SQLITE_BUSY
-/// without waiting in the busy handler, so it is retried here for as long.
-fn set_wal(conn: &Connection) -> Inner<()> {
-    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
-    loop {
-        // Answers the resulting mode ("memory" for in-memory stores): nothing to check.
-        match conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get::<_, String>(0)) {
-            Err(rusqlite::Error::SqliteFailure(e, _))
-                if e.code == rusqlite::ErrorCode::DatabaseBusy
-                    && std::time::Instant::now() < deadline =>
-            {
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
-            other => return other.map(drop).map_err(Into::into),
-        }
     }
 }
 
