@@ -9,6 +9,8 @@ pub mod fsutil;
 pub mod inventory;
 pub mod ipmi;
 pub mod iscsi;
+pub mod logging;
+pub mod panics;
 pub mod serve;
 pub mod sim;
 pub mod text;

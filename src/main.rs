@@ -26,6 +26,11 @@ struct Cli {
     /// Machine-readable output.
     #[arg(long, global = true)]
     json: bool,
+    /// More log detail (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
+    /// Logs go to stderr, or while the dashboard runs to a file in the
+    /// state dir (petitlab.log).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
     #[command(flatten)]
     dashboard: cli::dashboard::DashboardArgs,
     /// Without a command: the dashboard on the lab.
@@ -201,8 +206,21 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let json = cli.json;
     let Some(command) = cli.command else {
         let lab = load_lab(&cli.lab)?;
+        let log = lab.state_dir.join("petitlab.log");
+        petitlab::logging::to_file(&log, cli.verbose)
+            .with_context(|| format!("opening the dashboard's log {}", log.display()))?;
         return runtime()?.block_on(cli::dashboard::run(lab, &cli.dashboard));
     };
+    match &command {
+        Command::Demo {
+            headless: false, ..
+        } => {
+            let log = petitlab::logging::xdg_state_dir().join("demo.log");
+            petitlab::logging::to_file(&log, cli.verbose)
+                .with_context(|| format!("opening the demo's log {}", log.display()))?;
+        }
+        _ => petitlab::logging::to_stderr(cli.verbose),
+    }
     match command {
         Command::Check { lab } => check(lab.as_deref().unwrap_or(&cli.lab), json),
         Command::Properties => properties(json),

@@ -1,7 +1,7 @@
 //! A per-node virtual terminal: console bytes in, a `vt100::Screen` out that
 //! tui-term's `PseudoTerminal` widget can draw.
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
+use crate::panics::catch;
 
 use tui_term::vt100;
 
@@ -137,7 +137,7 @@ impl ConsoleScreen {
     /// Run `op` on the parser; if vt100 panics, rebuild it (see the type doc).
     fn guarded(&mut self, op: impl FnOnce(&mut vt100::Parser)) {
         let parser = &mut self.parser;
-        if catch_unwind(AssertUnwindSafe(|| op(parser))).is_ok() {
+        if catch(|| op(parser)).is_ok() {
             return;
         }
         self.resets += 1;
@@ -147,13 +147,12 @@ impl ConsoleScreen {
             vt100::Parser::new(rows, cols, self.scrollback_lines),
         );
         // Keep what was on screen if the damaged parser can still describe it.
-        let state = catch_unwind(AssertUnwindSafe(move || {
+        let state = catch(move || {
             old.screen_mut().set_scrollback(0);
             old.screen().state_formatted()
-        }));
+        });
         let fresh = &mut self.parser;
-        let replayed = state
-            .is_ok_and(|state| catch_unwind(AssertUnwindSafe(|| fresh.process(&state))).is_ok());
+        let replayed = state.is_ok_and(|state| catch(|| fresh.process(&state)).is_ok());
         if !replayed {
             self.parser = vt100::Parser::new(rows, cols, self.scrollback_lines);
         }

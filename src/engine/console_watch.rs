@@ -377,6 +377,7 @@ impl Pump {
     /// A gap in the console: a marker line in the log and the pane, and
     /// counted for whoever waits on the console (a deploy says so).
     fn mark(&mut self, gap: Gap) {
+        tracing::warn!(node = %self.node, "{}", gap.describe());
         let marker = gap.marker();
         self.seen.send_modify(|s| {
             s.gaps += 1;

@@ -37,6 +37,8 @@ pub async fn run(
     options: TuiOptions,
 ) -> io::Result<()> {
     let mut terminal = ratatui::init();
+    // After ratatui's own hook: panics petitlab survives go to the log only.
+    let _panics = crate::panics::DashboardHook::install();
     execute!(io::stdout(), EnableMouseCapture)?;
     let result = run_loop(&mut terminal, engine, &mut events, options).await;
     let _ = execute!(io::stdout(), DisableMouseCapture);
