@@ -35,6 +35,12 @@ impl Store {
         Store::setup(conn, path.to_path_buf())
     }
 
+    pub fn open_in_memory() -> Res<Store> {
+        let path = PathBuf::from(":memory:");
+        let conn = Connection::open_in_memory().map_err(|e| Fail::from(e).at(&path))?;
+        Store::setup(conn, path.clone()).map_err(|e| e.at(&path))
+    }
+
     /// For readers (`status`, `history`) of a store they cannot write, e.g.
     /// on a read-only mount: nothing is created, migrated or recovered. A
     /// WAL store whose shared-memory file cannot be made there is opened as
