@@ -331,10 +331,10 @@ impl Pump {
                 true
             }
             ConsoleEvent::Connected => {
+                self.seen.send_modify(|s| s.connected = true);
                 if let Some(gap) = self.gaps.connected(now_ms()) {
                     self.mark(gap);
                 }
-                self.seen.send_modify(|s| s.connected = true);
                 self.status(true, None);
                 true
             }
