@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use petitlab::ipmi::sol_driver::{self, Console, ConsoleEvent, SolOptions};
 use petitlab::ipmi::{CipherChoice, CipherSuite, Credentials, Target, Timing};
 use petitlab::sim::{BmcSpec, Sim};
-use support::ipmi_sim::{IpmiSim, PASSWORD, USER};
+use support::ipmi_sim::IpmiSim;
 
 /// Longer than three of ipmi_sim's 30 s idle timeouts.
 const PRINTING_FOR: Duration = Duration::from_secs(95);
@@ -92,16 +92,7 @@ async fn connected(target: Target) -> Console {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ipmi_sim_keeps_a_busy_console_for_90_s() {
     let (sim, serial) = IpmiSim::start_with_sol();
-    let target = Target {
-        addr: sim.addr(),
-        credentials: Credentials {
-            username: USER.into(),
-            password: PASSWORD.into(),
-        },
-        cipher: CipherChoice::Fixed(CipherSuite::Suite3),
-        timing: Timing::default(),
-    };
-    let mut console = connected(target).await;
+    let mut console = connected(sim.target()).await;
     let (len_tx, len_rx) = tokio::sync::watch::channel(0usize);
     let (stream, _) = serial.into_inner();
     let printer = tokio::spawn(async move {

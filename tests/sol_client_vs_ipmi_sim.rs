@@ -7,8 +7,7 @@ mod support;
 use std::time::Duration;
 
 use petitlab::ipmi::sol_driver::{self, ConsoleEvent, ConsoleInput, SolOptions};
-use petitlab::ipmi::{CipherChoice, CipherSuite, Credentials, Target, Timing};
-use support::ipmi_sim::{IpmiSim, PASSWORD, USER};
+use support::ipmi_sim::IpmiSim;
 
 /// Several KiB: every byte value, terminal escape sequences, then a
 /// deterministic pseudo-random tail.
@@ -35,15 +34,7 @@ async fn next_event(console: &mut sol_driver::Console) -> ConsoleEvent {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bytes_both_ways_arrive_exactly() {
     let (sim, serial) = IpmiSim::start_with_sol();
-    let target = Target {
-        addr: sim.addr(),
-        credentials: Credentials {
-            username: USER.into(),
-            password: PASSWORD.into(),
-        },
-        cipher: CipherChoice::Fixed(CipherSuite::Suite3),
-        timing: Timing::default(),
-    };
+    let target = sim.target();
     let mut console = sol_driver::spawn(target, SolOptions::default());
     assert_eq!(next_event(&mut console).await, ConsoleEvent::Connected);
 

@@ -235,6 +235,21 @@ esac
         self.port
     }
 
+    /// petitlab's target for this BMC: admin/password, cipher suite 3 (all
+    /// ipmi_sim offers of 3 and 17), default timing.
+    pub fn target(&self) -> petitlab::ipmi::Target {
+        use petitlab::ipmi::{CipherChoice, CipherSuite, Credentials, Target, Timing};
+        Target {
+            addr: self.addr(),
+            credentials: Credentials {
+                username: USER.into(),
+                password: PASSWORD.into(),
+            },
+            cipher: CipherChoice::Fixed(CipherSuite::Suite3),
+            timing: Timing::default(),
+        }
+    }
+
     pub fn addr(&self) -> SocketAddr {
         (Ipv4Addr::LOCALHOST, self.port).into()
     }
