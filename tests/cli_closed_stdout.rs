@@ -113,15 +113,6 @@ fn a_closed_stderr_does_not_kill_a_command_either() {
 const DEPLOY: &str = "[deploy]\npower_timeout = 10\ncallback_timeout = 60\nheartbeat = 2\n\
                       write_timeout = 60\nboot_timeout = 60\n";
 
-fn state(v: &VirtualLab, node: &str) -> String {
-    let store = Store::open(&v.store()).unwrap();
-    store
-        .node(node)
-        .unwrap()
-        .map(|r| r.state)
-        .unwrap_or_default()
-}
-
 /// `petitlab deploy N | head -1`: the reader takes the first progress line
 /// and goes; the deploy must still reach `active` and say so in its status.
 #[test]
@@ -164,7 +155,7 @@ fn a_deploy_whose_stdout_closes_still_reaches_active() {
         out.status,
         started.elapsed()
     );
-    assert_eq!(state(&v, node), "active", "stderr:\n{stderr}");
+    assert_eq!(v.record(node).state, "active", "stderr:\n{stderr}");
     let history = petitlab(&v.lab, &["history", node]);
     let text = String::from_utf8_lossy(&history.stdout);
     assert!(text.contains("  succeed  "), "{}", show(&history));

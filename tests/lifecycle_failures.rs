@@ -19,14 +19,6 @@ fn one_node(proto: Proto, deploy: &str) -> VirtualLab {
     VirtualLab::new(vec![VNode::new("n1", proto, false, 0)], 200 << 10, deploy)
 }
 
-fn record(v: &VirtualLab) -> NodeRecord {
-    Store::open(&v.store())
-        .unwrap()
-        .node("n1")
-        .unwrap()
-        .unwrap()
-}
-
 fn history(v: &VirtualLab) -> String {
     ok(&v.lab, &["history", "n1", "--limit", "200"])
 }
@@ -109,7 +101,7 @@ fn a_silent_agent_fails_the_deploy_at_wait_callback_then_an_unreachable_bmc_name
     );
     assert!(!text.contains("wait-callback: wait-callback"), "{text}");
     assert!(!text.contains("FAILED: n1:"), "{text}");
-    let r = record(&v);
+    let r = v.record("n1");
     assert_eq!(r.state, "deploy-failed");
     assert_eq!(r.step.as_deref(), Some("wait-callback"));
     assert!(r.reason.unwrap().starts_with("wait-callback: no callback"));
@@ -148,7 +140,7 @@ fn a_silent_agent_fails_the_deploy_at_wait_callback_then_an_unreachable_bmc_name
         started.elapsed() < Duration::from_secs(15),
         "bounded by power_timeout"
     );
-    let r = record(&v);
+    let r = v.record("n1");
     assert_eq!(r.state, "deploy-failed");
     assert!(
         r.reason
@@ -160,7 +152,7 @@ fn a_silent_agent_fails_the_deploy_at_wait_callback_then_an_unreachable_bmc_name
     // And undeploy (power off) reports the same unreachable BMC, as an error state.
     let out = petitlab(&v.lab, &["undeploy", "n1"]);
     assert!(!out.status.success());
-    assert_eq!(record(&v).state, "error");
+    assert_eq!(v.record("n1").state, "error");
 }
 
 #[test]
@@ -178,7 +170,7 @@ fn without_petitlab_serve_a_deploy_is_refused_and_the_node_untouched() {
     );
     assert!(text.contains("`petitlab serve`"), "{text}");
     assert_eq!(
-        record(&v).state,
+        v.record("n1").state,
         "available",
         "verified, then refused before any change"
     );
@@ -206,7 +198,7 @@ fn an_unverifiable_bmc_keeps_a_new_node_in_enroll_with_the_reason() {
         text.contains("n1: deploy FAILED: verify: power status on the BMC at 127.0.0.1:"),
         "{text}"
     );
-    let r = record(&v);
+    let r = v.record("n1");
     assert_eq!(
         (r.state.as_str(), r.step.as_deref()),
         ("enroll", Some("verify"))
@@ -224,7 +216,7 @@ fn a_wrong_token_is_rejected_audited_and_the_deploy_fails() {
     );
     let out = petitlab(&v.lab, &["deploy", "n1"]);
     assert!(!out.status.success(), "{}", show(&out));
-    assert_eq!(record(&v).state, "deploy-failed");
+    assert_eq!(v.record("n1").state, "deploy-failed");
     let log = history(&v);
     assert!(
         log.contains("agent-rejected  refused: lookup from 127.0.0.1"),
@@ -256,7 +248,7 @@ fn killed_while_waiting_on_the_node_a_rerun_resumes_the_deploy() {
         text.contains("resuming the interrupted deploy at wait-callback"),
         "{text}"
     );
-    assert_eq!(record(&v).state, "active");
+    assert_eq!(v.record("n1").state, "active");
     let log = history(&v);
     assert!(
         log.contains("recover  resumable: interrupted: petitlab ("),
@@ -296,7 +288,7 @@ fn killed_while_driving_the_bmc_the_node_fails_as_interrupted_and_recovers() {
         status.contains("stopped during set-boot-device"),
         "{status}"
     );
-    let r = record(&v);
+    let r = v.record("n1");
     assert_eq!(r.state, "deploy-failed");
     assert!(
         Store::open(&v.store())
@@ -313,7 +305,7 @@ fn killed_while_driving_the_bmc_the_node_fails_as_interrupted_and_recovers() {
     }
     let out = petitlab(&v.lab, &["deploy", "n1"]);
     assert!(out.status.success(), "{}", show(&out));
-    assert_eq!(record(&v).state, "active");
+    assert_eq!(v.record("n1").state, "active");
 }
 
 #[test]
@@ -337,7 +329,7 @@ fn abort_stops_a_running_deploy_and_one_left_behind_by_a_dead_petitlab() {
         started.elapsed() < Duration::from_secs(5),
         "stopped promptly"
     );
-    let r = record(&v);
+    let r = v.record("n1");
     assert_eq!(r.state, "deploy-failed");
     assert!(
         r.reason.as_deref().unwrap().starts_with("aborted by "),
@@ -358,7 +350,7 @@ fn abort_stops_a_running_deploy_and_one_left_behind_by_a_dead_petitlab() {
     deploy.wait().unwrap();
     let said = ok(&v.lab, &["abort", "n1"]);
     assert!(said.contains("aborted by "), "{said}");
-    assert_eq!(record(&v).state, "deploy-failed");
+    assert_eq!(v.record("n1").state, "deploy-failed");
     assert!(
         Store::open(&v.store())
             .unwrap()

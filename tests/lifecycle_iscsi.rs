@@ -11,7 +11,7 @@ mod support;
 use std::path::Path;
 use std::process::Command;
 
-use petitlab::engine::store::{NodeRecord, Store};
+use petitlab::engine::store::Store;
 use petitlab::inventory::derived_uuid;
 use sha2::{Digest, Sha256};
 use support::lab::{Daemon, ok, petitlab, show};
@@ -19,14 +19,6 @@ use support::virtual_lab::{Proto, VNode, VirtualLab};
 
 const SETTINGS: &str = "[deploy]\npower_timeout = 10\ncallback_timeout = 60\nheartbeat = 1\n\
                         write_timeout = 60\nboot_timeout = 60\n[iscsi]\ntimeout = 5\n";
-
-fn record(v: &VirtualLab, node: &str) -> NodeRecord {
-    Store::open(&v.store())
-        .unwrap()
-        .node(node)
-        .unwrap()
-        .unwrap()
-}
 
 fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes)
@@ -103,7 +95,7 @@ fn a_qcow2_image_is_written_over_iscsi_to_active_and_the_node_undeploys() {
             text.contains(&format!("{name}: write-image")) && text.contains("over iSCSI"),
             "no iSCSI progress for {name}:\n{text}"
         );
-        assert_eq!(record(&v, name).state, "active");
+        assert_eq!(v.record(name).state, "active");
         assert_eq!(
             text.contains(&format!(
                 "{name}: validate: converting the qcow2 image to raw"
@@ -172,7 +164,7 @@ fn a_qcow2_image_is_written_over_iscsi_to_active_and_the_node_undeploys() {
     let out = petitlab(&v.lab, &["undeploy", "p9-iscsi-qcow2", "p9-iscsi-netboot"]);
     assert!(out.status.success(), "{}", show(&out));
     for node in &v.nodes {
-        assert_eq!(record(&v, &node.name).state, "available");
+        assert_eq!(v.record(&node.name).state, "available");
     }
     for dir in ["http", "tftp", "dnsmasq/opts", "images"] {
         let left = VirtualLab::files_under(&v.state().join(dir));
@@ -215,7 +207,7 @@ fn a_target_that_vanishes_mid_write_fails_the_deploy_and_the_node_deploys_again(
     // (The ramdisk's "(simulated fault)" line may come after petitlab has
     // failed the deploy and stopped logging its console: not checked.)
     let portal = exported_portal(&console_log(&v, "n1"));
-    let r = record(&v, "n1");
+    let r = v.record("n1");
     assert_eq!(
         (r.state.as_str(), r.step.as_deref()),
         ("deploy-failed", Some("write-image")),
@@ -245,7 +237,7 @@ fn a_target_that_vanishes_mid_write_fails_the_deploy_and_the_node_deploys_again(
     let out = petitlab(&v.lab, &["deploy", "n1"]);
     let text = show(&out);
     assert!(out.status.success(), "{text}");
-    assert_eq!(record(&v, "n1").state, "active");
+    assert_eq!(v.record("n1").state, "active");
     disk_holds_the_image(&v);
 }
 
@@ -291,7 +283,7 @@ fn petitlab_killed_mid_iscsi_write_resumes_and_rewrites_the_image() {
         .status()
         .unwrap();
     deploy.wait().unwrap();
-    let r = record(&v, "n1");
+    let r = v.record("n1");
     assert_eq!(
         (r.state.as_str(), r.step.as_deref()),
         ("deploying", Some("write-image"))
@@ -304,7 +296,7 @@ fn petitlab_killed_mid_iscsi_write_resumes_and_rewrites_the_image() {
         text.contains("resuming the interrupted deploy at write-image"),
         "{text}"
     );
-    assert_eq!(record(&v, "n1").state, "active");
+    assert_eq!(v.record("n1").state, "active");
     disk_holds_the_image(&v);
     let history = ok(&v.lab, &["history", "n1"]);
     assert!(history.contains("  iscsi-write  ok: "), "{history}");

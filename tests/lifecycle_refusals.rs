@@ -3,21 +3,11 @@
 
 mod support;
 
-use petitlab::engine::store::Store;
 use support::lab::{Daemon, ok, petitlab, show};
 use support::virtual_lab::{Proto, VNode, VirtualLab};
 
 const FAST: &str = "[deploy]\npower_timeout = 4\ncallback_timeout = 20\nheartbeat = 1\n\
                     write_timeout = 30\nboot_timeout = 30\n";
-
-fn state(v: &VirtualLab) -> String {
-    Store::open(&v.store())
-        .unwrap()
-        .node("n1")
-        .unwrap()
-        .map(|r| r.state)
-        .unwrap_or_default()
-}
 
 #[test]
 fn an_image_that_cannot_be_made_raw_is_refused_before_the_state_changes() {
@@ -39,7 +29,11 @@ fn an_image_that_cannot_be_made_raw_is_refused_before_the_state_changes() {
         text.contains("n1: deploy FAILED: refused, nothing changed: validate: "),
         "{text}"
     );
-    assert_eq!(state(&v), "available", "refused before any change: {text}");
+    assert_eq!(
+        v.record("n1").state,
+        "available",
+        "refused before any change: {text}"
+    );
     let history = ok(&v.lab, &["history", "n1"]);
     assert!(history.contains("deploy  refused: "), "{history}");
     assert!(!history.contains("deploy-failed"), "{history}");
@@ -61,7 +55,7 @@ fn a_node_named_twice_is_deployed_once() {
     let out = petitlab(&v.lab, &["deploy", "n1", "n1"]);
     let text = show(&out);
     assert!(out.status.success(), "{text}");
-    assert_eq!(state(&v), "active");
+    assert_eq!(v.record("n1").state, "active");
     assert!(
         !text.contains("FAILED") && !text.contains("failed"),
         "{text}"

@@ -201,6 +201,15 @@ impl VirtualLab {
         self.state().join("petitlab.db")
     }
 
+    /// The node's row in the state store; panics if it has none.
+    pub fn record(&self, node: &str) -> petitlab::engine::store::NodeRecord {
+        petitlab::engine::store::Store::open(&self.store())
+            .unwrap()
+            .node(node)
+            .unwrap()
+            .unwrap_or_else(|| panic!("node {node} is not in the store"))
+    }
+
     /// Every file under `dir`, relative, sorted (empty when `dir` is missing).
     pub fn files_under(dir: &Path) -> Vec<String> {
         let mut out = Vec::new();
