@@ -180,6 +180,10 @@ const BUILTIN: &[(&str, Stage)] = &[
     (r"Petitboot \([^)\s]+\)", Stage::Petitboot),
     (r"e=edit, n=new, x=exit", Stage::Petitboot),
     (r"Welcome to Petitboot", Stage::Petitboot),
+    // petitboot discover/pb-discover.c main(): "--- pb-discover ---", on the
+    // console when its log goes there (`pb-discover -l -`, as in the test
+    // guests of tests/peers/petitboot-vm) instead of behind the ncurses UI.
+    (r"--- pb-discover ---", Stage::Petitboot),
     // hostboot console banner "--== Welcome to Hostboot hostboot-.../hbicore.bin
     // ==--" and progress lines "  5.60502|ISTEP  6. 5 - host_init_fsi".
     (r"--== Welcome to Hostboot", Stage::Firmware),

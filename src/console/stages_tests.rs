@@ -8,6 +8,10 @@ const NETBOOT_OK: &str = include_str!("testdata/netboot_ok.log");
 const CONFIG_MISSING: &str = include_str!("testdata/netboot_config_missing.log");
 const KERNEL_MISSING: &str = include_str!("testdata/netboot_kernel_missing.log");
 const KERNEL_PANIC: &str = include_str!("testdata/kernel_panic.log");
+/// Real: QEMU powernv9, Debian's skiboot, upstream petitboot (pb-discover
+/// logging to hvc0) booting the test instance from disk after its PXE
+/// probe failed (tests/peers/petitboot-vm, QEMU user networking).
+const POWERNV9_DISK_BOOT: &str = include_str!("testdata/powernv9_petitboot_disk_boot.log");
 
 /// Name, console bytes, and expected events.
 type Fixture = (&'static str, &'static str, Vec<(Stage, &'static str)>);
@@ -46,6 +50,18 @@ fn fixtures() -> Vec<Fixture> {
                 (Stage::Petitboot, "Petitboot (v1.10.4)"),
                 (Stage::ConfigFetched, "Parsed PXE config from"),
                 (Stage::DownloadFailed, "Couldn't load kernel image"),
+            ],
+        ),
+        (
+            "powernv9_petitboot_disk_boot",
+            POWERNV9_DISK_BOOT,
+            vec![
+                (Stage::Firmware, "OPAL v7.1-106-g785a5e30 starting..."),
+                (Stage::Petitboot, "--- pb-discover ---"),
+                (Stage::DownloadFailed, "PXE autoconfiguration failed"),
+                (Stage::Kexec, "Performing kexec reboot"),
+                (Stage::KernelBooting, "Linux version 6.1"),
+                (Stage::LoginPrompt, "petitlab-instance login:"),
             ],
         ),
         (
