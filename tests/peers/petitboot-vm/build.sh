@@ -57,6 +57,10 @@ out=$(cd "$out" && pwd)
 cache=$(dirname "$out")
 debs=$cache/debs
 mkdir -p "$debs"
+# Tests of one run may ask for the same guest at once: one builds, the
+# others wait and then find it cached.
+exec 9>"$cache/.lock-$arch"
+flock 9
 
 # Libraries and programs from Debian, for the guest's architecture. The
 # closure of their NEEDED entries is checked below: a missing one fails the
