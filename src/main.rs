@@ -154,6 +154,10 @@ enum Command {
         /// Pause after each line a virtual host prints (default: 10).
         #[arg(long, value_name = "N")]
         line_delay_ms: Option<u64>,
+        /// The node's host is a QEMU guest: listen on ADDR (loopback, TCP) for
+        /// its ipmi-bmc-extern chardev, the guest's in-band BMC (repeatable).
+        #[arg(long = "vm-bmc", value_name = "NODE=ADDR")]
+        vm_bmc: Vec<String>,
     },
 }
 
@@ -278,6 +282,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             disks,
             faults,
             line_delay_ms,
+            vm_bmc,
         } => {
             let lab = match count {
                 Some(_) => None,
@@ -291,6 +296,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 disks,
                 faults,
                 line_delay_ms,
+                vm_bmc,
             };
             runtime()?.block_on(cli::sim::run(lab.as_ref(), opts))
         }

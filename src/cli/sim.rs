@@ -4,6 +4,7 @@
 //! that netboots from the lab's DHCP files and servers onto a disk file.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -31,6 +32,9 @@ pub struct Options {
     pub faults: Vec<String>,
     /// Pause after each line a host prints (default: the simulator's).
     pub line_delay_ms: Option<u64>,
+    /// `NODE=ADDR`: the node's host is a QEMU guest whose BMC chardev
+    /// connects here.
+    pub vm_bmc: Vec<String>,
 }
 
 /// `--fault NODE=KIND`, each node checked against the lab.
@@ -64,6 +68,37 @@ fn parse_faults(lab: &Lab, faults: &[String]) -> anyhow::Result<HashMap<String, 
     Ok(out)
 }
 
+/// `--vm-bmc NODE=ADDR`, each node checked against the lab and each
+/// address on loopback (the simulator serves 127.0.0.1 only).
+fn parse_vm_bmc(lab: &Lab, links: &[String]) -> anyhow::Result<HashMap<String, SocketAddr>> {
+    let mut out = HashMap::new();
+    for link in links {
+        let Some((node, addr)) = link.split_once('=') else {
+            bail!("--vm-bmc {link:?}: expected NODE=ADDR, e.g. p9-rack1-01=127.0.0.1:9002");
+        };
+        if lab.node(node).is_none() {
+            let known: Vec<&str> = lab.nodes.iter().map(|n| n.name.as_str()).collect();
+            bail!(
+                "--vm-bmc {link:?}: no node named {node:?} in {} (nodes: {})",
+                lab.path.display(),
+                known.join(", ")
+            );
+        }
+        let addr: SocketAddr = addr
+            .parse()
+            .map_err(|e| anyhow::anyhow!("--vm-bmc {link:?}: {addr:?} is not IP:PORT ({e})"))?;
+        if !addr.ip().is_loopback() {
+            bail!(
+                "--vm-bmc {link:?}: {addr} is not on loopback; the simulator listens on 127.0.0.1 only"
+            );
+        }
+        if out.insert(node.to_string(), addr).is_some() {
+            bail!("--vm-bmc {link:?}: node {node} is given twice");
+        }
+    }
+    Ok(out)
+}
+
 fn counted_specs(opts: &Options, count: usize) -> anyhow::Result<Vec<BmcSpec>> {
     let password = match &opts.password_env {
         Some(var) => std::env::var(var)
@@ -87,8 +122,10 @@ fn counted_specs(opts: &Options, count: usize) -> anyhow::Result<Vec<BmcSpec>> {
 
 pub async fn run(lab: Option<&Lab>, opts: Options) -> anyhow::Result<ExitCode> {
     let with_disks = match (opts.count, lab) {
-        (Some(_), _) if !opts.faults.is_empty() || opts.disks.is_some() => {
-            bail!("--fault and --disks apply to a lab's nodes, not to --count BMCs")
+        (Some(_), _)
+            if !opts.faults.is_empty() || opts.disks.is_some() || !opts.vm_bmc.is_empty() =>
+        {
+            bail!("--fault, --disks and --vm-bmc apply to a lab's nodes, not to --count BMCs")
         }
         (Some(count), _) => counted_specs(&opts, count)?
             .into_iter()
@@ -100,6 +137,7 @@ pub async fn run(lab: Option<&Lab>, opts: Options) -> anyhow::Result<ExitCode> {
                 sim.disks = dir.clone();
             }
             sim.faults = parse_faults(lab, &opts.faults)?;
+            sim.vm_bmc = parse_vm_bmc(lab, &opts.vm_bmc)?;
             specs_for_lab(lab, &sim)?
         }
         (None, None) => bail!("give --count N, or a lab.toml whose nodes to simulate"),
@@ -123,8 +161,12 @@ pub async fn run(lab: Option<&Lab>, opts: Options) -> anyhow::Result<ExitCode> {
         );
     } else {
         for (i, (name, disk)) in names.iter().zip(&disks).enumerate() {
+            let guest = match sim.vm_addr(i) {
+                Some(addr) => format!(", guest BMC link (ipmi-bmc-extern) on {addr}"),
+                None => String::new(),
+            };
             outln!(
-                "petitlab sim: {name}: BMC on {}, disk {}",
+                "petitlab sim: {name}: BMC on {}, disk {}{guest}",
                 sim.addr(i),
                 disk.display()
             );

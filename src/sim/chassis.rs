@@ -51,8 +51,13 @@ pub struct ChassisState {
     /// Hard resets while on: the host reboots on each.
     pub resets: u64,
     /// The override the last power-on or reset booted with (a one-shot
-    /// override is cleared from `boot_device` by then).
+    /// override is cleared from `boot_device` by then, unless a guest
+    /// firmware reads and clears it itself).
     pub booted_from: BootDevice,
+    /// A QEMU guest is attached as the host (in-band, over the VM
+    /// protocol): it is the host instead of the virtual one, and its
+    /// firmware reads and clears a one-shot override itself.
+    pub guest: bool,
 }
 
 /// Chassis Control actions (IPMI 2.0 table 28-4).
@@ -184,14 +189,39 @@ impl Chassis {
         self.boot();
     }
 
-    /// The host (re)boots: it consumes a one-shot override, as a real BMC
-    /// clears non-persistent boot flags once the firmware has read them.
+    /// The host (re)boots. The virtual host's firmware consumes a one-shot
+    /// override right away (as if it had read and cleared it); a guest's
+    /// firmware reads it in-band and clears it itself (petitboot does,
+    /// before it kexecs), so it must still be there for it to read.
     fn boot(&mut self) {
         self.state.booted_from = self.state.boot_device;
-        if !self.state.persistent {
+        if !self.state.persistent && !self.state.guest {
             self.boot_params[BOOT_FLAGS].fill(0);
             self.sync_boot_flags();
         }
+    }
+
+    /// A guest connected: it runs, so the chassis is on (counted as a
+    /// power-on if it was off); the override stays for its firmware.
+    pub fn attach_guest(&mut self, now: Instant) {
+        self.tick(now);
+        self.state.guest = true;
+        if !self.state.power_on {
+            self.soft_off_at = None;
+            self.state.power_on = true;
+            self.state.power_on_count += 1;
+            self.state.booted_from = self.state.boot_device;
+        }
+        self.publish();
+    }
+
+    /// The guest's connection is gone: QEMU exited (or will not hear us),
+    /// so the chassis is off. The virtual host takes over again.
+    pub fn detach_guest(&mut self) {
+        self.state.guest = false;
+        self.state.power_on = false;
+        self.soft_off_at = None;
+        self.publish();
     }
 
     pub fn boot_param(&self, selector: u8) -> Result<&[u8], BootParamError> {
@@ -303,6 +333,47 @@ mod tests {
         let s = c.state(t);
         assert_eq!((s.boot_device, s.persistent), (BootDevice::Disk, true));
         assert_eq!(s.booted_from, BootDevice::Disk);
+    }
+
+    #[test]
+    fn a_guest_reads_and_clears_a_one_shot_override_itself() {
+        let (mut c, t) = chassis();
+        c.set_boot_param(5, &[0x80, 0x04, 0, 0, 0]).unwrap();
+        c.attach_guest(t);
+        let s = c.state(t);
+        assert!(s.guest && s.power_on && s.power_on_count == 1);
+        for action in [
+            Control::Cycle,
+            Control::HardReset,
+            Control::Off,
+            Control::On,
+        ] {
+            c.control(action, t);
+            assert_eq!(
+                c.boot_param(5).unwrap(),
+                [0x80, 0x04, 0, 0, 0],
+                "{action:?}"
+            );
+        }
+        let s = c.state(t);
+        assert_eq!(
+            (s.boot_device, s.booted_from),
+            (BootDevice::Pxe, BootDevice::Pxe)
+        );
+        // petitboot's clear: valid bit set, no device.
+        c.set_boot_param(5, &[0x80, 0, 0, 0, 0]).unwrap();
+        assert_eq!(c.state(t).boot_device, BootDevice::None);
+
+        // Gone: off, and the virtual host's boots consume one-shots again.
+        c.detach_guest();
+        let s = c.state(t);
+        assert!(!s.guest && !s.power_on);
+        c.set_boot_param(5, &[0x80, 0x08, 0, 0, 0]).unwrap();
+        c.control(Control::On, t);
+        assert_eq!(c.boot_param(5).unwrap(), [0; 5]);
+        // Attaching to a host already on is no new power-on.
+        c.attach_guest(t);
+        assert_eq!(c.state(t).power_on_count, 4);
     }
 
     #[test]

@@ -124,10 +124,11 @@ struct Host {
 
 impl Host {
     /// Off: the host stops where it is. A new power-on or reset: it starts
-    /// over, from the firmware.
+    /// over, from the firmware. A QEMU guest attached in its place: it
+    /// stays quiet (the guest is the host).
     fn follow(&mut self, state: ChassisState) {
         let boots = (state.power_on_count, state.resets);
-        if !state.power_on {
+        if !state.power_on || state.guest {
             self.booting = None;
             *lock(&self.prompt) = None;
         } else if boots != self.boots_seen {
@@ -224,6 +225,29 @@ mod tests {
         serial.deliver(SerialInput::Data(b"y".to_vec()));
         tokio::time::sleep(Duration::from_millis(20)).await;
         assert!(out.try_recv().is_err(), "no echo while off");
+        task.abort();
+    }
+
+    #[tokio::test]
+    async fn stays_quiet_while_a_guest_is_the_host() {
+        let (tx, rx) = watch::channel(ChassisState::default());
+        let serial = SerialPort::default();
+        let mut out = serial.output();
+        let task = tokio::spawn(run(spec(Firmware::petitboot()), rx, serial));
+        let guest = |count| ChassisState {
+            guest: true,
+            ..on(count, BootDevice::Pxe)
+        };
+        tx.send(guest(1)).unwrap();
+        tx.send(guest(2)).unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(
+            out.try_recv().is_err(),
+            "the virtual host booted a guest's node"
+        );
+        // The guest gone and powered on again: the virtual host boots.
+        tx.send(on(3, BootDevice::None)).unwrap();
+        until(&mut out, "n1 login: ").await;
         task.abort();
     }
 

@@ -4,6 +4,7 @@
 //! and by the in-process demo lab.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -25,6 +26,9 @@ pub struct LabSim {
     pub faults: HashMap<String, NodeFaults>,
     /// Pause after each console line (default: the simulator's).
     pub line_delay: Option<Duration>,
+    /// Nodes whose host is a QEMU guest: where each listens for the
+    /// guest's `ipmi-bmc-extern` chardev (see [`super::BmcSpec::vm_listen`]).
+    pub vm_bmc: HashMap<String, SocketAddr>,
 }
 
 impl LabSim {
@@ -34,6 +38,7 @@ impl LabSim {
             disks: lab.state_dir.join("sim").join("disks"),
             faults: HashMap::new(),
             line_delay: None,
+            vm_bmc: HashMap::new(),
         }
     }
 }
@@ -83,6 +88,7 @@ pub fn specs_for_lab(lab: &Lab, opts: &LabSim) -> Result<Vec<(BmcSpec, PathBuf)>
         }
         let fault = opts.faults.get(&node.name).copied().unwrap_or_default();
         spec.fault = fault.bmc;
+        spec.vm_listen = opts.vm_bmc.get(&node.name).copied();
         let disk = disk_for(&opts.disks, node)?;
         spec.firmware = virtual_firmware(VirtualHost {
             node: node.name.clone(),

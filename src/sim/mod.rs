@@ -33,6 +33,9 @@ mod session;
 mod sol;
 mod sol_commands;
 pub mod tgt;
+pub mod vm_codec;
+mod vm_guest;
+mod vm_server;
 
 #[cfg(test)]
 mod fuzz_tests;
@@ -43,7 +46,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::net::UdpSocket;
+use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -100,6 +103,10 @@ pub struct BmcSpec {
     /// Sessions that send no IPMI request for this long are closed; SOL
     /// traffic does not count (30 s, as ipmi_sim).
     pub session_timeout: Duration,
+    /// Listen here (TCP, loopback) for a QEMU guest's `ipmi-bmc-extern`
+    /// chardev: the guest's in-band BMC is then this one (port 0 picks a
+    /// free port). None: no guest link.
+    pub vm_listen: Option<SocketAddr>,
 }
 
 impl BmcSpec {
@@ -117,6 +124,7 @@ impl BmcSpec {
             line_delay: DEFAULT_LINE_DELAY,
             sol_retry: sol::RETRY_INTERVAL,
             session_timeout: Limits::default().idle_timeout,
+            vm_listen: None,
         }
     }
 
@@ -154,12 +162,17 @@ struct Bmc {
     serial: SerialPort,
     task: JoinHandle<()>,
     host: JoinHandle<()>,
+    /// The guest link's address and task, if the spec asked for one.
+    vm: Option<(SocketAddr, JoinHandle<()>)>,
 }
 
 impl Bmc {
     fn abort(&self) {
         self.task.abort();
         self.host.abort();
+        if let Some((_, vm)) = &self.vm {
+            vm.abort();
+        }
     }
 }
 
@@ -180,10 +193,17 @@ impl Sim {
                 let what = format!("BMC {}: cannot bind UDP {addr}: {e}", spec.name);
                 std::io::Error::new(e.kind(), what)
             })?;
-            sockets.push(socket);
+            let listener = match spec.vm_listen {
+                Some(addr) => Some(TcpListener::bind(addr).await.map_err(|e| {
+                    let what = format!("BMC {}: cannot listen on TCP {addr}: {e}", spec.name);
+                    std::io::Error::new(e.kind(), what)
+                })?),
+                None => None,
+            };
+            sockets.push((socket, listener));
         }
         let mut bmcs = Vec::with_capacity(specs.len());
-        for (spec, socket) in specs.iter().zip(sockets) {
+        for (spec, (socket, listener)) in specs.iter().zip(sockets) {
             let addr = socket.local_addr()?;
             let responder = spec.responder(addr.port());
             let chassis = responder.subscribe();
@@ -201,6 +221,19 @@ impl Sim {
             let task = tokio::spawn(task);
             let host = host::run(spec.host(), chassis.clone(), serial.clone());
             let host = tokio::spawn(host);
+            let vm = match listener {
+                Some(listener) => {
+                    let vm_addr = listener.local_addr()?;
+                    let link = vm_server::serve(
+                        spec.name.clone(),
+                        listener,
+                        state.clone(),
+                        chassis.clone(),
+                    );
+                    Some((vm_addr, tokio::spawn(link)))
+                }
+                None => None,
+            };
             bmcs.push(Bmc {
                 addr,
                 state,
@@ -208,6 +241,7 @@ impl Sim {
                 serial,
                 task,
                 host,
+                vm,
             });
         }
         Ok(Sim { bmcs })
@@ -216,6 +250,12 @@ impl Sim {
     /// The BMC's address (127.0.0.1 and its port).
     pub fn addr(&self, index: usize) -> SocketAddr {
         self.bmcs[index].addr
+    }
+
+    /// Where the BMC listens for a QEMU guest's `ipmi-bmc-extern` chardev,
+    /// if it does.
+    pub fn vm_addr(&self, index: usize) -> Option<SocketAddr> {
+        self.bmcs[index].vm.as_ref().map(|(addr, _)| *addr)
     }
 
     pub fn len(&self) -> usize {
@@ -267,6 +307,9 @@ impl Sim {
         for bmc in bmcs {
             let _ = bmc.task.await;
             let _ = bmc.host.await;
+            if let Some((_, vm)) = bmc.vm {
+                let _ = vm.await;
+            }
         }
     }
 }

@@ -190,6 +190,23 @@ impl Responder {
         self.controller.chassis.subscribe()
     }
 
+    /// A request from the host's system interface (a QEMU guest's BMC
+    /// device): no session, so no privilege limit, and the same controller
+    /// (chassis, boot flags) the LAN side uses.
+    pub fn inband(&mut self, req: &Request, now: Instant) -> Response {
+        self.controller.execute(req, privilege::ADMINISTRATOR, now)
+    }
+
+    /// A QEMU guest connected as the host ([`super::chassis::Chassis::attach_guest`]).
+    pub fn attach_guest(&mut self, now: Instant) {
+        self.controller.chassis.attach_guest(now);
+    }
+
+    /// The guest's connection closed.
+    pub fn detach_guest(&mut self) {
+        self.controller.chassis.detach_guest();
+    }
+
     /// Applies timed chassis transitions (soft off) and SOL retransmissions
     /// that are due.
     pub fn tick(&mut self, now: Instant) {
