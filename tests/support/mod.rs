@@ -8,6 +8,8 @@ pub mod lab;
 #[allow(dead_code)]
 pub mod lossy_relay;
 #[allow(dead_code)]
+pub mod petitboot_rig;
+#[allow(dead_code)]
 pub mod ramdisk;
 #[allow(dead_code)]
 pub mod tmux;
