@@ -16,8 +16,8 @@
 //!    comes up from the disk.
 //! 3. A LAN power off powers QEMU off (VM_CMD_POWEROFF).
 //!
-//! Needs the guest artifacts (tests/peers/petitboot-vm/build.sh ppc64le
-//! target/petitboot-vm/ppc64le, or PETITBOOT_VM_DIR pointing at them),
+//! Needs the guest artifacts (tests/peers/petitboot-vm/build.sh, run by the
+//! rig's artifacts::ensure when they are not built yet),
 //! qemu-system-ppc64 (QEMU 10 from bookworm-backports) and ipmitool. It
 //! never skips: without them it fails saying how to get them.
 
@@ -26,40 +26,17 @@ mod support;
 use std::io::Read;
 use std::net::SocketAddr;
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use support::lab::{Daemon, loopback_lab, ok};
+use support::petitboot_rig::{Arch, artifacts, require};
 
 /// cipher_suite = 17 in lab.toml.example.
 const NODE: &str = "p9-rack1-02";
 const BOOT_LIMIT: Duration = Duration::from_secs(240);
-
-fn artifacts() -> PathBuf {
-    let dir = std::env::var_os("PETITBOOT_VM_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| support::lab::repo().join("target/petitboot-vm/ppc64le"));
-    for file in ["kernel", "petitboot.initrd", "instance.img"] {
-        assert!(
-            dir.join(file).is_file(),
-            "no {}: build the ppc64le guests first: tests/peers/petitboot-vm/install-deps.sh \
-             && tests/peers/petitboot-vm/build.sh ppc64le target/petitboot-vm/ppc64le \
-             (or set PETITBOOT_VM_DIR)",
-            dir.join(file).display()
-        );
-    }
-    dir
-}
-
-fn tool(name: &str, install: &str) -> PathBuf {
-    ["/usr/bin", "/usr/local/bin", "/usr/sbin"]
-        .into_iter()
-        .map(|d| Path::new(d).join(name))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| panic!("{name} is not installed; this test needs it: {install}"))
-}
 
 /// QEMU and a reader of its serial console, stopped by pid on drop.
 struct Guest {
@@ -69,9 +46,9 @@ struct Guest {
 
 impl Guest {
     fn start(link: SocketAddr, images: &Path, dir: &Path) -> Guest {
-        let qemu = tool(
+        let qemu = require(
             "qemu-system-ppc64",
-            "apt-get install -t bookworm-backports qemu-system-ppc qemu-system-data",
+            "-t bookworm-backports qemu-system-ppc qemu-system-data",
         );
         let socket = dir.join("serial.sock");
         let serial = format!("unix:{},server=on,wait=off", socket.display());
@@ -197,21 +174,8 @@ fn tail(text: &str) -> String {
 }
 
 fn ipmitool(port: u16, command: &str) -> String {
-    let out = Command::new("timeout")
-        .arg("30")
-        .arg(tool("ipmitool", "apt-get install ipmitool"))
-        .args(["-I", "lanplus", "-C", "17", "-H", "127.0.0.1"])
-        .args(["-p", &port.to_string(), "-U", "admin", "-P", "password"])
-        .args(command.split_whitespace())
-        .output()
-        .expect("run ipmitool");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stdout = support::ipmitool_c17::ipmitool(port, command);
     eprintln!("ipmitool {command}: {stdout}");
-    assert!(
-        out.status.success(),
-        "ipmitool {command}: {stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     stdout
 }
 
@@ -226,7 +190,7 @@ fn boot_device(port: u16) -> String {
 
 #[test]
 fn petitboot_reads_the_override_in_band_and_clears_a_one_shot_before_kexec() {
-    let images = artifacts();
+    let images = artifacts::ensure(Arch::Ppc64le).dir;
     let dir = tempfile::tempdir().unwrap();
     let (lab, ports) = loopback_lab(dir.path());
     let port = ports[support::lab::NODES.iter().position(|n| *n == NODE).unwrap()];

@@ -20,14 +20,6 @@ use support::lab::{Daemon, loopback_lab};
 
 const NODE: &str = "p9-rack1-02";
 
-fn tool(name: &str, install: &str) -> PathBuf {
-    ["/usr/bin", "/usr/local/bin", "/usr/sbin"]
-        .into_iter()
-        .map(|d| Path::new(d).join(name))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| panic!("{name} is not installed; this test needs it: {install}"))
-}
-
 /// QEMU, killed by pid when the test ends however it ends.
 struct Qemu {
     child: Child,
@@ -36,9 +28,9 @@ struct Qemu {
 
 impl Qemu {
     fn start(link: SocketAddr, dir: &Path) -> Qemu {
-        let qemu = tool(
+        let qemu = support::petitboot_rig::require(
             "qemu-system-ppc64",
-            "apt-get install -t bookworm-backports qemu-system-ppc qemu-system-data",
+            "-t bookworm-backports qemu-system-ppc qemu-system-data",
         );
         let serial = dir.join("serial.log");
         let chardev = format!(
@@ -113,21 +105,9 @@ fn tail(text: &str) -> &str {
 }
 
 fn ipmitool(port: u16, command: &str) -> String {
-    let out = Command::new("timeout")
-        .arg("30")
-        .arg(tool("ipmitool", "apt-get install ipmitool"))
-        .args(["-I", "lanplus", "-C", "17", "-H", "127.0.0.1"])
-        .args(["-p", &port.to_string(), "-U", "admin", "-P", "password"])
-        .args(command.split_whitespace())
-        .output()
-        .expect("run ipmitool");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "ipmitool {command}: {stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout.trim().to_string()
+    support::ipmitool_c17::ipmitool(port, command)
+        .trim()
+        .to_string()
 }
 
 #[test]

@@ -2,6 +2,8 @@
 #[allow(dead_code)]
 pub mod ipmi_sim;
 #[allow(dead_code)]
+pub mod ipmitool_c17;
+#[allow(dead_code)]
 pub mod ipmitool_kat;
 #[allow(dead_code)]
 pub mod lab;
