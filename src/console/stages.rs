@@ -1,8 +1,11 @@
 //! Boot-stage detection: console bytes in, [`StageEvent`]s out.
 //!
 //! Text is split into lines ([`super::lines`]: escapes stripped, cursor jumps
-//! and CR/LF end a line) and each line, plus the incomplete last line (a
-//! `login: ` prompt has no newline), is matched against one pattern table.
+//! and CR/LF end a line) and each line is matched against one pattern table.
+//! The incomplete last line is matched too, but may only signal the login
+//! prompt, which has no newline: any other stage waits for its whole line,
+//! so that its event quotes all of it (a SOL packet can end mid-line, and a
+//! failure reason must not name `…/deploy_kerne`).
 //!
 //! Events report news only. A stage equal to the previous one is dropped,
 //! and so is a step backwards within one boot: petitboot redraws its menu
@@ -286,14 +289,14 @@ impl StageDetector {
             ..
         } = self;
         lines.feed(bytes, |line| {
-            if let Some(ev) = check(set, stages, progress, line) {
+            if let Some(ev) = check(set, stages, progress, line, false) {
                 events.push(ev);
             }
         });
         if self.lines.version() != self.partial_seen {
             self.partial_seen = self.lines.version();
             let line = self.lines.partial();
-            if let Some(ev) = check(&self.set, &self.stages, &mut self.progress, line) {
+            if let Some(ev) = check(&self.set, &self.stages, &mut self.progress, line, true) {
                 events.push(ev);
             }
         }
@@ -317,11 +320,15 @@ fn check(
     stages: &[Stage],
     progress: &mut Progress,
     line: &[u8],
+    partial: bool,
 ) -> Option<StageEvent> {
     if line.iter().all(u8::is_ascii_whitespace) {
         return None;
     }
     let stage = stages[set.matches(line).iter().next()?];
+    if partial && stage != Stage::LoginPrompt {
+        return None;
+    }
     progress.accept(stage).then(|| StageEvent {
         stage,
         line: String::from_utf8_lossy(line).trim().to_owned(),

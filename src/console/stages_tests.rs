@@ -173,6 +173,35 @@ fn escapes_and_carriage_returns_inside_lines() {
 }
 
 #[test]
+fn a_failure_line_cut_by_a_packet_is_quoted_whole() {
+    // Seen with real petitboot over SOL: a packet ended inside the URL and
+    // the deploy's failure reason said ".../deploy_kerne".
+    let mut d = StageDetector::new(&[]).unwrap();
+    let line =
+        "boot status: [1] Couldn't load kernel image from http://10.77.1.1:8080/u/deploy_kernel";
+    let (head, tail) = line.split_at(line.len() - 2);
+    let mut events = d.feed(head.as_bytes());
+    events.extend(d.feed(format!("{tail}\r\n").as_bytes()));
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].stage, Stage::DownloadFailed);
+    assert_eq!(events[0].line, line);
+}
+
+#[test]
+fn fixtures_fed_in_chunks_quote_the_same_lines_as_fed_whole() {
+    for (name, input, _) in fixtures() {
+        let whole = run(input.as_bytes(), &[usize::MAX]);
+        for size in [1, 7, 64, 1000] {
+            assert_eq!(
+                run(input.as_bytes(), &[size]),
+                whole,
+                "{name} fed in {size}-byte chunks"
+            );
+        }
+    }
+}
+
+#[test]
 fn prompt_without_newline_then_login() {
     let mut d = StageDetector::new(&[]).unwrap();
     assert_eq!(stages_of(&mut d, "\r\nnode01 log"), []);
