@@ -5,7 +5,9 @@
 //!   conditional requests (304), single byte ranges (206/416) and
 //!   keep-alive/pipelining. Anything that does not resolve to a regular
 //!   file inside the root — missing, a directory, `..` in any encoding, an
-//!   encoded `/`, a symlink out — is the same 404.
+//!   encoded `/`, a symlink out — is the same 404. A regular file inside
+//!   that cannot be opened is not: 403 (permissions), 503 (out of
+//!   descriptors) or 500, with a warning naming it in the log.
 //! - `/v1/...` is reserved for an [`ApiHandler`]; it is never a file path,
 //!   and without a handler it is 404.
 //! - One task per connection, at most [`HttpOptions::max_connections`] at a

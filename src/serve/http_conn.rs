@@ -299,8 +299,17 @@ impl Conn {
                 self.simple(Some(head), 405, keep, &allow).await
             }
             Target::File(requested) => match file::open(&self.shared.root, &requested) {
-                None => self.simple(Some(head), 404, keep, &[]).await,
-                Some(opened) => {
+                Err(file::Refusal::NotFound) => self.simple(Some(head), 404, keep, &[]).await,
+                Err(file::Refusal::Unreadable { path, error }) => {
+                    let status = file::unreadable_status(&error);
+                    tracing::warn!(
+                        "HTTP: cannot open {} for {}: {error} (answered {status})",
+                        crate::text::display_safe(&path.display().to_string()),
+                        self.peer
+                    );
+                    self.simple(Some(head), status, keep, &[]).await
+                }
+                Ok(opened) => {
                     let timeout = self.shared.options.send_timeout;
                     file::respond(&mut self.stream, head, &opened, keep, timeout).await
                 }

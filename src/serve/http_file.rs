@@ -25,31 +25,70 @@ pub(super) struct Opened {
     mtime: Duration,
 }
 
-/// The regular file `requested` (decoded) names under `root`, or `None` for
-/// anything else: outside, missing, a directory, a device or a FIFO.
-pub(super) fn open(root: &Path, requested: &[u8]) -> Option<Opened> {
-    let path = crate::serve::path::resolve(root, requested)?;
+/// Why a request names no file to send.
+#[derive(Debug)]
+pub(super) enum Refusal {
+    /// Outside the root, missing, a directory, a device or a FIFO: 404,
+    /// whichever, so nothing is told about what exists outside.
+    NotFound,
+    /// A regular file under the root that could not be opened (permissions,
+    /// out of descriptors, EIO): not a 404, which would send an admin
+    /// looking for a file that is there.
+    Unreadable { path: PathBuf, error: io::Error },
+}
+
+/// The regular file `requested` (decoded) names under `root`.
+pub(super) fn open(root: &Path, requested: &[u8]) -> Result<Opened, Refusal> {
+    let path = crate::serve::path::resolve(root, requested).ok_or(Refusal::NotFound)?;
     // `resolve` returns a canonical path, so nothing here follows a link;
     // O_NOFOLLOW refuses one swapped in since, O_NONBLOCK a FIFO's wait.
-    if !std::fs::metadata(&path).ok()?.is_file() {
-        return None;
+    match std::fs::metadata(&path) {
+        Ok(meta) if meta.is_file() => {}
+        _ => return Err(Refusal::NotFound),
     }
-    let file = OpenOptions::new()
+    let opened = OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
         .open(&path)
-        .ok()?;
-    let meta = file.metadata().ok()?;
+        .and_then(|file| {
+            let meta = file.metadata()?;
+            Ok((file, meta))
+        });
+    let (file, meta) = match opened {
+        Ok(opened) => opened,
+        // Whatever vanished or was swapped for a link since resolving.
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+            ) =>
+        {
+            return Err(Refusal::NotFound);
+        }
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Err(Refusal::NotFound),
+        Err(error) => return Err(Refusal::Unreadable { path, error }),
+    };
     if !meta.is_file() {
-        return None;
+        return Err(Refusal::NotFound);
     }
     let mtime = meta.modified().unwrap_or(UNIX_EPOCH);
-    Some(Opened {
+    Ok(Opened {
         file,
         path,
         size: meta.len(),
         mtime: mtime.duration_since(UNIX_EPOCH).unwrap_or_default(),
     })
+}
+
+/// The status for a file that is there but could not be opened: 503 when
+/// the process is out of descriptors (worth a retry), 403 when it may not
+/// read it, else 500.
+pub(super) fn unreadable_status(error: &io::Error) -> u16 {
+    match error.raw_os_error() {
+        Some(libc::EMFILE | libc::ENFILE) => 503,
+        _ if error.kind() == io::ErrorKind::PermissionDenied => 403,
+        _ => 500,
+    }
 }
 
 /// Whether the request's validators say the client's copy is current:

@@ -486,3 +486,13 @@ async fn bind_errors_name_the_address_and_root() {
         .unwrap();
     assert!(err.to_string().contains("nope"), "{err}");
 }
+
+#[test]
+fn a_file_that_is_there_but_cannot_be_opened_is_not_a_404() {
+    use super::file::unreadable_status;
+    let errno = |e| io::Error::from_raw_os_error(e);
+    assert_eq!(unreadable_status(&errno(libc::EACCES)), 403);
+    assert_eq!(unreadable_status(&errno(libc::EMFILE)), 503, "retry later");
+    assert_eq!(unreadable_status(&errno(libc::ENFILE)), 503, "retry later");
+    assert_eq!(unreadable_status(&errno(libc::EIO)), 500);
+}
