@@ -226,3 +226,49 @@ fn a_state_dir_or_root_that_exists_and_is_not_a_directory_is_an_error() {
     );
     assert_eq!(errors(&loaded).len(), 1, "{:#?}", errors(&loaded));
 }
+
+#[test]
+fn bmc_password_is_at_most_20_bytes_as_ipmi_allows() {
+    let f = Fixture::new();
+    let long = "p".repeat(21);
+    std::fs::write(f.dir.path().join("long-pw"), format!("{long}\n")).unwrap();
+    std::fs::write(f.dir.path().join("ok-pw"), format!("{}\n", "p".repeat(20))).unwrap();
+    let with_password = |name: &str, password: &str, mac: &str| {
+        format!(
+            "[[node]]\nname = \"{name}\"\nmacs = [\"{mac}\"]\n\
+             [node.bmc]\nhost = \"h\"\nusername = \"u\"\n{password}\n{DEPLOY}{WHOLE}"
+        )
+    };
+    let text = lab(&[
+        with_password("file-ok", "password_file = \"ok-pw\"", "52:54:00:00:00:01"),
+        with_password("file", "password_file = \"long-pw\"", "52:54:00:00:00:02"),
+        with_password("env", "password_env = \"LONG_PW\"", "52:54:00:00:00:03"),
+        with_password(
+            "literal",
+            &format!("password = \"{long}\""),
+            "52:54:00:00:00:04",
+        ),
+        // Bytes, not characters: 11 × 'é' is 22 bytes.
+        with_password(
+            "wide",
+            &format!("password = \"{}\"", "é".repeat(11)),
+            "52:54:00:00:00:05",
+        ),
+    ]);
+    let env = Env::from_pairs(&[("HOME", "/home/admin"), ("LONG_PW", &long)]);
+    let loaded = from_text(&f.dir.path().join("lab.toml"), &text, &env);
+    for needle in [
+        "node file: bmc.password_file: the password file holds 21 bytes; IPMI passwords are at most 20",
+        "node env: bmc.password_env: environment variable LONG_PW holds 21 bytes; IPMI passwords are at most 20",
+        "node literal: bmc.password: the password holds 21 bytes; IPMI passwords are at most 20",
+        "node wide: bmc.password: the password holds 22 bytes",
+    ] {
+        assert_error(&loaded, needle);
+    }
+    assert_eq!(errors(&loaded).len(), 4, "{:#?}", errors(&loaded));
+    assert!(
+        errors(&loaded).iter().all(|e| !e.contains(&long)),
+        "an error shows the password: {:#?}",
+        errors(&loaded)
+    );
+}

@@ -208,6 +208,9 @@ fn check_node_name(name: &str) -> Result<(), String> {
 
 /// IPMI v2.0's limit on a user name, in bytes.
 const MAX_USERNAME: usize = 16;
+/// IPMI 2.0's limit (RAKP's K_UID); a longer one fails only at the
+/// session, so `check` says so first.
+const MAX_PASSWORD: usize = 20;
 
 fn build_bmc(ctx: &mut Ctx, node: Option<&str>, raw: Option<RawBmc>) -> Option<Bmc> {
     let Some(raw) = raw else {
@@ -251,21 +254,34 @@ fn build_bmc(ctx: &mut Ctx, node: Option<&str>, raw: Option<RawBmc>) -> Option<B
             None
         }
         (None, Some(var), None) => {
-            if ctx.env.var(&var).is_none() {
-                let msg = format!("environment variable {var} is not set (or empty)");
-                ctx.error(node, "bmc.password_env", msg);
+            match ctx.env.var(&var).map(str::to_owned) {
+                None => {
+                    let msg = format!("environment variable {var} is not set (or empty)");
+                    ctx.error(node, "bmc.password_env", msg);
+                }
+                Some(secret) => {
+                    let what = format!("environment variable {var}");
+                    check_password_length(ctx, node, "bmc.password_env", &what, &secret);
+                }
             }
             Some(PasswordSource::Env(var))
         }
         (None, None, Some(raw_path)) => {
             let path = ctx.readable_file(node, "bmc.password_file", &raw_path);
             warn_if_shared(ctx, node, &path);
-            Some(PasswordSource::File(path))
+            let source = PasswordSource::File(path);
+            // Unreadable files were reported by readable_file above.
+            if let Ok(secret) = source.read() {
+                let what = "the password file".to_string();
+                check_password_length(ctx, node, "bmc.password_file", &what, &secret);
+            }
+            Some(source)
         }
         (Some(secret), None, None) => {
             let msg =
                 "a literal password is stored in lab.toml; prefer password_env or password_file";
             ctx.warn(node, "bmc.password", msg);
+            check_password_length(ctx, node, "bmc.password", "the password", &secret);
             Some(PasswordSource::Literal(secret))
         }
         _ => {
@@ -301,6 +317,18 @@ fn build_bmc(ctx: &mut Ctx, node: Option<&str>, raw: Option<RawBmc>) -> Option<B
         password: password?,
         cipher_suite,
     })
+}
+
+/// An error when the password is longer than IPMI allows; it says how long,
+/// never what it is.
+fn check_password_length(ctx: &mut Ctx, node: Option<&str>, key: &str, what: &str, secret: &str) {
+    if secret.len() > MAX_PASSWORD {
+        let msg = format!(
+            "{what} holds {} bytes; IPMI passwords are at most {MAX_PASSWORD}",
+            secret.len()
+        );
+        ctx.error(node, key, msg);
+    }
 }
 
 fn warn_if_shared(ctx: &mut Ctx, node: Option<&str>, path: &Path) {
