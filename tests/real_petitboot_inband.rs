@@ -23,11 +23,13 @@
 
 mod support;
 
+use support::guarded::Guarded;
+
 use std::io::Read;
 use std::net::SocketAddr;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -40,7 +42,7 @@ const BOOT_LIMIT: Duration = Duration::from_secs(240);
 
 /// QEMU and a reader of its serial console, stopped by pid on drop.
 struct Guest {
-    child: Child,
+    child: Guarded,
     console: Arc<Mutex<Vec<u8>>>,
 }
 
@@ -90,7 +92,7 @@ impl Guest {
             .spawn()
             .expect("start qemu-system-ppc64");
         let mut guest = Guest {
-            child,
+            child: Guarded(child),
             console: Arc::default(),
         };
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -98,7 +100,7 @@ impl Guest {
             match UnixStream::connect(&socket) {
                 Ok(s) => break s,
                 Err(e) => {
-                    if let Some(status) = guest.child.try_wait().unwrap() {
+                    if let Some(status) = guest.child.0.try_wait().unwrap() {
                         let err = std::fs::read_to_string(dir.join("qemu.err"));
                         panic!("QEMU exited ({status}): {}", err.unwrap_or_default());
                     }
@@ -147,24 +149,6 @@ impl Guest {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
-    }
-
-    fn exited_within(&mut self, limit: Duration) -> bool {
-        let deadline = Instant::now() + limit;
-        while Instant::now() < deadline {
-            if self.child.try_wait().unwrap().is_some() {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        false
-    }
-}
-
-impl Drop for Guest {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -258,7 +242,7 @@ fn petitboot_reads_the_override_in_band_and_clears_a_one_shot_before_kexec() {
     // 3. LAN power off: QEMU is told to power off and exits.
     ok(&lab, &["power", NODE, "off"]);
     assert!(
-        guest.exited_within(Duration::from_secs(20)),
+        guest.child.exited_within(Duration::from_secs(20)),
         "QEMU runs on after a LAN power off; console:\n{}",
         tail(&guest.text())
     );

@@ -11,9 +11,11 @@
 
 mod support;
 
+use support::guarded::Guarded;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::lab::{Daemon, loopback_lab};
@@ -22,7 +24,7 @@ const NODE: &str = "p9-rack1-02";
 
 /// QEMU, killed by pid when the test ends however it ends.
 struct Qemu {
-    child: Child,
+    child: Guarded,
     serial: PathBuf,
 }
 
@@ -57,7 +59,10 @@ impl Qemu {
             .stderr(std::fs::File::create(dir.join("qemu.err")).unwrap())
             .spawn()
             .expect("start qemu-system-ppc64");
-        Qemu { child, serial }
+        Qemu {
+            child: Guarded(child),
+            serial,
+        }
     }
 
     fn console(&self) -> String {
@@ -75,24 +80,6 @@ impl Qemu {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
-    }
-
-    fn exited_within(&mut self, limit: Duration) -> bool {
-        let deadline = Instant::now() + limit;
-        while Instant::now() < deadline {
-            if self.child.try_wait().unwrap().is_some() {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        false
-    }
-}
-
-impl Drop for Qemu {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -147,7 +134,7 @@ fn skiboot_in_qemu_talks_to_the_simulated_bmc_in_band() {
     // LAN power off: VM_CMD_POWEROFF, QEMU exits, the node is off.
     ipmitool(port, "power off");
     assert!(
-        qemu.exited_within(Duration::from_secs(10)),
+        qemu.child.exited_within(Duration::from_secs(10)),
         "QEMU still runs after a LAN power off"
     );
     assert_eq!(ipmitool(port, "power status"), "Chassis Power is off");

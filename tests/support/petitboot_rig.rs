@@ -37,6 +37,7 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+pub use super::lab::show;
 pub use artifacts::{Arch, Artifacts};
 use netns::Netns;
 use relay::Relay;
@@ -198,15 +199,6 @@ pub fn poll_until<T>(
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-}
-
-pub fn show(out: &Output) -> String {
-    format!(
-        "exit {}\nstdout:\n{}stderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 impl Rig {
