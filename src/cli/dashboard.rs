@@ -66,6 +66,9 @@ pub fn options(args: &DashboardArgs) -> anyhow::Result<TuiOptions> {
 
 pub async fn run(lab: Lab, args: &DashboardArgs) -> anyhow::Result<ExitCode> {
     let options = options(args)?;
+    // One BMC session per node for the poller, plus consoles: a big lab
+    // needs more than a soft limit of 1024 descriptors.
+    petitlab::serve::limits::raise_descriptor_limit();
     let (engine, events) = Engine::open(Arc::new(lab))?;
     run_tui(engine, events, options).await?;
     Ok(ExitCode::SUCCESS)

@@ -25,6 +25,10 @@ pub async fn run(
         true => None,
         false => Some(super::dashboard::options(dashboard)?),
     };
+    // The demo runs a whole lab in one process (servers, simulated BMCs and
+    // hosts, consoles, the poller): use all the descriptors the hard limit
+    // allows rather than a soft 1024.
+    petitlab::serve::limits::raise_descriptor_limit();
     // A directory we made is ours to remove; one given is the caller's to keep.
     let (dir, ours) = match dir {
         Some(dir) => (dir, false),

@@ -121,6 +121,8 @@ fn counted_specs(opts: &Options, count: usize) -> anyhow::Result<Vec<BmcSpec>> {
 }
 
 pub async fn run(lab: Option<&Lab>, opts: Options) -> anyhow::Result<ExitCode> {
+    // A socket per simulated BMC (and per virtual host's connections).
+    petitlab::serve::limits::raise_descriptor_limit();
     let with_disks = match (opts.count, lab) {
         (Some(_), _)
             if !opts.faults.is_empty() || opts.disks.is_some() || !opts.vm_bmc.is_empty() =>
