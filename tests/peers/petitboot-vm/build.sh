@@ -64,7 +64,9 @@ flock 9
 
 # Libraries and programs from Debian, for the guest's architecture. The
 # closure of their NEEDED entries is checked below: a missing one fails the
-# build naming the library.
+# build naming the library. ncurses: where the host has its -dev package
+# (x86), configure finds plain curses despite --without-ncurses and builds
+# petitboot's UI, which then needs its libraries (it is not run).
 GUEST_PKGS="libc6 libgcc-s1 busybox-static udev libudev1 libkmod2 libacl1 libblkid1 libcap2
 libselinux1 libpcre2-8-0 liblzma5 libzstd1 libssl3 zlib1g libbz2-1.0 libelf1 libdw1
 libdevmapper1.02.1 kexec-tools libncursesw6 libncurses6 libtinfo6 libcom-err2 $arch_pkgs"
@@ -75,7 +77,6 @@ kernel_pkg=$(apt-cache depends "linux-image-$kernel_flavour:$debarch" 2>/dev/nul
 [ -n "$kernel_pkg" ] || die "cannot resolve linux-image-$kernel_flavour:$debarch (apt-get update? dpkg --add-architecture $debarch?)"
 kernel_version=${kernel_pkg#linux-image-}
 
-# The versions apt would download: part of the cache key.
 # The versions apt would download (one apt-cache run): part of the cache key.
 pkgs="$GUEST_PKGS $kernel_pkg"
 versions=$(apt-cache show --no-all-versions $(for p in $pkgs; do echo "$p:$debarch"; done) 2>/dev/null |
