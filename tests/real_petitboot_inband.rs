@@ -54,11 +54,6 @@ impl Guest {
         );
         let socket = dir.join("serial.sock");
         let serial = format!("unix:{},server=on,wait=off", socket.display());
-        let bmc = format!(
-            "socket,id=ipmi0,host={},port={},reconnect-ms=1000",
-            link.ip(),
-            link.port()
-        );
         // The artifact stays untouched: writes go to a temporary overlay.
         let drive = format!(
             "file={},if=none,format=raw,id=d0,snapshot=on",
@@ -72,20 +67,14 @@ impl Guest {
             .arg("-initrd")
             .arg(images.join("petitboot.initrd"))
             .args(["-append", "console=hvc0", "-serial", &serial])
-            // -nodefaults drops the PHBs; each needs a root port.
-            .args(["-device", "pnv-phb,chip-id=0,index=0,id=pcie0"])
-            .args(["-device", "pnv-phb-root-port,id=rp0,bus=pcie0,chassis=0"])
-            .args(["-device", "pnv-phb,chip-id=0,index=1,id=pcie1"])
-            .args(["-device", "pnv-phb-root-port,id=rp1,bus=pcie1,chassis=1"])
+            .args(support::powernv::phb_args())
             .args([
                 "-drive",
                 &drive,
                 "-device",
                 "virtio-blk-pci,drive=d0,bus=rp1",
             ])
-            .args(["-chardev", &bmc])
-            .args(["-device", "ipmi-bmc-extern,id=bmc0,chardev=ipmi0"])
-            .args(["-device", "isa-ipmi-bt,bmc=bmc0,irq=10"])
+            .args(support::powernv::external_bmc_args(link))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(dir.join("qemu.err")).unwrap())

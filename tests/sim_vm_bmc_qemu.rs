@@ -35,11 +35,6 @@ impl Qemu {
             "-t bookworm-backports qemu-system-ppc qemu-system-data",
         );
         let serial = dir.join("serial.log");
-        let chardev = format!(
-            "socket,id=ipmi0,host={},port={},reconnect-ms=1000",
-            link.ip(),
-            link.port()
-        );
         let child = Command::new(qemu)
             .args([
                 "-M",
@@ -51,9 +46,7 @@ impl Qemu {
             ])
             .arg("-serial")
             .arg(format!("file:{}", serial.display()))
-            .args(["-chardev", &chardev])
-            .args(["-device", "ipmi-bmc-extern,id=bmc0,chardev=ipmi0"])
-            .args(["-device", "isa-ipmi-bt,bmc=bmc0,irq=10"])
+            .args(support::powernv::external_bmc_args(link))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(dir.join("qemu.err")).unwrap())

@@ -14,6 +14,8 @@ pub mod lossy_relay;
 #[allow(dead_code)]
 pub mod petitboot_rig;
 #[allow(dead_code)]
+pub mod powernv;
+#[allow(dead_code)]
 pub mod ramdisk;
 #[allow(dead_code)]
 pub mod tmux;

@@ -536,18 +536,7 @@ ramdisk = "{ramdisk}"
                 q.opt("-device", "virtio-blk-pci,drive=d0");
             }
             Arch::Ppc64le => {
-                // -nodefaults drops the PHBs; each needs a root port, and two
-                // PHBs train faster than the six of the default machine.
-                for i in 0..2 {
-                    q.opt(
-                        "-device",
-                        &format!("pnv-phb,chip-id=0,index={i},id=pcie{i}"),
-                    );
-                    q.opt(
-                        "-device",
-                        &format!("pnv-phb-root-port,id=rp{i},bus=pcie{i},chassis={i}"),
-                    );
-                }
+                q.0.extend(super::powernv::phb_args());
                 q.opt(
                     "-device",
                     &format!("virtio-net-pci,netdev=n0,mac={},bus=rp0", self.mac),
@@ -555,11 +544,8 @@ ramdisk = "{ramdisk}"
                 q.opt("-device", "virtio-blk-pci,drive=d0,bus=rp1");
                 // skiboot, Linux and petitboot talk in-band to ipmi_sim,
                 // which listens before any QEMU starts.
-                let bmc =
-                    format!("socket,id=ipmi0,host=127.0.0.1,port={BT_PORT},reconnect-ms=1000");
-                q.opt("-chardev", &bmc);
-                q.opt("-device", "ipmi-bmc-extern,id=bmc0,chardev=ipmi0");
-                q.opt("-device", "isa-ipmi-bt,bmc=bmc0,irq=10");
+                let bmc = SocketAddr::from((Ipv4Addr::LOCALHOST, BT_PORT));
+                q.0.extend(super::powernv::external_bmc_args(bmc));
             }
         }
         assert!(q.0.iter().all(|a| !a.contains('\n')));
