@@ -1,10 +1,9 @@
 //! Answering GET/HEAD for a file: validators, conditional requests, byte
 //! ranges, and the body through `sendfile(2)`, file to socket in the kernel.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -40,21 +39,11 @@ pub(super) enum Refusal {
 /// The regular file `requested` (decoded) names under `root`.
 pub(super) fn open(root: &Path, requested: &[u8]) -> Result<Opened, Refusal> {
     let path = crate::serve::path::resolve(root, requested).ok_or(Refusal::NotFound)?;
-    // `resolve` returns a canonical path, so nothing here follows a link;
-    // O_NOFOLLOW refuses one swapped in since, O_NONBLOCK a FIFO's wait.
     match std::fs::metadata(&path) {
         Ok(meta) if meta.is_file() => {}
         _ => return Err(Refusal::NotFound),
     }
-    let opened = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(&path)
-        .and_then(|file| {
-            let meta = file.metadata()?;
-            Ok((file, meta))
-        });
-    let (file, meta) = match opened {
+    let (file, meta) = match crate::serve::path::open_resolved(&path) {
         Ok(opened) => opened,
         // Whatever vanished or was swapped for a link since resolving.
         Err(e)

@@ -2,6 +2,9 @@
 //! way out of it: `..`, encoded forms of it (the caller decodes first),
 //! absolute paths, NUL bytes, and symlinks that point outside the root.
 
+use std::fs::{File, Metadata, OpenOptions};
+use std::io;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Component, Path, PathBuf};
 
 /// The file `requested` names under `root`, or `None` if the request tries
@@ -30,6 +33,20 @@ pub fn resolve(root: &Path, requested: &[u8]) -> Option<PathBuf> {
     // Canonicalising follows symlinks, so one pointing out is caught here.
     let full = root.join(&clean).canonicalize().ok()?;
     full.starts_with(&root).then_some(full)
+}
+
+/// Opens a path [`resolve`] returned, for reading, with its metadata.
+/// `resolve` returns a canonical path, so nothing here follows a link;
+/// O_NOFOLLOW refuses one swapped in since, O_NONBLOCK keeps a FIFO from
+/// holding the thread. The caller decides what each error means to its
+/// client.
+pub fn open_resolved(path: &Path) -> io::Result<(File, Metadata)> {
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)?;
+    let meta = file.metadata()?;
+    Ok((file, meta))
 }
 
 #[cfg(test)]

@@ -2,10 +2,10 @@
 //! or open the file, negotiate options, then send blocks (in windows) with
 //! retransmission and block-number rollover.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io;
 use std::net::SocketAddr;
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -280,18 +280,7 @@ async fn open(root: PathBuf, name: Vec<u8>) -> io::Result<Result<(File, u64), Re
         let Some(path) = path::resolve(&root, &name) else {
             return Ok(Err(Refusal::NotFound));
         };
-        // `resolve` returns a canonical path, so nothing here follows a
-        // link; O_NOFOLLOW refuses one swapped in since, O_NONBLOCK keeps a
-        // FIFO from holding this thread forever.
-        let opened = OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-            .open(&path)
-            .and_then(|file| {
-                let meta = file.metadata()?;
-                Ok((file, meta))
-            });
-        Ok(match opened {
+        Ok(match path::open_resolved(&path) {
             Ok((file, meta)) if meta.is_file() => Ok((file, meta.len())),
             // Directories, FIFOs and devices are not files to send.
             Ok(_) => Err(Refusal::NotFound),
