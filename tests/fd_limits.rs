@@ -4,18 +4,13 @@
 //! started from a shell with a soft limit of 256, and its
 //! /proc/PID/limits read while it runs.
 
+mod support;
+
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use support::guarded::Guarded;
 
 /// Starts `petitlab ARGS` with a soft descriptor limit of 256 (`exec`
 /// keeps the shell's pid), waits for its "running" line, and returns its
@@ -31,7 +26,7 @@ fn limits_of(args: &str) -> (String, String) {
         .spawn()
         .expect("start petitlab");
     let stdout = child.stdout.take().unwrap();
-    let running = Running(child);
+    let running = Guarded(child);
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {

@@ -10,21 +10,13 @@ mod support;
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use support::guarded::Guarded;
 use support::petitboot_rig::require;
 
 const NOBODY: &str = "65534";
-
-struct Serve(Child);
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn curl_status(url: &str) -> String {
     let out = Command::new(require("curl", "curl"))
@@ -94,7 +86,7 @@ fn an_unreadable_file_is_403_and_logged_not_a_silent_404() {
         .spawn()
         .expect("start petitlab serve as nobody");
     let stderr = child.stderr.take().unwrap();
-    let serve = Serve(child);
+    let serve = Guarded(child);
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
