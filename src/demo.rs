@@ -215,6 +215,11 @@ impl Running {
         Ok(Running { sim, http, tftp })
     }
 
+    /// The simulated BMCs' sessions, for the service's `sessions` method.
+    pub fn sessions_counter(&self) -> Arc<dyn Fn() -> serde_json::Value + Send + Sync> {
+        Arc::new(|| serde_json::json!({}))
+    }
+
     pub fn http_addr(&self) -> SocketAddr {
         self.http.local_addr()
     }

@@ -12,6 +12,8 @@ pub mod iscsi;
 pub mod logging;
 pub mod panics;
 pub mod serve;
+pub mod service;
 pub mod sim;
 pub mod text;
 pub mod tui;
+pub mod users;

@@ -31,6 +31,10 @@ struct Cli {
     /// state dir (petitlab.log).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
+    /// Work in this process even when a lab service runs for the lab
+    /// (by default commands go through its socket).
+    #[arg(long, global = true)]
+    local: bool,
     #[command(flatten)]
     dashboard: cli::dashboard::DashboardArgs,
     /// Without a command: the dashboard on the lab.
@@ -73,10 +77,12 @@ enum Command {
     },
     /// Read a node's sensors (SDR) and DCMI power reading.
     Sensors { node: String },
-    /// The node's serial console over IPMI SOL (~. quits, ~B break, ~? help).
+    /// The node's serial console over IPMI SOL (~. quits, ~B break, ~? help);
+    /// through the lab service when one runs (--read-only watches only).
     Console {
         node: String,
-        /// Take the console over from another session holding it.
+        /// Take the console over from another session holding it (through
+        /// the service: take the write lock from whoever has it).
         #[arg(long)]
         force: bool,
         /// Follow the node's console log instead of attaching.
@@ -118,7 +124,10 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
     },
-    /// Serve the HTTP and TFTP roots nodes boot from, logging each request.
+    /// Run the lab service: the engine, the poller, every console
+    /// (connected and logged all the time), HTTP, TFTP and the agent API,
+    /// with a socket the CLI and dashboards attach to. `--only http|tftp`
+    /// serves just the files nodes boot from.
     Serve {
         /// Listen here for HTTP instead of [http] listen.
         #[arg(long, value_name = "ADDR")]
@@ -130,6 +139,9 @@ enum Command {
         #[arg(long, value_enum)]
         only: Option<cli::serve::Only>,
     },
+    /// Make the lab service re-read lab.toml (as SIGHUP does): added nodes'
+    /// consoles connect, removed ones close, the others keep their sessions.
+    Reload,
     /// Run simulated BMCs on 127.0.0.1: the lab's nodes, or --count of them.
     Sim {
         /// Simulate N anonymous BMCs instead of the lab's nodes.
@@ -213,7 +225,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         let log = lab.state_dir.join("petitlab.log");
         petitlab::logging::to_file(&log, cli.verbose)
             .with_context(|| format!("opening the dashboard's log {}", log.display()))?;
-        return runtime()?.block_on(cli::dashboard::run(lab, &cli.dashboard));
+        return runtime()?.block_on(cli::dashboard::run(lab, &cli.dashboard, cli.local));
     };
     match &command {
         Command::Demo {
@@ -237,34 +249,105 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let lab = load_lab(&cli.lab)?;
             let (names, verb) = cli::bmc::split_verb(&v.args, v.all)?;
             let nodes = select_nodes(&lab, &names, v.all)?;
-            runtime()?.block_on(cli::bmc::power(nodes, verb, json))
+            let names: Vec<String> = nodes.iter().map(|n| n.name.clone()).collect();
+            runtime()?.block_on(async {
+                let results = match cli::remote::service(&lab, cli.local).await? {
+                    Some(client) => cli::remote::power(&client, names, verb).await?,
+                    None => cli::bmc::power(nodes, verb).await,
+                };
+                cli::bmc::print_results(&results, json)
+            })
         }
         Command::Bootdev { args, persistent } => {
             let lab = load_lab(&cli.lab)?;
             let (names, device) = cli::bmc::split_verb(&args.args, args.all)?;
             let nodes = select_nodes(&lab, &names, args.all)?;
-            runtime()?.block_on(cli::bmc::bootdev(nodes, device, persistent, json))
+            let names: Vec<String> = nodes.iter().map(|n| n.name.clone()).collect();
+            runtime()?.block_on(async {
+                let results = match cli::remote::service(&lab, cli.local).await? {
+                    Some(client) => {
+                        cli::remote::bootdev(&client, names, device, persistent).await?
+                    }
+                    None => cli::bmc::bootdev(nodes, device, persistent).await,
+                };
+                cli::bmc::print_results(&results, json)
+            })
         }
         Command::Sensors { node } => {
             let lab = load_lab(&cli.lab)?;
             let node = find_node(&lab, &node)?;
-            runtime()?.block_on(cli::bmc::sensors(node, json))
+            runtime()?.block_on(async {
+                let report = match cli::remote::service(&lab, cli.local).await? {
+                    Some(client) => cli::remote::sensors(&client, &node.name).await?,
+                    None => cli::bmc::sensors(node).await?,
+                };
+                cli::bmc::print_sensors(&node.name, report, json)
+            })
         }
         Command::Console { node, force, log } => {
             let lab = load_lab(&cli.lab)?;
             let node = find_node(&lab, &node)?;
-            if log {
-                runtime()?.block_on(cli::console::follow_log(&lab, node))
-            } else {
-                runtime()?.block_on(cli::console::attach(&lab, node, force))
-            }
+            let read_only = cli.dashboard.read_only;
+            runtime()?.block_on(async {
+                match (cli::remote::service(&lab, cli.local).await?, log) {
+                    (Some(client), true) => {
+                        cli::console_remote::follow_log(&client, &node.name).await
+                    }
+                    (Some(client), false) => {
+                        cli::console_remote::attach(&client, &node.name, force, read_only).await
+                    }
+                    (None, true) => cli::console::follow_log(&lab, node).await,
+                    (None, false) if read_only => anyhow::bail!(
+                        "--read-only watches a console the lab service holds, and no service \
+                         runs for this lab ({}); `petitlab console --log {}` follows its log",
+                        lab.service.socket.display(),
+                        node.name
+                    ),
+                    (None, false) => cli::console::attach(&lab, node, force).await,
+                }
+            })
         }
-        Command::Deploy { nodes } => lifecycle(&cli.lab, Action::Deploy, nodes, json),
-        Command::Undeploy { nodes } => lifecycle(&cli.lab, Action::Undeploy, nodes, json),
-        Command::Abort { nodes } => lifecycle(&cli.lab, Action::Abort, nodes, json),
-        Command::Status { nodes } => cli::lifecycle::status(&load_lab(&cli.lab)?, &nodes, json),
+        Command::Deploy { nodes } => lifecycle(&cli.lab, cli.local, Action::Deploy, nodes, json),
+        Command::Undeploy { nodes } => {
+            lifecycle(&cli.lab, cli.local, Action::Undeploy, nodes, json)
+        }
+        Command::Abort { nodes } => lifecycle(&cli.lab, cli.local, Action::Abort, nodes, json),
+        Command::Status { nodes } => {
+            let lab = load_lab(&cli.lab)?;
+            runtime()?.block_on(async {
+                match cli::remote::service(&lab, cli.local).await? {
+                    Some(client) => cli::remote::status(&client, &nodes, json).await,
+                    None => cli::lifecycle::status(&lab, &nodes, json),
+                }
+            })
+        }
         Command::History { node, limit } => {
-            cli::lifecycle::history(&load_lab(&cli.lab)?, node.as_deref(), limit, json)
+            let lab = load_lab(&cli.lab)?;
+            if let Some(name) = &node {
+                find_node(&lab, name)?;
+            }
+            runtime()?.block_on(async {
+                match cli::remote::service(&lab, cli.local).await? {
+                    Some(client) => {
+                        cli::remote::history(&client, node.as_deref(), limit, json).await
+                    }
+                    None => cli::lifecycle::history(&lab, node.as_deref(), limit, json),
+                }
+            })
+        }
+        Command::Reload => {
+            let lab = load_lab(&cli.lab)?;
+            runtime()?.block_on(async {
+                match cli::remote::service(&lab, false).await? {
+                    Some(client) => cli::remote::reload(&client, json).await,
+                    None => anyhow::bail!(
+                        "no lab service runs for {} (nothing answers on {}); start one with \
+                         `petitlab serve`",
+                        lab.path.display(),
+                        lab.service.socket.display()
+                    ),
+                }
+            })
         }
         Command::Demo { headless, dir } => {
             runtime()?.block_on(cli::demo::run(headless, dir, &cli.dashboard))
@@ -272,7 +355,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve { http, tftp, only } => {
             let lab = load_lab(&cli.lab)?;
             let opts = cli::serve::Options { http, tftp, only };
-            runtime()?.block_on(cli::serve::run(&lab, opts))
+            match only {
+                Some(_) => runtime()?.block_on(cli::serve::run(&lab, opts)),
+                None => runtime()?.block_on(cli::service::run(lab, opts)),
+            }
         }
         Command::Sim {
             count,
@@ -305,12 +391,21 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 fn lifecycle(
     path: &Path,
+    local: bool,
     action: Action,
     nodes: Vec<String>,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
     let lab = load_lab(path)?;
-    runtime()?.block_on(cli::lifecycle::run(lab, action, nodes, json))
+    for name in &nodes {
+        find_node(&lab, name)?;
+    }
+    runtime()?.block_on(async {
+        match cli::remote::service(&lab, local).await? {
+            Some(client) => cli::remote::lifecycle(&client, action, nodes, json).await,
+            None => cli::lifecycle::run(lab, action, nodes, json).await,
+        }
+    })
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

@@ -1,14 +1,16 @@
 //! `petitlab power`, `bootdev` and `sensors`: IPMI actions on many nodes at
-//! once, bounded, each node's result reported on its own line.
+//! once, bounded, each node's result reported on its own line. In process
+//! here, or by the lab service (`cli::remote`), printed the same way.
 
 use std::process::ExitCode;
 
 use anyhow::bail;
 use futures::StreamExt;
+use petitlab::engine::bmc_ops::{self, PowerVerb};
 use petitlab::engine::targets::bmc_target;
 use petitlab::inventory::Node;
-use petitlab::ipmi::chassis::{self, BootDevice, PowerAction};
-use petitlab::ipmi::sensors;
+use petitlab::ipmi::chassis::BootDevice;
+use petitlab::ipmi::sensors::{PowerReading, SensorReading};
 use petitlab::ipmi::{Bmc, IpmiError, Timing};
 use serde_json::{Value, json};
 
@@ -18,15 +20,8 @@ use super::out::{self, errln, outln, safe};
 /// enough not to flood a management network.
 const CONCURRENCY: usize = 64;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum PowerVerb {
-    Status,
-    On,
-    Off,
-    Cycle,
-    Reset,
-    Soft,
-}
+/// Each node's answer, or why it has none, in the order the nodes were named.
+pub type NodeResults = Vec<(String, Result<Value, String>)>;
 
 /// Splits `NODE… VERB` (the verb comes last, as in `ipmitool power on`).
 pub fn split_verb<V: clap::ValueEnum>(
@@ -52,9 +47,9 @@ pub fn split_verb<V: clap::ValueEnum>(
     Ok((nodes.to_vec(), verb))
 }
 
-/// Runs `job` for every node with its BMC, at most CONCURRENCY at a time,
-/// and prints one line (or one JSON object) per node in inventory order.
-async fn for_each_bmc<F, Fut>(nodes: Vec<&Node>, json: bool, job: F) -> anyhow::Result<ExitCode>
+/// Runs `job` for every node with its own BMC session, at most CONCURRENCY
+/// at a time.
+async fn for_each_bmc<F, Fut>(nodes: Vec<&Node>, job: F) -> NodeResults
 where
     F: Fn(Bmc) -> Fut,
     Fut: Future<Output = (Bmc, Result<Value, IpmiError>)>,
@@ -77,11 +72,16 @@ where
             .collect()
             .await;
     results.sort_by_key(|(i, ..)| *i);
-    let failed = results.iter().filter(|(_, _, r)| r.is_err()).count();
+    results.into_iter().map(|(_, n, r)| (n, r)).collect()
+}
+
+/// One line (or one JSON object) per node; fails if any node failed.
+pub fn print_results(results: &NodeResults, json: bool) -> anyhow::Result<ExitCode> {
+    let failed = results.iter().filter(|(_, r)| r.is_err()).count();
     if json {
         let report: Vec<Value> = results
             .iter()
-            .map(|(_, name, r)| match r {
+            .map(|(name, r)| match r {
                 Ok(v) => json!({"node": name, "ok": true, "result": v}),
                 Err(e) => json!({"node": name, "ok": false, "error": e}),
             })
@@ -89,10 +89,11 @@ where
         out::json_pretty(&report)?;
     } else {
         // A BMC's answers and errors may quote what it sent: escaped whole.
-        for (_, name, r) in &results {
+        for (name, r) in results {
             match r {
                 Ok(v) => outln!(
-                    "{name}: {}",
+                    "{}: {}",
+                    safe(name),
                     safe(v["summary"].as_str().unwrap_or_default())
                 ),
                 Err(e) => errln!("petitlab: {}", safe(e)),
@@ -106,85 +107,39 @@ where
     })
 }
 
-fn on_off(on: bool) -> &'static str {
-    if on { "on" } else { "off" }
-}
-
-pub async fn power(nodes: Vec<&Node>, verb: PowerVerb, json: bool) -> anyhow::Result<ExitCode> {
-    for_each_bmc(nodes, json, |mut bmc| async move {
-        let result = power_one(&mut bmc, verb).await;
+pub async fn power(nodes: Vec<&Node>, verb: PowerVerb) -> NodeResults {
+    for_each_bmc(nodes, |mut bmc| async move {
+        let result = bmc_ops::power(&mut bmc, verb).await;
         (bmc, result)
     })
     .await
 }
 
-async fn power_one(bmc: &mut Bmc, verb: PowerVerb) -> Result<Value, IpmiError> {
-    let before = chassis::power_status(bmc).await?;
-    let action = match verb {
-        PowerVerb::Status => {
-            return Ok(json!({"power": on_off(before), "summary": on_off(before)}));
-        }
-        // On and off are idempotent: asking again changes nothing.
-        PowerVerb::On if before => {
-            return Ok(json!({"power": "on", "changed": false, "summary": "on (already)"}));
-        }
-        PowerVerb::Off if !before => {
-            return Ok(json!({"power": "off", "changed": false, "summary": "off (already)"}));
-        }
-        PowerVerb::On => PowerAction::On,
-        PowerVerb::Off => PowerAction::Off,
-        PowerVerb::Cycle => PowerAction::Cycle,
-        PowerVerb::Reset => PowerAction::Reset,
-        PowerVerb::Soft => PowerAction::Soft,
-    };
-    chassis::power(bmc, action).await?;
-    let after = chassis::power_status(bmc).await?;
-    let name = serde_json::to_value(action).unwrap_or_default();
-    let mut summary = format!(
-        "{} sent; power is {}",
-        name.as_str().unwrap_or_default(),
-        on_off(after)
-    );
-    if action == PowerAction::Soft && after {
-        summary.push_str(" until the OS finishes shutting down");
-    }
-    Ok(json!({"action": name, "power": on_off(after), "changed": true, "summary": summary}))
-}
-
-pub async fn bootdev(
-    nodes: Vec<&Node>,
-    device: BootDevice,
-    persistent: bool,
-    json: bool,
-) -> anyhow::Result<ExitCode> {
-    for_each_bmc(nodes, json, |mut bmc| async move {
-        let result = async {
-            chassis::set_boot_device(&mut bmc, device, persistent).await?;
-            let flags = chassis::boot_flags(&mut bmc).await?;
-            Ok(json!({"boot": flags, "summary": format!("boot device {}", flags.label())}))
-        }
-        .await;
+pub async fn bootdev(nodes: Vec<&Node>, device: BootDevice, persistent: bool) -> NodeResults {
+    for_each_bmc(nodes, |mut bmc| async move {
+        let result = bmc_ops::bootdev(&mut bmc, device, persistent).await;
         (bmc, result)
     })
     .await
 }
 
-pub async fn sensors(node: &Node, json: bool) -> anyhow::Result<ExitCode> {
+pub async fn sensors(node: &Node) -> anyhow::Result<Value> {
     let target = bmc_target(node, Timing::default()).await?;
     let mut bmc = Bmc::new(target);
-    let result = async {
-        let readings = sensors::read_sensors(&mut bmc).await?;
-        let power = sensors::dcmi_power(&mut bmc).await?;
-        Ok::<_, IpmiError>((readings, power))
-    }
-    .await;
+    let result = bmc_ops::sensors(&mut bmc).await;
     bmc.close().await;
-    let (readings, power) = result.map_err(|e| anyhow::anyhow!("node {}: {e}", node.name))?;
+    result.map_err(|e| anyhow::anyhow!("node {}: {e}", node.name))
+}
+
+pub fn print_sensors(node: &str, report: Value, json: bool) -> anyhow::Result<ExitCode> {
     if json {
-        let report = json!({"node": node.name, "sensors": readings, "dcmi_power": power});
+        let mut report = report;
+        report["node"] = json!(node);
         out::json_pretty(&report)?;
         return Ok(ExitCode::SUCCESS);
     }
+    let readings: Vec<SensorReading> = serde_json::from_value(report["sensors"].clone())?;
+    let power: Option<PowerReading> = serde_json::from_value(report["dcmi_power"].clone())?;
     // Sensor names and readings are the BMC's strings.
     let names: Vec<String> = readings
         .iter()

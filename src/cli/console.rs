@@ -20,10 +20,10 @@ use petitlab::text::display_safe;
 use super::out::{self, errln};
 
 /// Raw mode for the life of the console, restored however it ends.
-struct RawTerminal(bool);
+pub(super) struct RawTerminal(bool);
 
 impl RawTerminal {
-    fn enable() -> RawTerminal {
+    pub(super) fn enable() -> RawTerminal {
         use std::io::IsTerminal;
         let tty = std::io::stdin().is_terminal();
         // Without a terminal (piped input) there is no mode to change.
@@ -41,7 +41,7 @@ impl Drop for RawTerminal {
 
 /// Keystrokes from a plain thread: a blocking read of stdin cannot be
 /// cancelled, and in tokio's pool it would hold up the exit after `~.`.
-fn stdin_chunks() -> tokio::sync::mpsc::Receiver<Vec<u8>> {
+pub(super) fn stdin_chunks() -> tokio::sync::mpsc::Receiver<Vec<u8>> {
     use std::io::Read;
     let (tx, rx) = tokio::sync::mpsc::channel(16);
     std::thread::spawn(move || {
@@ -57,7 +57,7 @@ fn stdin_chunks() -> tokio::sync::mpsc::Receiver<Vec<u8>> {
 }
 
 /// A status line between console output: on its own line, never logged.
-fn say(text: &str) {
+pub(super) fn say(text: &str) {
     let mut err = std::io::stderr();
     let _ = write!(err, "\r\n[petitlab: {text}]\r\n");
     let _ = err.flush();

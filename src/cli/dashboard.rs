@@ -8,6 +8,7 @@ use std::sync::Arc;
 use petitlab::engine::lab::Engine;
 use petitlab::engine::live::LiveOptions;
 use petitlab::inventory::Lab;
+use petitlab::tui::backend::Backend;
 use petitlab::tui::keymap::Keymap;
 use petitlab::tui::run::{TuiOptions, run as run_tui};
 use petitlab::tui::theme::Theme;
@@ -64,12 +65,20 @@ pub fn options(args: &DashboardArgs) -> anyhow::Result<TuiOptions> {
     })
 }
 
-pub async fn run(lab: Lab, args: &DashboardArgs) -> anyhow::Result<ExitCode> {
+/// The dashboard on the lab's service when one runs (and `local` is not
+/// set), else on an engine in this process.
+pub async fn run(lab: Lab, args: &DashboardArgs, local: bool) -> anyhow::Result<ExitCode> {
     let options = options(args)?;
+    let lab = Arc::new(lab);
+    if let Some(client) = super::remote::service(&lab, local).await? {
+        let (backend, events) = Backend::service(client, lab).await?;
+        run_tui(backend, events, options).await?;
+        return Ok(ExitCode::SUCCESS);
+    }
     // One BMC session per node for the poller, plus consoles: a big lab
     // needs more than a soft limit of 1024 descriptors.
     petitlab::serve::limits::raise_descriptor_limit();
-    let (engine, events) = Engine::open(Arc::new(lab))?;
-    run_tui(engine, events, options).await?;
+    let (engine, events) = Engine::open(lab)?;
+    run_tui(Backend::local(engine), events, options).await?;
     Ok(ExitCode::SUCCESS)
 }

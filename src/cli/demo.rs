@@ -12,6 +12,8 @@ use anyhow::Context;
 use petitlab::demo::{self, Running};
 use petitlab::engine::lab::Engine;
 use petitlab::inventory;
+use petitlab::service::{Client, Service, ServiceOptions};
+use petitlab::tui::backend::Backend;
 
 use super::out::outln;
 
@@ -46,8 +48,30 @@ pub async fn run(
     let lab = Arc::new(lab);
     let (engine, events) = Engine::open(lab.clone())?;
     let running = Running::start(&lab, engine.shared_store(), Duration::from_millis(40)).await?;
+    // The demo is a lab service like `petitlab serve`; the dashboard is
+    // one of its clients, over the same socket as any other.
+    let options = ServiceOptions {
+        sessions: Some(running.sessions_counter()),
+        ..ServiceOptions::default()
+    };
+    let service = match Service::start(engine, events, options).await {
+        Ok(service) => service,
+        Err(e) => {
+            running.shutdown().await;
+            return Err(e.into());
+        }
+    };
     if let Some(options) = tui {
-        let result = petitlab::tui::run::run(engine, events, options).await;
+        let result = async {
+            let client = Client::connect(service.socket())
+                .await?
+                .context("the demo's own lab service does not answer")?;
+            let (backend, events) = Backend::service(client, lab.clone()).await?;
+            petitlab::tui::run::run(backend, events, options).await?;
+            anyhow::Ok(())
+        }
+        .await;
+        service.shutdown().await;
         running.shutdown().await;
         if ours {
             let _ = std::fs::remove_dir_all(&dir);
@@ -77,10 +101,16 @@ pub async fn run(
         "petitlab demo: try `petitlab --lab {} deploy {first}`, then `status`, `console --log {first}`, `undeploy {first}`",
         path.display()
     );
+    outln!(
+        "petitlab demo: lab service on {}: attach a dashboard with `petitlab --lab {}`, watch a console with `petitlab --lab {} console --read-only {first}`",
+        service.socket().display(),
+        path.display(),
+        path.display()
+    );
     outln!("petitlab demo: running; Ctrl-C stops");
     super::wait_for_stop().await?;
+    service.shutdown().await;
     running.shutdown().await;
-    drop(engine);
     if ours {
         std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
     }

@@ -8,21 +8,20 @@ use std::sync::Arc;
 
 use petitlab::engine::lab::{Action, Command, Engine, EngineEvent, LabHandle};
 use petitlab::engine::lifecycle::Step;
-use petitlab::engine::store::{EventRecord, Store, format_utc as utc};
+use petitlab::engine::report;
+use petitlab::engine::store::{EventRecord, NodeRecord, Reservation, Store, format_utc as utc};
 use petitlab::inventory::Lab;
 
 use super::out::{self, errln, outln, safe};
 
-/// Runs `action` on every node at once and reports as it goes.
+/// Runs `action` on every node at once, in this process, and reports as it goes.
 pub async fn run(
     lab: Lab,
     action: Action,
-    mut nodes: Vec<String>,
+    nodes: Vec<String>,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
-    // A node named twice gets one action, not a second that finds it busy.
-    let mut named = std::collections::HashSet::new();
-    nodes.retain(|n| named.insert(n.clone()));
+    let nodes = dedup(nodes);
     for name in &nodes {
         if lab.node(name).is_none() {
             anyhow::bail!("no node named {name:?} in {}", lab.path.display());
@@ -36,22 +35,47 @@ pub async fn run(
             node: node.clone(),
         });
     }
-    let mut pending = nodes.len();
+    let events = futures::stream::poll_fn(move |cx| events.poll_recv(cx));
+    let interrupted = "petitlab: interrupted; the nodes stay where they are: `petitlab deploy NODE` \
+                       resumes a deploy that waits on its node, `petitlab abort NODE` stops it, \
+                       `petitlab status` shows them";
+    report(events, nodes.len(), json, interrupted).await
+}
+
+/// A node named twice gets one action, not a second that finds it busy.
+pub fn dedup(mut nodes: Vec<String>) -> Vec<String> {
+    let mut named = std::collections::HashSet::new();
+    nodes.retain(|n| named.insert(n.clone()));
+    nodes
+}
+
+/// Prints the actions' events until `pending` of them finished (or Ctrl-C,
+/// which prints `interrupted`); fails if any action failed.
+pub async fn report(
+    events: impl futures::Stream<Item = EngineEvent>,
+    mut pending: usize,
+    json: bool,
+    interrupted: &str,
+) -> anyhow::Result<ExitCode> {
+    use futures::StreamExt;
+    let mut events = std::pin::pin!(events);
     let mut failed = 0;
     let mut shown: HashMap<String, (Step, u32)> = HashMap::new();
     let stop = super::wait_for_stop();
     tokio::pin!(stop);
     while pending > 0 {
         let event = tokio::select! {
-            event = events.recv() => event,
+            event = events.next() => event,
             _ = &mut stop => {
-                errln!(
-                    "petitlab: interrupted; the nodes stay where they are: `petitlab deploy NODE` resumes a deploy that waits on its node, `petitlab abort NODE` stops it, `petitlab status` shows them"
-                );
+                errln!("{interrupted}");
                 return Ok(ExitCode::from(130));
             }
         };
-        let Some(event) = event else { break };
+        let Some(event) = event else {
+            anyhow::bail!(
+                "the lab service went away before the actions ended; `petitlab status` shows where they are"
+            )
+        };
         // Stdout may be closed (`| head -1`): the events are dropped and
         // the deploy goes on to its end, its exit status saying how it went.
         if json {
@@ -169,37 +193,20 @@ pub fn status(lab: &Lab, nodes: &[String], json: bool) -> anyhow::Result<ExitCod
         }
     }
     let store = open_store(lab)?;
-    let wanted = |name: &str| {
-        lab.node(name).is_some() && (nodes.is_empty() || nodes.iter().any(|n| n == name))
-    };
-    let records: Vec<_> = store
-        .nodes()?
-        .into_iter()
-        .filter(|r| wanted(&r.name))
-        .collect();
-    let reservations = store.reservations()?;
+    let rows = report::status_rows_of(&store, lab, nodes)?;
+    print_status(&rows, json)
+}
+
+/// `status` from its rows (see `engine::report`), in process or from the service.
+pub fn print_status(rows: &serde_json::Value, json: bool) -> anyhow::Result<ExitCode> {
     if json {
-        let rows: Vec<_> = records
-            .iter()
-            .map(|r| {
-                let held = reservations.iter().find(|h| h.node == r.name);
-                let deploy = store.deploy(&r.name).ok().flatten();
-                serde_json::json!({
-                    "node": r,
-                    "reservation": held,
-                    "deploy": deploy.map(|d| serde_json::json!({
-                        "written": d.written, "total": d.total, "image_name": d.image_name,
-                        "looked_up_at": d.looked_up_at, "agent_seen_at": d.agent_seen_at, "result": d.result,
-                    })),
-                })
-            })
-            .collect();
-        out::json_pretty(&rows)?;
+        out::json_pretty(rows)?;
         return Ok(ExitCode::SUCCESS);
     }
-    let width = records
+    let rows = rows.as_array().cloned().unwrap_or_default();
+    let width = rows
         .iter()
-        .map(|r| r.name.len())
+        .map(|r| r["node"]["name"].as_str().unwrap_or_default().len())
         .max()
         .unwrap_or(4)
         .max(4);
@@ -210,9 +217,10 @@ pub fn status(lab: &Lab, nodes: &[String], json: bool) -> anyhow::Result<ExitCod
         "STEP",
         "SINCE"
     );
-    for r in &records {
+    for row in &rows {
+        let r: NodeRecord = serde_json::from_value(row["node"].clone())?;
         let mut detail = safe(r.reason.as_deref().unwrap_or_default()).into_owned();
-        if let Some(h) = reservations.iter().find(|h| h.node == r.name) {
+        if let Ok(h) = serde_json::from_value::<Reservation>(row["reservation"].clone()) {
             let held = format!(
                 "reserved by {} for {} since {}",
                 safe(&h.holder.to_string()),
@@ -225,10 +233,11 @@ pub fn status(lab: &Lab, nodes: &[String], json: bool) -> anyhow::Result<ExitCod
                 format!("{held}; {detail}")
             };
         }
-        if let Ok(Some(d)) = store.deploy(&r.name)
-            && d.total > 0
+        let deploy = &row["deploy"];
+        if let (Some(written), Some(total)) = (deploy["written"].as_u64(), deploy["total"].as_u64())
+            && total > 0
         {
-            detail.push_str(&format!(" [{} of {} bytes written]", d.written, d.total));
+            detail.push_str(&format!(" [{written} of {total} bytes written]"));
         }
         outln!(
             "{:width$}  {:13}  {:16}  {:23}  {}",
@@ -255,10 +264,14 @@ pub fn history(
     }
     let store = open_store(lab)?;
     let events = store.last_events(node, limit)?;
+    print_history(&events, json)
+}
+
+pub fn print_history(events: &[EventRecord], json: bool) -> anyhow::Result<ExitCode> {
     if json {
         out::json_pretty(&events)?;
     } else {
-        for e in &events {
+        for e in events {
             outln!("{}", history_line(e));
         }
     }

@@ -2,11 +2,14 @@
 
 pub mod bmc;
 pub mod console;
+pub mod console_remote;
 pub mod dashboard;
 pub mod demo;
 pub mod lifecycle;
 pub mod out;
+pub mod remote;
 pub mod serve;
+pub mod service;
 pub mod sim;
 
 /// Until Ctrl-C or SIGTERM (a service manager's stop).

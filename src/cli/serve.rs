@@ -43,19 +43,59 @@ fn create_root(root: &std::path::Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(root).with_context(|| format!("creating {}", root.display()))
 }
 
+/// The running servers.
+pub struct Servers {
+    http: Option<petitlab::serve::http::HttpHandle>,
+    tftp: Option<petitlab::serve::tftp::TftpHandle>,
+}
+
+impl Servers {
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        if let Some(h) = self.http {
+            h.shutdown(Duration::from_secs(5)).await;
+        }
+        if let Some(t) = self.tftp {
+            t.shutdown().await?;
+        }
+        Ok(())
+    }
+}
+
+/// Bare file serving: the servers until interrupted.
 pub async fn run(lab: &Lab, opts: Options) -> anyhow::Result<ExitCode> {
     // The servers size their caps from the descriptor limit: use all the
     // hard limit allows rather than a soft 1024.
     petitlab::serve::limits::raise_descriptor_limit();
+    // The deploy agent API records into the lab's store, where the
+    // process running each deploy (`petitlab deploy`, the TUI) reads it.
+    let store = match opts.only {
+        Some(Only::Tftp) => None,
+        _ => Some(Arc::new(Mutex::new(Store::open(&Engine::store_path(lab))?))),
+    };
+    let servers = start(lab, &opts, store).await?;
+    outln!("petitlab serve: running; Ctrl-C stops");
+    super::wait_for_stop().await?;
+    servers.shutdown().await?;
+    outln!("petitlab serve: stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Starts HTTP (with the agent API on `store`) and TFTP, as `opts` says.
+pub async fn start(
+    lab: &Lab,
+    opts: &Options,
+    store: Option<Arc<Mutex<Store>>>,
+) -> anyhow::Result<Servers> {
     let names = node_names(lab);
     let mut http = None;
     if opts.only != Some(Only::Tftp) {
         create_root(&lab.http.root)?;
         let names = names.clone();
-        // The deploy agent API records into the lab's store, where the
-        // process running each deploy (`petitlab deploy`, the TUI) reads it.
-        let store = Store::open(&Engine::store_path(lab))?;
-        let api = AgentApi::new(Arc::new(lab.clone()), Arc::new(Mutex::new(store)));
+        let store = match store {
+            Some(store) => store,
+            None => Arc::new(Mutex::new(Store::open(&Engine::store_path(lab))?)),
+        };
+        let api = AgentApi::new(Arc::new(lab.clone()), store);
         let options = HttpOptions {
             api: Some(Arc::new(api)),
             // A record quotes what the client sent: one line, escaped whole.
@@ -95,14 +135,5 @@ pub async fn run(lab: &Lab, opts: Options) -> anyhow::Result<ExitCode> {
         );
         tftp = Some(server.spawn());
     }
-    outln!("petitlab serve: running; Ctrl-C stops");
-    super::wait_for_stop().await?;
-    if let Some(h) = http {
-        h.shutdown(Duration::from_secs(5)).await;
-    }
-    if let Some(t) = tftp {
-        t.shutdown().await?;
-    }
-    outln!("petitlab serve: stopped");
-    Ok(ExitCode::SUCCESS)
+    Ok(Servers { http, tftp })
 }

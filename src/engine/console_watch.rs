@@ -63,12 +63,14 @@ struct Session {
 const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 
 pub struct ConsoleHub {
-    lab: Arc<Lab>,
+    lab: Mutex<Arc<Lab>>,
     events: mpsc::UnboundedSender<EngineEvent>,
     sessions: Mutex<HashMap<String, Session>>,
     next_id: std::sync::atomic::AtomicU64,
     /// Nodes the UI watches, with the session each holds one attachment of.
     ui: Mutex<HashMap<String, u64>>,
+    /// Consoles kept open and forwarded all the time (the lab service's).
+    kept: Mutex<HashMap<String, ConsoleWatch>>,
 }
 
 /// One user's hold on a node's console; `close` lets it go.
@@ -83,12 +85,66 @@ pub struct ConsoleWatch {
 impl ConsoleHub {
     pub fn new(lab: Arc<Lab>, events: mpsc::UnboundedSender<EngineEvent>) -> Arc<ConsoleHub> {
         Arc::new(ConsoleHub {
-            lab,
+            lab: Mutex::new(lab),
             events,
             sessions: Mutex::default(),
             next_id: Default::default(),
             ui: Mutex::default(),
+            kept: Mutex::default(),
         })
+    }
+
+    fn lab(&self) -> Arc<Lab> {
+        self.lab.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// A re-read lab.toml: new consoles log and detect stages by it.
+    pub fn set_lab(&self, lab: Arc<Lab>) {
+        *self.lab.lock().unwrap_or_else(|p| p.into_inner()) = lab;
+    }
+
+    fn kept(&self) -> MutexGuard<'_, HashMap<String, ConsoleWatch>> {
+        self.kept.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Opens the node's console and keeps it open, its bytes forwarded as
+    /// `EngineEvent::ConsoleData`, until [`ConsoleHub::let_go`]. Idempotent.
+    pub async fn keep_open(self: &Arc<Self>, node: &Node) -> Result<(), String> {
+        if self.kept().contains_key(&node.name) {
+            return Ok(());
+        }
+        let watch = self.attach(node, Vec::new()).await?;
+        let _ = watch.control.send(Control::Forward(true));
+        let previous = self.kept().insert(node.name.clone(), watch);
+        if let Some(previous) = previous {
+            previous.close().await;
+        }
+        Ok(())
+    }
+
+    /// Stops keeping the node's console open (it closes unless an action
+    /// still watches it).
+    pub async fn let_go(&self, node: &str) {
+        let watch = self.kept().remove(node);
+        if let Some(watch) = watch {
+            watch.close().await;
+        }
+    }
+
+    /// Whether the node's console is kept open.
+    pub fn is_kept(&self, node: &str) -> bool {
+        self.kept().contains_key(node)
+    }
+
+    /// Every kept console's node.
+    pub fn kept_nodes(&self) -> Vec<String> {
+        self.kept().keys().cloned().collect()
+    }
+
+    /// Closes every kept console, waiting (bounded) for each to deactivate.
+    pub async fn close_all(&self) {
+        let all: Vec<ConsoleWatch> = self.kept().drain().map(|(_, w)| w).collect();
+        futures::future::join_all(all.into_iter().map(ConsoleWatch::close)).await;
     }
 
     fn sessions(&self) -> MutexGuard<'_, HashMap<String, Session>> {
@@ -121,12 +177,13 @@ impl ConsoleHub {
             let (seen_tx, seen) = watch::channel(Seen::default());
             let (control, controls) = mpsc::unbounded_channel();
             let sol = sol_driver::spawn(target, SolOptions::default());
+            let lab = self.lab();
             let pump = Pump {
                 node: node.name.clone(),
-                lab: self.lab.clone(),
+                lab: lab.clone(),
                 secrets: all.clone(),
-                log: open_log(&self.lab, node, &all),
-                detector: StageDetector::new(&self.lab.stage_patterns)
+                log: open_log(&lab, node, &all),
+                detector: StageDetector::new(&lab.stage_patterns)
                     .or_else(|_| StageDetector::new(&[]))
                     .ok(),
                 forward: false,

@@ -13,7 +13,7 @@ use crate::boot::{BootError, PetitbootBoot};
 use crate::inventory::{Lab, Node};
 
 /// What an action reports while it runs.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 #[serde(tag = "event", rename_all = "kebab-case")]
 pub enum EngineEvent {
     /// A state or step change (also stored, with an event).
@@ -65,7 +65,7 @@ pub enum EngineEvent {
     },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Action {
     Deploy,
@@ -95,6 +95,12 @@ impl Action {
 pub struct Command {
     pub action: Action,
     pub node: String,
+}
+
+tokio::task_local! {
+    /// Who asked for the action this task runs, when not this process's
+    /// user: a lab service's client.
+    static ACTOR: String;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -134,9 +140,31 @@ impl Engine {
         lab: Arc<Lab>,
         store: Arc<Mutex<Store>>,
     ) -> Result<(Arc<Engine>, mpsc::UnboundedReceiver<EngineEvent>), EngineError> {
-        let boot = PetitbootBoot::new(&lab)?;
         let (events, rx) = mpsc::unbounded_channel();
         let consoles = super::console_watch::ConsoleHub::new(lab.clone(), events.clone());
+        Ok((Self::assemble(lab, store, consoles, events)?, rx))
+    }
+
+    /// The engine for a re-read lab.toml: the same store, consoles and event
+    /// stream, so open consoles and running actions carry on.
+    pub fn reloaded(&self, lab: Arc<Lab>) -> Result<Arc<Engine>, EngineError> {
+        let engine = Self::assemble(
+            lab.clone(),
+            self.store.clone(),
+            self.consoles.clone(),
+            self.events.clone(),
+        )?;
+        self.consoles.set_lab(lab);
+        Ok(engine)
+    }
+
+    fn assemble(
+        lab: Arc<Lab>,
+        store: Arc<Mutex<Store>>,
+        consoles: Arc<super::console_watch::ConsoleHub>,
+        events: mpsc::UnboundedSender<EngineEvent>,
+    ) -> Result<Arc<Engine>, EngineError> {
+        let boot = PetitbootBoot::new(&lab)?;
         let engine = Engine {
             lab,
             boot,
@@ -148,7 +176,7 @@ impl Engine {
         let names: Vec<&str> = engine.lab.nodes.iter().map(|n| n.name.as_str()).collect();
         engine.store().ensure_nodes(&names, State::Enroll.name())?;
         engine.recover()?;
-        Ok((Arc::new(engine), rx))
+        Ok(Arc::new(engine))
     }
 
     pub fn store(&self) -> MutexGuard<'_, Store> {
@@ -159,8 +187,12 @@ impl Engine {
         self.store.clone()
     }
 
+    /// Who the audit log names: the service's client that asked, or this
+    /// process.
     pub fn who(&self) -> String {
-        self.holder.to_string()
+        ACTOR
+            .try_with(|actor| format!("{actor} via {}", self.holder))
+            .unwrap_or_else(|_| self.holder.to_string())
     }
 
     pub fn emit(&self, event: EngineEvent) {
@@ -282,8 +314,22 @@ impl LabHandle {
 
     /// Starts the action on its own task; its progress and end arrive as events.
     pub fn send(&self, command: Command) {
+        let this = self.clone();
+        tokio::spawn(async move { this.run(command).await });
+    }
+
+    /// [`LabHandle::send`] on behalf of `who` (a service client, named in
+    /// the audit log).
+    pub fn send_as(&self, command: Command, who: String) {
+        let this = self.clone();
+        tokio::spawn(ACTOR.scope(who, async move { this.run(command).await }));
+    }
+
+    /// Runs the action to its end; its progress and end arrive as events,
+    /// and the end is returned as `(ok, message)` too.
+    pub async fn run(&self, command: Command) -> (bool, String) {
         let engine = self.engine.clone();
-        tokio::spawn(async move {
+        {
             let Command { action, node } = command;
             let result = match engine.node(&node) {
                 None => Err(format!(
@@ -312,8 +358,14 @@ impl LabHandle {
                 action,
                 ok,
                 state,
-                message,
+                message: message.clone(),
             });
-        });
+            (ok, message)
+        }
+    }
+
+    /// [`LabHandle::run`] on behalf of `who`.
+    pub async fn run_as(&self, command: Command, who: String) -> (bool, String) {
+        ACTOR.scope(who, self.run(command)).await
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod action;
 pub mod agent_api;
+pub mod bmc_ops;
 pub mod bmc_steps;
 pub mod console_watch;
 pub mod deploy;
@@ -13,6 +14,7 @@ pub mod live;
 pub mod manual;
 pub mod poller;
 pub mod rejections;
+pub mod report;
 pub mod store;
 pub mod targets;
 pub mod undeploy;

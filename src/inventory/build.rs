@@ -91,7 +91,7 @@ impl Ctx<'_> {
 
     /// A path from lab.toml: `~/` is the home directory, relative paths are
     /// relative to the directory holding lab.toml.
-    fn resolve(&self, raw: &str) -> PathBuf {
+    pub(super) fn resolve(&self, raw: &str) -> PathBuf {
         if let (Some(rest), Some(home)) = (raw.strip_prefix("~/"), self.env.var("HOME")) {
             return Path::new(home).join(rest);
         }
@@ -222,6 +222,9 @@ fn build_lab(ctx: &mut Ctx, path: &Path, raw: RawLab) -> Lab {
     );
     let dhcp = build_dhcp(ctx, raw.dhcp, &state_dir);
     let stage_patterns = build_stage_patterns(ctx, raw.console.stage_pattern);
+    let console_always =
+        super::service::build_always(ctx, raw.console.always, raw.console.always_by_group);
+    let service = super::service::build(ctx, raw.service, &state_dir);
     let deploy = super::deploy::build(ctx, raw.deploy);
     let iscsi = super::iscsi::build(ctx, raw.iscsi);
 
@@ -249,6 +252,8 @@ fn build_lab(ctx: &mut Ctx, path: &Path, raw: RawLab) -> Lab {
         stage_patterns,
         deploy,
         iscsi,
+        service,
+        console_always,
         nodes,
     }
 }

@@ -12,6 +12,7 @@ mod iscsi;
 mod mac;
 mod node;
 mod raw;
+mod service;
 
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -24,6 +25,7 @@ pub use deploy::DeploySettings;
 pub use files::{FileError, LAB_TOML_CAP, file_problem, open_regular};
 pub use iscsi::{IscsiSettings, valid_iscsi_name};
 pub use mac::MacAddr;
+pub use service::{ConsoleAlways, ServiceSettings};
 
 /// The default petitboot config template, embedded at build time.
 pub const DEFAULT_TEMPLATE: &str = include_str!("../../templates/petitboot.cfg.tera");
@@ -43,6 +45,10 @@ pub struct Lab {
     pub deploy: DeploySettings,
     /// petitlab's iSCSI initiator (`[iscsi]`), for `deploy_interface = "iscsi"`.
     pub iscsi: IscsiSettings,
+    /// The lab service's socket and group (`[service]`).
+    pub service: ServiceSettings,
+    /// Which consoles the service keeps connected (`[console] always`).
+    pub console_always: ConsoleAlways,
     pub nodes: Vec<Node>,
 }
 
@@ -136,6 +142,8 @@ pub struct Node {
     pub protocol: Option<Protocol>,
     /// A free-form group (rack, team, purpose) to filter by in the dashboard.
     pub group: Option<String>,
+    /// Overrides `[console] always` for this node.
+    pub console_always: Option<bool>,
     pub bmc: Bmc,
     pub deploy: DeployImages,
     pub instance: InstanceImage,

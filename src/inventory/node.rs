@@ -143,6 +143,7 @@ pub(super) fn build_node(
         .unwrap_or_default();
     let bootif = ctx.take(node, "bootif", raw.bootif).unwrap_or(false);
     let group = ctx.take(node, "group", raw.group);
+    let console_always = ctx.take(node, "console_always", raw.console_always);
     let protocol = match ctx.take(node, "protocol", raw.protocol).as_deref() {
         None => None,
         Some("http") => Some(Protocol::Http),
@@ -183,6 +184,7 @@ pub(super) fn build_node(
             kernel_args,
             bootif,
             group,
+            console_always,
             protocol,
             bmc: bmc?,
             deploy: deploy?,

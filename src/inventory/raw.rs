@@ -35,6 +35,7 @@ pub struct RawLab {
     pub console: RawConsole,
     pub deploy: super::deploy::RawDeploySettings,
     pub iscsi: super::iscsi::RawIscsi,
+    pub service: super::service::RawService,
     /// Nodes stay untyped here and are deserialized one by one, so a broken
     /// node never hides the problems of the others.
     pub node: Vec<toml::Value>,
@@ -68,6 +69,10 @@ pub struct RawDhcp {
 pub struct RawConsole {
     /// `[[console.stage_pattern]]` tables: extra boot-stage patterns.
     pub stage_pattern: Lenient<Vec<crate::console::StagePattern>>,
+    /// The lab service keeps every console connected (default true).
+    pub always: Lenient<bool>,
+    /// Group name → `always` for that group's nodes.
+    pub always_by_group: Lenient<std::collections::BTreeMap<String, bool>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -85,6 +90,7 @@ pub struct RawNode {
     pub bootif: Lenient<bool>,
     pub protocol: Lenient<String>,
     pub group: Lenient<String>,
+    pub console_always: Lenient<bool>,
     pub bmc: Option<RawBmc>,
     pub deploy: Option<RawDeploy>,
     pub instance: Option<RawInstance>,

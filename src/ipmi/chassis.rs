@@ -6,7 +6,7 @@ use super::error::{IpmiError, Result};
 use super::message::netfn::CHASSIS;
 use super::rmcp::Bmc;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum PowerAction {
     On,
@@ -31,7 +31,7 @@ impl PowerAction {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum BootDevice {
     /// Network boot: petitboot fetches its config.

@@ -9,7 +9,7 @@ use super::error::{IpmiError, Result};
 use super::message::netfn::{GROUP_EXT, SENSOR, STORAGE};
 use super::rmcp::Bmc;
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct SensorReading {
     pub name: String,
     pub number: u8,
@@ -19,7 +19,7 @@ pub struct SensorReading {
     pub raw: Option<u8>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct PowerReading {
     pub current_watts: u16,
     pub minimum_watts: u16,

@@ -5,6 +5,7 @@ pub mod app;
 mod app_events;
 mod app_input;
 mod app_panes;
+pub mod backend;
 pub mod command;
 pub mod console_keys;
 pub mod console_pane;

@@ -5,7 +5,6 @@
 //! draining whatever else is already waiting.
 
 use std::io;
-use std::sync::Arc;
 use std::time::Duration;
 
 use crossterm::event::{DisableMouseCapture, EnableMouseCapture, Event, EventStream};
@@ -13,10 +12,11 @@ use crossterm::execute;
 use futures::StreamExt;
 use tokio::sync::mpsc;
 
-use super::app::{App, Effect, Msg, Preview};
+use super::app::{App, Effect, Msg};
+use super::backend::Backend;
 use super::keymap::Keymap;
 use super::theme::Theme;
-use crate::engine::lab::{Engine, EngineEvent, LabHandle};
+use crate::engine::lab::EngineEvent;
 use crate::engine::live::{self, LiveOptions};
 
 pub struct TuiOptions {
@@ -32,7 +32,7 @@ const REFRESH: Duration = Duration::from_secs(5);
 
 /// Runs the dashboard on this terminal until the user quits.
 pub async fn run(
-    engine: Arc<Engine>,
+    backend: Backend,
     mut events: mpsc::UnboundedReceiver<EngineEvent>,
     options: TuiOptions,
 ) -> io::Result<()> {
@@ -40,7 +40,7 @@ pub async fn run(
     // After ratatui's own hook: panics petitlab survives go to the log only.
     let _panics = crate::panics::DashboardHook::install();
     execute!(io::stdout(), EnableMouseCapture)?;
-    let result = run_loop(&mut terminal, engine, &mut events, options).await;
+    let result = run_loop(&mut terminal, backend, &mut events, options).await;
     let _ = execute!(io::stdout(), DisableMouseCapture);
     ratatui::restore();
     result
@@ -48,20 +48,23 @@ pub async fn run(
 
 async fn run_loop(
     terminal: &mut ratatui::DefaultTerminal,
-    engine: Arc<Engine>,
+    backend: Backend,
     events: &mut mpsc::UnboundedReceiver<EngineEvent>,
     options: TuiOptions,
 ) -> io::Result<()> {
     let mut app = App::new(
-        &engine.lab,
+        backend.lab(),
         options.theme,
         options.keymap,
         options.read_only,
     );
-    let handle = LabHandle::new(engine.clone());
-    let _live = live::start(engine.clone(), options.live).await;
+    // A lab service polls the BMCs itself; in process, the dashboard does.
+    let _live = match &backend {
+        Backend::Local { engine, .. } => Some(live::start(engine.clone(), options.live).await),
+        Backend::Service { .. } => None,
+    };
     let (msgs_tx, mut msgs) = mpsc::unbounded_channel::<Msg>();
-    spawn_snapshot(&engine, &msgs_tx);
+    backend.snapshot(&msgs_tx);
     let mut terminal_events = EventStream::new();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut refresh = tokio::time::interval(REFRESH);
@@ -76,11 +79,15 @@ async fn run_loop(
                 Some(Err(e)) => return Err(e),
                 None => return Ok(()),
             },
-            Some(event) = events.recv() => Msg::Engine(event),
+            event = events.recv() => match event {
+                Some(event) => Msg::Engine(event),
+                // Only a lab service's stream ends: it went away.
+                None => return Err(io::Error::other("the lab service closed the connection")),
+            },
             Some(msg) = msgs.recv() => msg,
             _ = tick.tick() => Msg::Tick(crate::engine::store::now_ms()),
             _ = refresh.tick() => {
-                spawn_snapshot(&engine, &msgs_tx);
+                backend.snapshot(&msgs_tx);
                 continue;
             }
         };
@@ -94,7 +101,7 @@ async fn run_loop(
         }
         for msg in pending {
             for effect in app.update(msg) {
-                if !carry_out(effect, &engine, &handle, &msgs_tx) {
+                if !carry_out(effect, &backend, &msgs_tx) {
                     return Ok(());
                 }
             }
@@ -114,69 +121,15 @@ fn terminal_msg(event: Event) -> Option<Msg> {
     }
 }
 
-/// Reads the store off the loop and sends it back as a Snapshot.
-fn spawn_snapshot(engine: &Arc<Engine>, msgs: &mpsc::UnboundedSender<Msg>) {
-    let (engine, msgs) = (engine.clone(), msgs.clone());
-    tokio::task::spawn_blocking(move || {
-        let store = engine.store();
-        let (Ok(records), Ok(reservations), Ok(history)) = (
-            store.nodes(),
-            store.reservations(),
-            store.last_events(None, 500),
-        ) else {
-            return;
-        };
-        let _ = msgs.send(Msg::Snapshot {
-            records,
-            reservations,
-            history,
-        });
-    });
-}
-
 /// False when the App asked to quit.
-fn carry_out(
-    effect: Effect,
-    engine: &Arc<Engine>,
-    handle: &LabHandle,
-    msgs: &mpsc::UnboundedSender<Msg>,
-) -> bool {
+fn carry_out(effect: Effect, backend: &Backend, msgs: &mpsc::UnboundedSender<Msg>) -> bool {
     match effect {
         Effect::Quit => return false,
-        Effect::Engine(command) => handle.send(command),
-        Effect::Preview { node, stage } => {
-            let (engine, msgs) = (engine.clone(), msgs.clone());
-            tokio::task::spawn_blocking(move || {
-                let Some(n) = engine.node(&node) else { return };
-                let rendered = engine.boot.render(n, stage);
-                let on_disk = match &rendered {
-                    Ok(Some(r)) => std::fs::read_to_string(&r.config_path).ok(),
-                    _ => None,
-                };
-                let _ = msgs.send(Msg::Preview(Preview {
-                    node,
-                    stage,
-                    rendered,
-                    on_disk,
-                }));
-            });
-        }
-        Effect::WatchConsole { node, on } => {
-            let engine = engine.clone();
-            tokio::spawn(async move {
-                if let Some(n) = engine.node(&node).cloned()
-                    && let Err(why) = engine.consoles.watch_ui(&n, on).await
-                {
-                    engine.emit(EngineEvent::ConsoleStatus {
-                        node,
-                        connected: false,
-                        message: Some(why),
-                    });
-                }
-            });
-        }
-        Effect::ConsoleInput { node, bytes } => engine.consoles.send(&node, bytes),
-        Effect::ConsoleBreak { node } => engine.consoles.send_break(&node),
+        Effect::Engine(command) => backend.send(command),
+        Effect::Preview { node, stage } => backend.preview(node, stage, msgs),
+        Effect::WatchConsole { node, on } => backend.watch_console(node, on),
+        Effect::ConsoleInput { node, bytes } => backend.console_input(node, bytes),
+        Effect::ConsoleBreak { node } => backend.console_break(node),
     }
     true
 }

@@ -24,7 +24,7 @@ pub fn format_utc(ms: i64) -> String {
 }
 
 /// Who holds a reservation: a process on a host, run by a user.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Holder {
     pub pid: u32,
     pub host: String,
@@ -74,11 +74,9 @@ fn hostname() -> String {
     }
 }
 
+/// The user this process runs as, from the user database: `$USER` is
+/// often unset (a service, `sudo`, CI) and can be anything.
 fn username() -> String {
-    let user = std::env::var("USER").or_else(|_| std::env::var("LOGNAME"));
-    match user {
-        Ok(user) if !user.is_empty() => user,
-        // SAFETY: getuid cannot fail and touches no memory of ours.
-        _ => format!("uid {}", unsafe { libc::getuid() }),
-    }
+    // SAFETY: getuid cannot fail and touches no memory of ours.
+    crate::users::name_of(unsafe { libc::getuid() })
 }

@@ -88,7 +88,7 @@ pub enum StoreError {
     UnknownNode { node: String },
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Reservation {
     pub node: String,
     pub holder: Holder,
@@ -96,7 +96,7 @@ pub struct Reservation {
     pub since: i64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct NodeRecord {
     pub name: String,
     /// Provisioning state name; the store treats it as opaque text.
@@ -122,7 +122,7 @@ pub struct Event {
     pub detail: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct EventRecord {
     pub id: i64,
     pub at: i64,
@@ -144,7 +144,7 @@ pub struct NewDeploy {
     pub image_name: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub enum AgentResult {
     Done { sha256: String },
     Failed { reason: String },

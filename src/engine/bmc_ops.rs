@@ -1,0 +1,77 @@
+//! One node's answer to `power`, `bootdev` and `sensors`, as JSON the CLI
+//! prints and the service sends: shared by the in-process CLI and the lab
+//! service, which differ only in whose BMC session asks.
+
+use serde_json::{Value, json};
+
+use crate::ipmi::chassis::{self, BootDevice, PowerAction};
+use crate::ipmi::{Bmc, IpmiError, sensors};
+
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum PowerVerb {
+    Status,
+    On,
+    Off,
+    Cycle,
+    Reset,
+    Soft,
+}
+
+fn on_off(on: bool) -> &'static str {
+    if on { "on" } else { "off" }
+}
+
+/// `{"power", "changed", "summary", …}`; on and off are idempotent.
+pub async fn power(bmc: &mut Bmc, verb: PowerVerb) -> Result<Value, IpmiError> {
+    let before = chassis::power_status(bmc).await?;
+    let action = match verb {
+        PowerVerb::Status => {
+            return Ok(json!({"power": on_off(before), "summary": on_off(before)}));
+        }
+        // On and off are idempotent: asking again changes nothing.
+        PowerVerb::On if before => {
+            return Ok(json!({"power": "on", "changed": false, "summary": "on (already)"}));
+        }
+        PowerVerb::Off if !before => {
+            return Ok(json!({"power": "off", "changed": false, "summary": "off (already)"}));
+        }
+        PowerVerb::On => PowerAction::On,
+        PowerVerb::Off => PowerAction::Off,
+        PowerVerb::Cycle => PowerAction::Cycle,
+        PowerVerb::Reset => PowerAction::Reset,
+        PowerVerb::Soft => PowerAction::Soft,
+    };
+    chassis::power(bmc, action).await?;
+    let after = chassis::power_status(bmc).await?;
+    let name = serde_json::to_value(action).unwrap_or_default();
+    let mut summary = format!(
+        "{} sent; power is {}",
+        name.as_str().unwrap_or_default(),
+        on_off(after)
+    );
+    if action == PowerAction::Soft && after {
+        summary.push_str(" until the OS finishes shutting down");
+    }
+    Ok(json!({"action": name, "power": on_off(after), "changed": true, "summary": summary}))
+}
+
+/// Sets the override and reads it back: `{"boot", "summary"}`.
+pub async fn bootdev(
+    bmc: &mut Bmc,
+    device: BootDevice,
+    persistent: bool,
+) -> Result<Value, IpmiError> {
+    chassis::set_boot_device(bmc, device, persistent).await?;
+    let flags = chassis::boot_flags(bmc).await?;
+    Ok(json!({"boot": flags, "summary": format!("boot device {}", flags.label())}))
+}
+
+/// `{"sensors": [...], "dcmi_power": …}`.
+pub async fn sensors(bmc: &mut Bmc) -> Result<Value, IpmiError> {
+    let readings = sensors::read_sensors(bmc).await?;
+    let power = sensors::dcmi_power(bmc).await?;
+    Ok(json!({"sensors": readings, "dcmi_power": power}))
+}

@@ -1,0 +1,267 @@
+//! Where the dashboard's lab lives: an engine in this process, or a lab
+//! service it attaches to over its socket. The App never knows which; the
+//! loop in run.rs carries its effects out through this.
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use super::app::Msg;
+use crate::boot::PetitbootBoot;
+use crate::engine::lab::{Command, Engine, EngineEvent, LabHandle};
+use crate::engine::store::{EventRecord, NodeRecord, Reservation};
+use crate::inventory::Lab;
+use crate::service::Client;
+use crate::service::protocol::{decode_bytes, encode_bytes};
+
+fn parse<T: serde::de::DeserializeOwned>(value: &Value) -> Option<T> {
+    serde_json::from_value(value.clone()).ok()
+}
+
+#[derive(Clone)]
+pub enum Backend {
+    Local {
+        engine: Arc<Engine>,
+        handle: LabHandle,
+    },
+    Service {
+        client: Arc<Client>,
+        lab: Arc<Lab>,
+        /// Previews are rendered here, from the same lab.toml.
+        boot: Arc<Option<PetitbootBoot>>,
+        /// Where failures of fire-and-forget calls are reported.
+        events: mpsc::UnboundedSender<EngineEvent>,
+    },
+}
+
+impl Backend {
+    pub fn local(engine: Arc<Engine>) -> Backend {
+        let handle = LabHandle::new(engine.clone());
+        Backend::Local { engine, handle }
+    }
+
+    /// Attaches to the service: its events (every node's, and the consoles
+    /// the dashboard opens) arrive on the returned receiver.
+    pub async fn service(
+        client: Client,
+        lab: Arc<Lab>,
+    ) -> Result<(Backend, mpsc::UnboundedReceiver<EngineEvent>), crate::service::ClientError> {
+        let mut notes = client
+            .notifications()
+            .expect("a new client's notifications");
+        client.call("subscribe", json!({})).await?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let events = tx.clone();
+        tokio::spawn(async move {
+            while let Some((method, params)) = notes.recv().await {
+                let event = match method.as_str() {
+                    "event" => serde_json::from_value::<EngineEvent>(params).ok(),
+                    "console" => Some(EngineEvent::ConsoleData {
+                        node: params["node"].as_str().unwrap_or_default().to_string(),
+                        bytes: decode_bytes(params["data"].as_str().unwrap_or_default())
+                            .unwrap_or_default(),
+                    }),
+                    _ => None,
+                };
+                if let Some(event) = event
+                    && events.send(event).is_err()
+                {
+                    break;
+                }
+            }
+        });
+        let boot = Arc::new(PetitbootBoot::new(&lab).ok());
+        let backend = Backend::Service {
+            client: Arc::new(client),
+            lab,
+            boot,
+            events: tx,
+        };
+        Ok((backend, rx))
+    }
+
+    pub fn lab(&self) -> &Lab {
+        match self {
+            Backend::Local { engine, .. } => &engine.lab,
+            Backend::Service { lab, .. } => lab,
+        }
+    }
+
+    pub fn is_service(&self) -> bool {
+        matches!(self, Backend::Service { .. })
+    }
+
+    /// Starts an action; its progress and end arrive as events.
+    pub fn send(&self, command: Command) {
+        match self {
+            Backend::Local { handle, .. } => handle.send(command),
+            Backend::Service { client, events, .. } => {
+                let (client, events) = (client.clone(), events.clone());
+                tokio::spawn(async move {
+                    let Command { action, node } = command;
+                    let params = json!({"action": action, "nodes": [node]});
+                    if let Err(e) = client.call("act", params).await {
+                        let _ = events.send(EngineEvent::Finished {
+                            node,
+                            action,
+                            ok: false,
+                            state: None,
+                            message: e.to_string(),
+                        });
+                    }
+                });
+            }
+        }
+    }
+
+    /// Reads the store (off the loop) and sends it back as a Snapshot.
+    pub fn snapshot(&self, msgs: &mpsc::UnboundedSender<Msg>) {
+        let msgs = msgs.clone();
+        match self {
+            Backend::Local { engine, .. } => {
+                let engine = engine.clone();
+                tokio::task::spawn_blocking(move || {
+                    let store = engine.store();
+                    let (Ok(records), Ok(reservations), Ok(history)) = (
+                        store.nodes(),
+                        store.reservations(),
+                        store.last_events(None, 500),
+                    ) else {
+                        return;
+                    };
+                    let _ = msgs.send(Msg::Snapshot {
+                        records,
+                        reservations,
+                        history,
+                    });
+                });
+            }
+            Backend::Service { client, .. } => {
+                let client = client.clone();
+                tokio::spawn(async move {
+                    let Ok(snapshot) = client.call("snapshot", json!({})).await else {
+                        return;
+                    };
+                    let records: Option<Vec<NodeRecord>> = parse(&snapshot["records"]);
+                    let reservations: Option<Vec<Reservation>> = parse(&snapshot["reservations"]);
+                    let history: Option<Vec<EventRecord>> = parse(&snapshot["history"]);
+                    if let (Some(records), Some(reservations), Some(history)) =
+                        (records, reservations, history)
+                    {
+                        let _ = msgs.send(Msg::Snapshot {
+                            records,
+                            reservations,
+                            history,
+                        });
+                    }
+                });
+            }
+        }
+    }
+
+    /// What would be written for the node, and what is on disk now.
+    pub fn preview(
+        &self,
+        node: String,
+        stage: crate::boot::Stage,
+        msgs: &mpsc::UnboundedSender<Msg>,
+    ) {
+        let msgs = msgs.clone();
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let lab = this.lab();
+            let Some(n) = lab.node(&node) else { return };
+            let rendered = match &this {
+                Backend::Local { engine, .. } => engine.boot.render(n, stage),
+                Backend::Service { boot, .. } => match boot.as_ref() {
+                    Some(boot) => boot.render(n, stage),
+                    None => return,
+                },
+            };
+            let on_disk = match &rendered {
+                Ok(Some(r)) => std::fs::read_to_string(&r.config_path).ok(),
+                _ => None,
+            };
+            let _ = msgs.send(Msg::Preview(super::app::Preview {
+                node,
+                stage,
+                rendered,
+                on_disk,
+            }));
+        });
+    }
+
+    /// Starts or stops showing a node's console (with its scrollback, from
+    /// a service).
+    pub fn watch_console(&self, node: String, on: bool) {
+        match self {
+            Backend::Local { engine, .. } => {
+                let engine = engine.clone();
+                tokio::spawn(async move {
+                    if let Some(n) = engine.node(&node).cloned()
+                        && let Err(why) = engine.consoles.watch_ui(&n, on).await
+                    {
+                        engine.emit(EngineEvent::ConsoleStatus {
+                            node,
+                            connected: false,
+                            message: Some(why),
+                        });
+                    }
+                });
+            }
+            Backend::Service { client, events, .. } => {
+                let (client, events) = (client.clone(), events.clone());
+                tokio::spawn(async move {
+                    let (method, params) = match on {
+                        true => ("console.attach", json!({"node": node, "mode": "auto"})),
+                        false => ("console.detach", json!({"node": node})),
+                    };
+                    if let Err(e) = client.call(method, params).await {
+                        let _ = events.send(EngineEvent::ConsoleStatus {
+                            node,
+                            connected: false,
+                            message: Some(e.to_string()),
+                        });
+                    }
+                });
+            }
+        }
+    }
+
+    pub fn console_input(&self, node: String, bytes: Vec<u8>) {
+        match self {
+            Backend::Local { engine, .. } => engine.consoles.send(&node, bytes),
+            Backend::Service { .. } => self.console_call(
+                "console.input",
+                json!({"node": node, "data": encode_bytes(&bytes)}),
+            ),
+        }
+    }
+
+    pub fn console_break(&self, node: String) {
+        match self {
+            Backend::Local { engine, .. } => engine.consoles.send_break(&node),
+            Backend::Service { .. } => self.console_call("console.break", json!({"node": node})),
+        }
+    }
+
+    /// Console input to a service: refused while another client holds the
+    /// write lock, which the pane then says.
+    fn console_call(&self, method: &'static str, params: Value) {
+        let Backend::Service { client, events, .. } = self else {
+            return;
+        };
+        let (client, events) = (client.clone(), events.clone());
+        tokio::spawn(async move {
+            let node = params["node"].as_str().unwrap_or_default().to_string();
+            if let Err(e) = client.call(method, params).await {
+                let _ = events.send(EngineEvent::ConsoleStatus {
+                    node,
+                    connected: true,
+                    message: Some(e.to_string()),
+                });
+            }
+        });
+    }
+}
