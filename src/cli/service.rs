@@ -15,6 +15,13 @@ use super::out::{errln, outln};
 pub async fn run(lab: Lab, opts: super::serve::Options) -> anyhow::Result<ExitCode> {
     // One BMC session and console per node, plus clients and servers.
     petitlab::serve::limits::raise_descriptor_limit();
+    // Before anything binds: a second service for the lab says so.
+    if petitlab::service::Client::connect(&lab.service.socket).await?.is_some() {
+        anyhow::bail!(
+            "a lab service already runs on {}; `petitlab reload` makes it re-read lab.toml",
+            lab.service.socket.display()
+        );
+    }
     let lab = Arc::new(lab);
     let (engine, events) = Engine::open(lab.clone())?;
     let servers = super::serve::start(&lab, &opts, Some(engine.shared_store())).await?;
@@ -26,11 +33,12 @@ pub async fn run(lab: Lab, opts: super::serve::Options) -> anyhow::Result<ExitCo
         }
     };
     outln!(
-        "petitlab serve: lab service for {} on {} ({} node(s)); Ctrl-C or SIGTERM stops, SIGHUP reloads lab.toml",
+        "petitlab serve: lab service for {} on {} ({} node(s))",
         lab.path.display(),
         service.socket().display(),
         lab.nodes.len()
     );
+    outln!("petitlab serve: running; Ctrl-C or SIGTERM stops, SIGHUP reloads lab.toml");
     let result = serve_until_stopped(&service).await;
     service.shutdown().await;
     servers.shutdown().await?;

@@ -65,7 +65,10 @@ impl Admission {
             return Ok(());
         }
         if let Some((name, gid)) = &self.group {
-            if peer.gid == *gid || users::groups_of(peer.uid, peer.gid).contains(gid) {
+            if peer.gid == *gid
+                || peer.pid.is_some_and(|pid| process_groups(pid).contains(gid))
+                || users::groups_of(peer.uid, peer.gid).contains(gid)
+            {
                 return Ok(());
             }
             return Err(format!(
@@ -81,6 +84,17 @@ impl Admission {
             users::name_of(self.owner)
         ))
     }
+}
+
+/// The supplementary groups the process runs with (what the kernel checks
+/// file access against), from /proc; empty if it cannot be read.
+fn process_groups(pid: i32) -> Vec<u32> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Groups:"))
+        .map(|g| g.split_whitespace().filter_map(|n| n.parse().ok()).collect())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

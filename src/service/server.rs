@@ -526,6 +526,14 @@ async fn bind(path: &Path, group: Option<u32>) -> Result<UnixListener, ServiceEr
     let listener = UnixListener::bind(path).map_err(err)?;
     if let Some(gid) = group {
         std::os::unix::fs::chown(path, None, Some(gid)).map_err(err)?;
+        // The group must reach the socket: its directory gets the group and
+        // g+x (search only: the files in it keep their own modes, 0600/0700).
+        if let Some(dir) = path.parent() {
+            let mode = std::fs::metadata(dir).map_err(err)?.permissions().mode();
+            std::os::unix::fs::chown(dir, None, Some(gid)).map_err(err)?;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode | 0o010))
+                .map_err(err)?;
+        }
     }
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660)).map_err(err)?;
     Ok(listener)
