@@ -82,6 +82,9 @@ enum Command {
         /// Follow the node's console log instead of attaching.
         #[arg(long, conflicts_with = "force")]
         log: bool,
+        /// With --log: start each line with its UTC time.
+        #[arg(long, requires = "log")]
+        timestamps: bool,
     },
     /// Deploy nodes: netboot the deploy ramdisk, let its agent write the
     /// image, boot the instance; resumes a deploy left waiting on its node.
@@ -250,11 +253,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let node = find_node(&lab, &node)?;
             runtime()?.block_on(cli::bmc::sensors(node, json))
         }
-        Command::Console { node, force, log } => {
+        Command::Console {
+            node,
+            force,
+            log,
+            timestamps,
+        } => {
             let lab = load_lab(&cli.lab)?;
             let node = find_node(&lab, &node)?;
             if log {
-                runtime()?.block_on(cli::console::follow_log(&lab, node))
+                runtime()?.block_on(cli::console::follow_log(&lab, node, timestamps))
             } else {
                 runtime()?.block_on(cli::console::attach(&lab, node, force))
             }
