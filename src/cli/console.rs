@@ -272,3 +272,54 @@ fn read_new(
     });
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use petitlab::console::LogLimits;
+
+    fn follow(path: &Path, position: &mut Option<Position>, text: &mut cast::Text) -> String {
+        let mut out = String::new();
+        read_new(path, position, text, &mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn following_reads_across_rotations_and_past_garbage() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("n1.cast");
+        let limits = LogLimits {
+            max_bytes: 0, // the smallest a log allows
+            keep: 2,
+        };
+        let mut log = ConsoleLog::open(&path, limits, &["pw"]).unwrap();
+        let (mut position, mut text) = (None, cast::Text::new(false));
+        log.write(b"first\r\n").unwrap();
+        let mut seen = follow(&path, &mut position, &mut text);
+        assert_eq!(seen, "first\r\n");
+        // Enough to rotate once (not twice) before the next look.
+        let mut want = String::from("first\r\n");
+        for i in 0..20 {
+            let line = format!("line {i}\r\n");
+            log.write(line.as_bytes()).unwrap();
+            want.push_str(&line);
+        }
+        assert!(ConsoleLog::rotated_path(&path, 1).exists());
+        assert!(!ConsoleLog::rotated_path(&path, 2).exists());
+        seen.push_str(&follow(&path, &mut position, &mut text));
+        assert_eq!(seen, want);
+        // A line that is not an event does not stop it.
+        drop(log);
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        file.write_all(b"\xff garbage\n").unwrap();
+        drop(file);
+        let mut log = ConsoleLog::open(&path, limits, &["pw"]).unwrap();
+        log.write(b"after\r\n").unwrap();
+        seen.push_str(&follow(&path, &mut position, &mut text));
+        assert_eq!(seen, want + "after\r\n");
+        assert_eq!(text.skipped(), 1);
+    }
+}
