@@ -88,6 +88,9 @@ enum Command {
         /// Follow the node's console log instead of attaching.
         #[arg(long, conflicts_with = "force")]
         log: bool,
+        /// With --log: start each line with its UTC time.
+        #[arg(long, requires = "log")]
+        timestamps: bool,
     },
     /// Deploy nodes: netboot the deploy ramdisk, let its agent write the
     /// image, boot the instance; resumes a deploy left waiting on its node.
@@ -284,19 +287,24 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 cli::bmc::print_sensors(&node.name, report, json)
             })
         }
-        Command::Console { node, force, log } => {
+        Command::Console {
+            node,
+            force,
+            log,
+            timestamps,
+        } => {
             let lab = load_lab(&cli.lab)?;
             let node = find_node(&lab, &node)?;
             let read_only = cli.dashboard.read_only;
             runtime()?.block_on(async {
                 match (cli::remote::service(&lab, cli.local).await?, log) {
                     (Some(client), true) => {
-                        cli::console_remote::follow_log(&client, &node.name).await
+                        cli::console_remote::follow_log(&client, &node.name, timestamps).await
                     }
                     (Some(client), false) => {
                         cli::console_remote::attach(&client, &node.name, force, read_only).await
                     }
-                    (None, true) => cli::console::follow_log(&lab, node).await,
+                    (None, true) => cli::console::follow_log(&lab, node, timestamps).await,
                     (None, false) if read_only => anyhow::bail!(
                         "--read-only watches a console the lab service holds, and no service \
                          runs for this lab ({}); `petitlab console --log {}` follows its log",

@@ -8,6 +8,7 @@ mod support;
 use std::path::Path;
 use std::time::Duration;
 
+use support::cast::{console_path, console_text};
 use support::lab::{NODES, loopback_lab, ok, repo, start_sim};
 use support::tmux::Tmux;
 
@@ -62,9 +63,8 @@ fn console_session_with_escapes_log_follow_and_takeover() {
     let (status, screen) = tmux.wait_for_exit("c");
     assert_eq!(status, 0, "{screen}");
 
-    let log_path = dir.path().join("state/console/p9-rack1-01.log");
-    let log = std::fs::read(&log_path).unwrap();
-    let log = String::from_utf8_lossy(&log);
+    let log_path = console_path(&dir.path().join("state"), "p9-rack1-01");
+    let log = console_text(&log_path);
     assert!(log.contains("login: root"), "{log}");
     assert!(
         log.contains("<redacted>"),
@@ -74,6 +74,8 @@ fn console_session_with_escapes_log_follow_and_takeover() {
         !log.contains(password),
         "the BMC password is in the console log:\n{log}"
     );
+    let raw = String::from_utf8_lossy(&std::fs::read(&log_path).unwrap()).into_owned();
+    assert!(!raw.contains(password), "the BMC password is in the file");
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(&log_path).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
@@ -81,5 +83,30 @@ fn console_session_with_escapes_log_follow_and_takeover() {
     // --log follows the same log without attaching.
     tmux.run("log", &console(&lab, &format!("--log {node}")));
     tmux.wait_for("log", "kexec_core: Starting new kernel");
+    // --timestamps starts each line with its UTC time.
+    tmux.run(
+        "times",
+        &console(&lab, &format!("--log --timestamps {node}")),
+    );
+    let screen = tmux.wait_for("times", "kexec_core: Starting new kernel");
+    let line = screen
+        .lines()
+        .find(|l| l.contains("kexec_core: Starting new kernel"))
+        .unwrap();
+    let (time, _) = line.split_once(' ').unwrap();
+    assert!(
+        time.len() == 24 && time.as_bytes()[10] == b'T' && time.ends_with('Z'),
+        "{line}"
+    );
+    let year = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        / 31_556_952
+        + 1970;
+    assert!(
+        time.starts_with(&year.to_string()) || time.starts_with(&(year - 1).to_string()),
+        "{line}"
+    );
     sim.stop();
 }

@@ -24,7 +24,7 @@ fn one_node(deploy: &str) -> VirtualLab {
 }
 
 fn console_log(v: &VirtualLab) -> String {
-    std::fs::read_to_string(v.state().join("console/n1.log")).unwrap_or_default()
+    support::cast::console_text_or_empty(&support::cast::console_path(&v.state(), "n1"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

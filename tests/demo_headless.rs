@@ -5,6 +5,7 @@ mod support;
 
 use std::path::Path;
 
+use support::cast::{console_path, console_text};
 use support::lab::{Daemon, ok};
 
 #[test]
@@ -38,12 +39,12 @@ fn the_demo_lab_deploys_its_example_nodes_and_stops_cleanly() {
         &["deploy", "p9-rack1-01", "p9-rack1-02", "p8-rack2-01"],
     );
     assert_eq!(out.matches("is active").count(), 3, "{out}");
-    let log = std::fs::read_to_string(keep.join("state/console/p9-rack1-01.log")).unwrap();
+    let log = console_text(&console_path(&keep.join("state"), "p9-rack1-01"));
     assert!(
         log.contains("Welcome to rhel-9.4-ppc64le (petitlab demo)!"),
         "{log}"
     );
-    let log = std::fs::read_to_string(keep.join("state/console/p9-rack1-02.log")).unwrap();
+    let log = console_text(&console_path(&keep.join("state"), "p9-rack1-02"));
     assert!(
         log.contains("Kernel command line: root=/dev/sda2"),
         "netboot instance: {log}"

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use petitlab::engine::store::Store;
 use petitlab::inventory::derived_uuid;
+use support::cast::{console_path, console_text};
 use support::lab::{Daemon, ok, petitlab, show};
 use support::virtual_lab::{Proto, VNode, VirtualLab};
 
@@ -156,8 +157,7 @@ fn three_virtual_nodes_deploy_to_active_and_undeploy_to_available() {
             "{}: disk differs from the image",
             node.name
         );
-        let log =
-            std::fs::read_to_string(v.state().join(format!("console/{}.log", node.name))).unwrap();
+        let log = console_text(&console_path(&v.state(), &node.name));
         assert!(
             log.contains("Performing kexec reboot") && log.contains("login: "),
             "{}: {log}",

@@ -9,6 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use petitlab::engine::store::{NodeRecord, Store};
+use support::cast::{console_path, console_text};
 use support::lab::{Daemon, ok, petitlab, show};
 use support::virtual_lab::{Proto, VNode, VirtualLab};
 
@@ -122,7 +123,7 @@ fn a_silent_agent_fails_the_deploy_at_wait_callback_then_an_unreachable_bmc_name
         "{log}"
     );
     // The node's console shows what it did: it booted the ramdisk, its agent stayed silent.
-    let console = std::fs::read_to_string(v.state().join("console/n1.log")).unwrap();
+    let console = console_text(&console_path(&v.state(), "n1"));
     assert!(console.contains("agent silent"), "{console}");
 
     // Same node, now its BMC does not answer: the deploy fails naming the BMC.

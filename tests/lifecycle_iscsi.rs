@@ -14,6 +14,7 @@ use std::process::Command;
 use petitlab::engine::store::Store;
 use petitlab::inventory::derived_uuid;
 use sha2::{Digest, Sha256};
+use support::cast::{console_path, console_text};
 use support::lab::{Daemon, ok, petitlab, show};
 use support::virtual_lab::{Proto, VNode, VirtualLab};
 
@@ -38,7 +39,7 @@ fn disk_prefix(disk: &Path, len: usize) -> (String, bool) {
 }
 
 fn console_log(v: &VirtualLab, node: &str) -> String {
-    std::fs::read_to_string(v.state().join(format!("console/{node}.log"))).unwrap()
+    console_text(&console_path(&v.state(), node))
 }
 
 /// The portal the virtual ramdisk exported its disk on, from its console.

@@ -17,6 +17,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
+use support::cast::{console_path, console_text};
 use support::petitboot_rig::{Arch, NODE, Rig, RigOptions, show};
 
 fn record(rig: &Rig) -> petitlab::engine::store::NodeRecord {
@@ -184,8 +185,7 @@ fn powernv9_deploys_through_real_petitboot_to_active_and_undeploys() {
     }
 
     // What petitlab logged of the console holds the same boot, with no gap.
-    let log = fs::read_to_string(rig.state_dir().join(format!("console/{NODE}.log")))
-        .expect("petitlab logged no console for the node");
+    let log = console_text(&console_path(&rig.state_dir(), NODE));
     for want in [
         "OPAL v",
         "--- pb-discover ---",

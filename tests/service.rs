@@ -131,7 +131,10 @@ fn a_console_opened_after_a_boot_shows_the_boot() {
     let out = out.wait_with_output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     for seen in ["Petitboot", "Performing kexec reboot", "n2 login: "] {
-        assert!(text.contains(seen), "{seen:?} not in the scrollback: {text}");
+        assert!(
+            text.contains(seen),
+            "{seen:?} not in the scrollback: {text}"
+        );
     }
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(said.contains("from the lab service; read-only"), "{said}");

@@ -1,6 +1,7 @@
 //! `petitlab console NODE`: the node's serial console over IPMI SOL in this
 //! terminal, like `ipmitool sol activate` (`~.` quits, `~B` breaks, `~?`
-//! helps), logged to the state dir. `--log` follows that log instead.
+//! helps), logged to the state dir as an asciinema cast. `--log` follows
+//! that log as text instead (`--timestamps`: each line with its UTC time).
 
 use std::io::Write;
 use std::os::unix::fs::DirBuilderExt;
@@ -10,7 +11,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use petitlab::console::gap::now_ms;
-use petitlab::console::{Action, ConsoleLog, EscapeMachine, GapTracker, LOG_LIMITS, log_path};
+use petitlab::console::{
+    Action, ConsoleLog, EscapeMachine, GapTracker, LOG_LIMITS, cast, log_path,
+};
 use petitlab::engine::targets::bmc_target;
 use petitlab::inventory::{Lab, Node};
 use petitlab::ipmi::Timing;
@@ -167,24 +170,31 @@ pub async fn attach(lab: &Lab, node: &Node, force: bool) -> anyhow::Result<ExitC
     })
 }
 
-/// Prints the node's console log and follows it as it grows (and rotates),
-/// without attaching to the console. Runs until interrupted.
-pub async fn follow_log(lab: &Lab, node: &Node) -> anyhow::Result<ExitCode> {
+/// Prints the node's console log as text (its rotated predecessor first)
+/// and follows it as it grows (and rotates), without attaching to the
+/// console; with `timestamps`, each line starts with its UTC time. Runs
+/// until interrupted.
+pub async fn follow_log(lab: &Lab, node: &Node, timestamps: bool) -> anyhow::Result<ExitCode> {
     let path = log_path(lab, node);
-    let mut offset = 0u64;
+    let mut text = cast::Text::new(timestamps);
+    let mut out = String::new();
+    let previous = ConsoleLog::rotated_path(&path, 1);
+    match std::fs::read(&previous) {
+        Ok(bytes) => {
+            text.feed(&bytes, &mut out);
+            text.end_of_file(&mut out);
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("reading {}", previous.display())),
+    }
+    let mut position = None;
     let mut announced = false;
     loop {
-        match read_from(&path, offset) {
-            Ok((bytes, new_offset)) => {
-                announced = false;
-                // The log as it is, like `tail -f`; a reader gone (`| head`) ends it.
-                if !bytes.is_empty() && !out::raw(&bytes) {
-                    return Ok(ExitCode::SUCCESS);
-                }
-                offset = new_offset;
-            }
+        match read_new(&path, &mut position, &mut text, &mut out) {
+            Ok(()) => announced = false,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                if !announced {
+                // Between rotation's rename and the new file, it is missing.
+                if position.is_none() && !announced {
                     errln!(
                         "petitlab: node {}: no console log yet at {}; waiting",
                         node.name,
@@ -192,10 +202,15 @@ pub async fn follow_log(lab: &Lab, node: &Node) -> anyhow::Result<ExitCode> {
                     );
                     announced = true;
                 }
-                offset = 0;
             }
             Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
         }
+        // The console output as it is, like `tail -f`; a reader gone
+        // (`| head`) ends it.
+        if !out.is_empty() && !out::raw(out.as_bytes()) {
+            return Ok(ExitCode::SUCCESS);
+        }
+        out.clear();
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(200)) => {}
             _ = tokio::signal::ctrl_c() => return Ok(ExitCode::SUCCESS),
@@ -203,16 +218,108 @@ pub async fn follow_log(lab: &Lab, node: &Node) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// New bytes since `offset`; a file now shorter than `offset` was rotated,
-/// so it is read from the start.
-fn read_from(path: &Path, offset: u64) -> std::io::Result<(Vec<u8>, u64)> {
+/// How far the followed file has been read.
+struct Position {
+    /// Device and inode: another file at the path means a rotation.
+    id: (u64, u64),
+    offset: u64,
+}
+
+/// Decode what the live log gained since `position` into `out`. After a
+/// rotation, the rest of the old file (now `.1`) comes first, then the new
+/// file from its start; a file cut shorter (a torn line removed when the log
+/// was reopened) is read on from its new end.
+fn read_new(
+    path: &Path,
+    position: &mut Option<Position>,
+    text: &mut cast::Text,
+    out: &mut String,
+) -> std::io::Result<()> {
     use std::io::{Read, Seek, SeekFrom};
+    use std::os::unix::fs::MetadataExt;
     let mut file = std::fs::File::open(path)?;
-    let len = file.metadata()?.len();
-    let start = if len < offset { 0 } else { offset };
-    file.seek(SeekFrom::Start(start))?;
+    let meta = file.metadata()?;
+    let id = (meta.dev(), meta.ino());
+    let offset = match position.take() {
+        Some(p) if p.id == id && meta.len() >= p.offset => p.offset,
+        Some(p) if p.id == id => {
+            text.end_of_file(out);
+            meta.len()
+        }
+        Some(p) => {
+            let old = ConsoleLog::rotated_path(path, 1);
+            if let Ok(mut old) = std::fs::File::open(old)
+                && let Ok(old_meta) = old.metadata()
+                && (old_meta.dev(), old_meta.ino()) == p.id
+            {
+                let mut rest = Vec::new();
+                old.seek(SeekFrom::Start(p.offset))?;
+                old.read_to_end(&mut rest)?;
+                text.feed(&rest, out);
+            }
+            text.end_of_file(out);
+            0
+        }
+        None => 0,
+    };
+    file.seek(SeekFrom::Start(offset))?;
     let mut bytes = Vec::new();
     file.read_to_end(&mut bytes)?;
-    let end = start + bytes.len() as u64;
-    Ok((bytes, end))
+    text.feed(&bytes, out);
+    *position = Some(Position {
+        id,
+        offset: offset + bytes.len() as u64,
+    });
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use petitlab::console::LogLimits;
+
+    fn follow(path: &Path, position: &mut Option<Position>, text: &mut cast::Text) -> String {
+        let mut out = String::new();
+        read_new(path, position, text, &mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn following_reads_across_rotations_and_past_garbage() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("n1.cast");
+        let limits = LogLimits {
+            max_bytes: 0, // the smallest a log allows
+            keep: 2,
+        };
+        let mut log = ConsoleLog::open(&path, limits, &["pw"]).unwrap();
+        let (mut position, mut text) = (None, cast::Text::new(false));
+        log.write(b"first\r\n").unwrap();
+        let mut seen = follow(&path, &mut position, &mut text);
+        assert_eq!(seen, "first\r\n");
+        // Enough to rotate once (not twice) before the next look.
+        let mut want = String::from("first\r\n");
+        for i in 0..20 {
+            let line = format!("line {i}\r\n");
+            log.write(line.as_bytes()).unwrap();
+            want.push_str(&line);
+        }
+        assert!(ConsoleLog::rotated_path(&path, 1).exists());
+        assert!(!ConsoleLog::rotated_path(&path, 2).exists());
+        seen.push_str(&follow(&path, &mut position, &mut text));
+        assert_eq!(seen, want);
+        // A line that is not an event does not stop it.
+        drop(log);
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        file.write_all(b"\xff garbage\n").unwrap();
+        drop(file);
+        let mut log = ConsoleLog::open(&path, limits, &["pw"]).unwrap();
+        log.write(b"after\r\n").unwrap();
+        seen.push_str(&follow(&path, &mut position, &mut text));
+        assert_eq!(seen, want + "after\r\n");
+        assert_eq!(text.skipped(), 1);
+    }
 }

@@ -140,10 +140,13 @@ async fn leave(client: &Client, node: &str) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The service's log of the console, followed as it grows, until interrupted.
-pub async fn follow_log(client: &Client, node: &str) -> anyhow::Result<ExitCode> {
+/// The service's log of the console (a cast), as text, followed as it
+/// grows, until interrupted.
+pub async fn follow_log(client: &Client, node: &str, timestamps: bool) -> anyhow::Result<ExitCode> {
     let mut offset = 0u64;
     let mut announced = false;
+    let mut text = petitlab::console::cast::Text::new(timestamps);
+    let mut out = String::new();
     loop {
         let chunk: Value = client
             .call("console.log", json!({"node": node, "offset": offset}))
@@ -157,9 +160,15 @@ pub async fn follow_log(client: &Client, node: &str) -> anyhow::Result<ExitCode>
         }
         let bytes = decode_bytes(chunk["data"].as_str().unwrap_or_default())
             .map_err(|e| anyhow::anyhow!(e.message))?;
-        if !bytes.is_empty() && !out::raw(&bytes) {
+        if chunk["rotated"].as_bool() == Some(true) {
+            text.end_of_file(&mut out);
+        }
+        text.feed(&bytes, &mut out);
+        // A reader gone (`| head`) ends it.
+        if !out.is_empty() && !out::raw(out.as_bytes()) {
             return Ok(ExitCode::SUCCESS);
         }
+        out.clear();
         let more = chunk["offset"].as_u64().unwrap_or(0);
         let full_chunk = more.saturating_sub(offset) >= 1 << 20;
         offset = more;

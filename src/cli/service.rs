@@ -16,7 +16,10 @@ pub async fn run(lab: Lab, opts: super::serve::Options) -> anyhow::Result<ExitCo
     // One BMC session and console per node, plus clients and servers.
     petitlab::serve::limits::raise_descriptor_limit();
     // Before anything binds: a second service for the lab says so.
-    if petitlab::service::Client::connect(&lab.service.socket).await?.is_some() {
+    if petitlab::service::Client::connect(&lab.service.socket)
+        .await?
+        .is_some()
+    {
         anyhow::bail!(
             "a lab service already runs on {}; `petitlab reload` makes it re-read lab.toml",
             lab.service.socket.display()

@@ -3,14 +3,16 @@
 //!
 //! - [`screen`]: a node's virtual terminal (vt100) with bounded scrollback,
 //!   for tui-term's `PseudoTerminal`.
-//! - [`log`]: the node's console log file: 0600, rotated, secrets redacted
-//!   (by [`redact`]).
+//! - [`log`]: the node's console log file, an asciinema cast with the
+//!   output's timing: 0600, rotated, secrets redacted (by [`redact`]).
+//! - [`cast`]: reads casts back as text, optionally with times.
 //! - [`stages`]: boot-stage detection (firmware → petitboot → config fetched
 //!   → kexec → kernel → login prompt, and failures), on text split into
 //!   lines by [`lines`].
 //! - [`escape`]: `~.` / `~B` / `~?` escapes typed in `petitlab console`.
 //! - [`gap`]: stretches without a console, marked in the log and the pane.
 
+pub mod cast;
 pub mod escape;
 pub mod gap;
 pub mod lines;
@@ -29,11 +31,12 @@ pub const LOG_LIMITS: LogLimits = LogLimits {
     keep: 3,
 };
 
-/// Where a node's console log lives (`petitlab console --log` follows it).
+/// Where a node's console log (an asciinema v2 cast, see [`cast`]) lives
+/// (`petitlab console --log` follows it).
 pub fn log_path(lab: &crate::inventory::Lab, node: &crate::inventory::Node) -> std::path::PathBuf {
     lab.state_dir
         .join("console")
-        .join(format!("{}.log", node.name))
+        .join(format!("{}.cast", node.name))
 }
 pub use log::{ConsoleLog, LogLimits};
 pub use redact::Redactor;

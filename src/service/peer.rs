@@ -66,7 +66,9 @@ impl Admission {
         }
         if let Some((name, gid)) = &self.group {
             if peer.gid == *gid
-                || peer.pid.is_some_and(|pid| process_groups(pid).contains(gid))
+                || peer
+                    .pid
+                    .is_some_and(|pid| process_groups(pid).contains(gid))
                 || users::groups_of(peer.uid, peer.gid).contains(gid)
             {
                 return Ok(());
@@ -93,7 +95,11 @@ fn process_groups(pid: i32) -> Vec<u32> {
     status
         .lines()
         .find_map(|l| l.strip_prefix("Groups:"))
-        .map(|g| g.split_whitespace().filter_map(|n| n.parse().ok()).collect())
+        .map(|g| {
+            g.split_whitespace()
+                .filter_map(|n| n.parse().ok())
+                .collect()
+        })
         .unwrap_or_default()
 }
 

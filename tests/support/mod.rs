@@ -1,5 +1,7 @@
 // Each test crate compiles all of `support` but uses only part of it.
 #[allow(dead_code)]
+pub mod cast;
+#[allow(dead_code)]
 pub mod guarded;
 #[allow(dead_code)]
 pub mod ipmi_sim;

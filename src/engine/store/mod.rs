@@ -7,7 +7,7 @@ mod holder;
 mod open;
 mod schema;
 
-pub use holder::{Holder, format_utc};
+pub use holder::{Holder, format_utc, format_utc_ms};
 pub use schema::SCHEMA_VERSION;
 
 use std::path::{Path, PathBuf};

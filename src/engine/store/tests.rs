@@ -512,6 +512,14 @@ fn format_utc_known_instants() {
 }
 
 #[test]
+fn format_utc_ms_known_instants() {
+    assert_eq!(format_utc_ms(0), "1970-01-01T00:00:00.000Z");
+    assert_eq!(format_utc_ms(951_825_600_007), "2000-02-29T12:00:00.007Z");
+    assert_eq!(format_utc_ms(1_735_689_599_999), "2024-12-31T23:59:59.999Z");
+    assert_eq!(format_utc_ms(-1), "1969-12-31T23:59:59.999Z");
+}
+
+#[test]
 fn two_connections_see_each_others_writes() {
     let (_dir, path) = temp_path();
     let mut one = Store::open(&path).unwrap();
