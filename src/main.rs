@@ -238,6 +238,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             petitlab::logging::to_file(&log, cli.verbose)
                 .with_context(|| format!("opening the demo's log {}", log.display()))?;
         }
+        // The service says what it does (listening, reloads) by default.
+        Command::Serve { only: None, .. } => petitlab::logging::to_stderr(cli.verbose.max(1)),
         _ => petitlab::logging::to_stderr(cli.verbose),
     }
     match command {

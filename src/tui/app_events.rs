@@ -163,7 +163,9 @@ impl App {
                 message,
             } => {
                 let text = match (connected, &message) {
-                    (true, _) => "connected".to_string(),
+                    // A lab service's word on the console (its write lock).
+                    (true, Some(m)) => format!("connected; {m}"),
+                    (true, None) => "connected".to_string(),
                     (false, Some(m)) => format!("disconnected: {m}"),
                     (false, None) => "disconnected".to_string(),
                 };

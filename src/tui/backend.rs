@@ -15,6 +15,15 @@ use crate::inventory::Lab;
 use crate::service::Client;
 use crate::service::protocol::{decode_bytes, encode_bytes};
 
+/// What the console pane says of the write lock.
+fn writer_note(params: &Value) -> String {
+    match (params["you"].as_bool(), params["writer"].as_str()) {
+        (Some(true), _) => "you have the write lock".into(),
+        (_, Some(who)) => format!("read-only: {who} has the write lock"),
+        _ => "nobody has the write lock; reopen the console to take it".into(),
+    }
+}
+
 fn parse<T: serde::de::DeserializeOwned>(value: &Value) -> Option<T> {
     serde_json::from_value(value.clone()).ok()
 }
@@ -61,6 +70,11 @@ impl Backend {
                         node: params["node"].as_str().unwrap_or_default().to_string(),
                         bytes: decode_bytes(params["data"].as_str().unwrap_or_default())
                             .unwrap_or_default(),
+                    }),
+                    "console.writer" => Some(EngineEvent::ConsoleStatus {
+                        node: params["node"].as_str().unwrap_or_default().to_string(),
+                        connected: true,
+                        message: Some(writer_note(&params)),
                     }),
                     _ => None,
                 };
@@ -217,13 +231,20 @@ impl Backend {
                         true => ("console.attach", json!({"node": node, "mode": "auto"})),
                         false => ("console.detach", json!({"node": node})),
                     };
-                    if let Err(e) = client.call(method, params).await {
-                        let _ = events.send(EngineEvent::ConsoleStatus {
+                    let status = match client.call(method, params).await {
+                        Ok(attached) if on => EngineEvent::ConsoleStatus {
+                            node,
+                            connected: true,
+                            message: Some(writer_note(&attached)),
+                        },
+                        Ok(_) => return,
+                        Err(e) => EngineEvent::ConsoleStatus {
                             node,
                             connected: false,
                             message: Some(e.to_string()),
-                        });
-                    }
+                        },
+                    };
+                    let _ = events.send(status);
                 });
             }
         }
