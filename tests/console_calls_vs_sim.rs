@@ -4,12 +4,16 @@
 //! the console is down the poller falls back on a session of its own and
 //! closes it once the console is back.
 
+mod support;
+
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use petitlab::ipmi::chassis::{self, BootDevice, PowerAction};
 use petitlab::ipmi::sol_driver::{self, Console, ConsoleEvent, ConsoleInput, SolOptions};
 use petitlab::ipmi::{Bmc, CipherChoice, CipherSuite, Credentials, Target, Timing};
 use petitlab::sim::{BmcSpec, Sim};
+use support::lossy_relay::LossyRelay;
 
 fn target(sim: &Sim) -> Target {
     Target {
@@ -138,5 +142,54 @@ async fn falls_back_while_the_console_reconnects_then_closes_its_own_session() {
     // keepalive has nothing to do: the console keeps its session alive.
     bmc.keepalive().await.unwrap();
     assert_eq!(sim.sessions(0).opened_total, 3);
+    sim.shutdown().await;
+}
+
+/// Through a relay that drops, duplicates or holds back 10% of the
+/// datagrams each way: every call is resent until answered, and answered
+/// with its own reply (two commands alternate, so a stale or duplicated
+/// reply taken for the next call would show as the wrong data).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_survive_a_lossy_link_with_their_own_answers() {
+    let sim = one().await;
+    let relay = LossyRelay::start(sim.addr(0), 0.10, 0xCA11_2026).await;
+    let target = Target {
+        addr: relay.addr(),
+        timing: Timing {
+            timeout: Duration::from_millis(100),
+            retries: 8,
+            ..Timing::default()
+        },
+        ..target(&sim)
+    };
+    let (calls, served) = sol_driver::call_channel();
+    let options = SolOptions {
+        reconnect: false,
+        ..SolOptions::default()
+    };
+    let mut console = sol_driver::spawn_with_calls(target.clone(), options, served);
+    assert_eq!(event(&mut console).await, ConsoleEvent::Connected);
+    let mut bmc = Bmc::with_console(target, calls);
+    chassis::set_boot_device(&mut bmc, BootDevice::Disk, true)
+        .await
+        .unwrap();
+    for i in 0..60 {
+        assert!(!chassis::power_status(&mut bmc).await.unwrap(), "poll {i}");
+        let flags = chassis::boot_flags(&mut bmc).await.unwrap();
+        assert_eq!(
+            (flags.device, flags.persistent),
+            (Some(BootDevice::Disk), true),
+            "poll {i}"
+        );
+    }
+    assert!(!bmc.has_own_session());
+    assert_eq!(sim.sessions(0).opened_total, 1);
+    let dropped = relay.counts.dropped.load(Ordering::Relaxed);
+    assert!(
+        dropped > 5,
+        "the relay dropped datagrams: {}",
+        relay.counts.summary()
+    );
+    console.input.send(ConsoleInput::Close).await.unwrap();
     sim.shutdown().await;
 }

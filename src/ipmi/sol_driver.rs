@@ -99,6 +99,8 @@ pub struct CallHandle {
 }
 
 /// The console's end of a [`CallHandle`]: give it to [`spawn_with_calls`].
+/// Until then calls wait (nothing answers them); once the console has ended
+/// they are answered [`IpmiError::ConsoleNotConnected`].
 #[derive(Debug)]
 pub struct CallReceiver {
     calls: mpsc::Receiver<Call>,
@@ -119,9 +121,14 @@ pub fn call_channel() -> (CallHandle, CallReceiver) {
 impl CallHandle {
     /// Sends one request in the console's session and returns the response
     /// data, as [`Session::call`] does (same timeout and retries, non-zero
-    /// completion codes become [`IpmiError::Completion`]). While the console
-    /// is not connected, or once it has ended, the answer is at once
-    /// [`IpmiError::ConsoleNotConnected`].
+    /// completion codes become [`IpmiError::Completion`]). One request is
+    /// in flight at a time; the others queue (up to 16, then the caller
+    /// waits). While the console is not connected, or once it has ended,
+    /// the answer is at once [`IpmiError::ConsoleNotConnected`]. A request
+    /// left unanswered when the console ends gets [`IpmiError::Protocol`]
+    /// (the BMC may have carried it out), and one the BMC never answers gets
+    /// [`IpmiError::Timeout`] and ends that console connection (it
+    /// reconnects if allowed), as an unanswered keepalive does.
     pub async fn call(
         &self,
         netfn: u8,
