@@ -303,3 +303,47 @@ async fn ipmipower_sees_a_silent_bmc_time_out() {
     assert_eq!(lines, ["127.0.0.1: connection timeout", "127.0.0.1: off"]);
     sim.shutdown().await;
 }
+
+/// `ipmitool session info active` (Get Session Info for its own session)
+/// against the simulator with two of our sessions open: ipmitool counts
+/// three active sessions (ours and its own), which is the simulator's own
+/// count plus ipmitool's; once ipmitool has closed its session the
+/// simulator is back at two, having opened three in all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ipmitool_session_info_matches_the_simulators_session_count() {
+    use petitlab::ipmi::{CipherChoice, CipherSuite, Credentials, Session, Target, Timing};
+    let sim = one_bmc().await;
+    let target = Target {
+        addr: sim.addr(0),
+        credentials: Credentials {
+            username: "admin".into(),
+            password: "password".into(),
+        },
+        cipher: CipherChoice::Fixed(CipherSuite::Suite17),
+        timing: Timing::default(),
+    };
+    let ours = [
+        Session::open(&target).await.unwrap(),
+        Session::open(&target).await.unwrap(),
+    ];
+    let before = sim.sessions(0);
+    assert_eq!((before.active_ids.len(), before.opened_total), (2, 2));
+    for cipher in [3, 17] {
+        let info = ok(&sim, cipher, "session info active").await;
+        let active: usize = field(&info, "active sessions").parse().unwrap();
+        assert_eq!(active, sim.sessions(0).active_ids.len() + 1, "{info}");
+        assert_eq!(field(&info, "slot count"), "32");
+        assert_eq!(field(&info, "session type"), "IPMIv2/RMCP+");
+        assert_eq!(field(&info, "console ip"), "127.0.0.1");
+        // ipmitool's is the third session: the lowest free handle.
+        assert_eq!(field(&info, "session handle"), "3");
+    }
+    let after = sim.sessions(0);
+    assert_eq!(after.active_ids, before.active_ids);
+    assert_eq!(after.opened_total, 4, "two of ours, one per ipmitool run");
+    for session in ours {
+        session.close().await;
+    }
+    assert!(sim.sessions(0).active_ids.is_empty());
+    sim.shutdown().await;
+}

@@ -54,6 +54,11 @@ pub enum IpmiError {
     Completion { command: &'static str, code: u8 },
     #[error("unexpected reply to {command}: {why}")]
     Protocol { command: &'static str, why: String },
+    /// A request for the console's session while it is not connected
+    /// (before activation, between reconnects, after close): the caller can
+    /// fall back on a session of its own.
+    #[error("the console session is not connected")]
+    ConsoleNotConnected,
     #[error("network error talking to BMC {addr}: {source}")]
     Io {
         addr: SocketAddr,
@@ -82,6 +87,7 @@ impl IpmiError {
             IpmiError::SessionRefused { .. } | IpmiError::Rakp3Refused { .. } => "refused",
             IpmiError::Completion { .. } => "completion",
             IpmiError::Protocol { .. } | IpmiError::Malformed { .. } => "protocol",
+            IpmiError::ConsoleNotConnected => "console",
             IpmiError::Io { .. } => "io",
         }
     }

@@ -13,6 +13,7 @@ use super::message::{Request, Response, netfn};
 use super::packet::{self, Frame, payload};
 use super::rakp::ADMINISTRATOR;
 use super::seq_window::SeqWindow;
+use super::sol_driver::CallHandle;
 
 /// User name and password. Debug never shows the password.
 #[derive(Clone)]
@@ -197,6 +198,10 @@ impl Session {
         self.link.timing
     }
 
+    pub(super) fn addr(&self) -> SocketAddr {
+        self.link.addr
+    }
+
     /// When this session last sent an IPMI request (what a BMC's idle
     /// timer sees; SOL packets do not reset it).
     pub(super) fn last_request(&self) -> Instant {
@@ -296,10 +301,16 @@ impl Session {
 
 /// A BMC with a lazily opened, persistent session that is reopened once when
 /// a request times out (the BMC rebooted or dropped the idle session).
+///
+/// With a console route ([`Bmc::with_console`]) requests go through the SOL
+/// console's session first, and the BMC's own session is opened only while
+/// the console is not connected (and closed once the console answers
+/// again), so the BMC sees one session, not two.
 pub struct Bmc {
     target: Target,
     session: Option<Session>,
     stats: Stats,
+    console: Option<CallHandle>,
 }
 
 impl Bmc {
@@ -308,7 +319,23 @@ impl Bmc {
             target,
             session: None,
             stats: Stats::default(),
+            console: None,
         }
+    }
+
+    /// A BMC whose requests ride in the session of the console that serves
+    /// `console` ([`super::sol_driver::spawn_with_calls`]) while it is
+    /// connected, and fall back on a session of its own when it is not.
+    pub fn with_console(target: Target, console: CallHandle) -> Bmc {
+        Bmc {
+            console: Some(console),
+            ..Bmc::new(target)
+        }
+    }
+
+    /// Whether this BMC has a session of its own open (besides any console).
+    pub fn has_own_session(&self) -> bool {
+        self.session.is_some()
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -351,9 +378,34 @@ impl Bmc {
         }
     }
 
-    /// [`Session::call`] on the persistent session, opening it first if
-    /// needed; a timeout on a reused session reopens it and retries once.
+    /// [`Session::call`] through the console's session when there is a
+    /// connected one; otherwise on the persistent session, opening it first
+    /// if needed; a timeout on a reused session reopens it and retries once.
     pub async fn call(
+        &mut self,
+        netfn: u8,
+        cmd: u8,
+        data: &[u8],
+        command: &'static str,
+    ) -> Result<Vec<u8>> {
+        if let Some(console) = &self.console {
+            match console.call(netfn, cmd, data, command).await {
+                Err(IpmiError::ConsoleNotConnected) => {}
+                answered => {
+                    // The BMC answered in the console's session (a completion
+                    // code is an answer too): ours is no longer needed.
+                    let reached = matches!(answered, Ok(_) | Err(IpmiError::Completion { .. }));
+                    if reached && self.session.is_some() {
+                        self.close().await;
+                    }
+                    return answered;
+                }
+            }
+        }
+        self.call_own(netfn, cmd, data, command).await
+    }
+
+    async fn call_own(
         &mut self,
         netfn: u8,
         cmd: u8,
@@ -376,7 +428,9 @@ impl Bmc {
     }
 
     /// Pings the BMC (Get Device ID) if the session has been idle longer
-    /// than the keepalive interval, so the BMC does not time it out.
+    /// than the keepalive interval, so the BMC does not time it out. Without
+    /// a session of its own (the console route works) there is nothing to do:
+    /// the console keeps its session alive.
     pub async fn keepalive(&mut self) -> Result<()> {
         let idle = self.session.as_ref().map(Session::idle);
         if idle.is_some_and(|idle| idle >= self.target.timing.keepalive) {
@@ -385,8 +439,12 @@ impl Bmc {
         Ok(())
     }
 
+    /// Closes the BMC's own session, if open (a console route stays).
     pub async fn close(&mut self) {
         if let Some(session) = self.session.take() {
+            let s = session.stats();
+            self.stats.retransmits += s.retransmits;
+            self.stats.dropped += s.dropped;
             session.close().await;
         }
     }

@@ -2,12 +2,15 @@
 //! payload (taking it over on request), moves bytes between the channel
 //! and the state machine, keeps the session alive, and reconnects with
 //! backoff when the BMC goes away (consoles stay open across power cycles).
+//! Other IPMI requests can ride in the console's session ([`CallHandle`]),
+//! so a poller needs no second session on the BMC.
 
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use super::error::{IpmiError, Result};
+use super::link::completion;
 use super::message::{Response, netfn};
 use super::packet::payload;
 use super::rmcp::{Session, Target};
@@ -75,11 +78,113 @@ pub struct Console {
     pub events: mpsc::Receiver<ConsoleEvent>,
 }
 
+/// Requests that may wait for the console's session; more make
+/// [`CallHandle::call`] wait for room.
+const CALL_QUEUE: usize = 16;
+
+/// One IPMI request for the console's session.
+struct Call {
+    netfn: u8,
+    cmd: u8,
+    data: Vec<u8>,
+    command: &'static str,
+    reply: oneshot::Sender<Result<Vec<u8>>>,
+}
+
+/// Sends IPMI requests through a console's session (see
+/// [`spawn_with_calls`]). Clonable; every clone talks to the same console.
+#[derive(Clone, Debug)]
+pub struct CallHandle {
+    calls: mpsc::Sender<Call>,
+}
+
+/// The console's end of a [`CallHandle`]: give it to [`spawn_with_calls`].
+/// Until then calls wait (nothing answers them); once the console has ended
+/// they are answered [`IpmiError::ConsoleNotConnected`].
+#[derive(Debug)]
+pub struct CallReceiver {
+    calls: mpsc::Receiver<Call>,
+}
+
+impl std::fmt::Debug for Call {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Call({})", self.command)
+    }
+}
+
+/// A handle for requests and the receiver a console serves them from.
+pub fn call_channel() -> (CallHandle, CallReceiver) {
+    let (calls, receiver) = mpsc::channel(CALL_QUEUE);
+    (CallHandle { calls }, CallReceiver { calls: receiver })
+}
+
+impl CallHandle {
+    /// Sends one request in the console's session and returns the response
+    /// data, as [`Session::call`] does (same timeout and retries, non-zero
+    /// completion codes become [`IpmiError::Completion`]). One request is
+    /// in flight at a time; the others queue (up to 16, then the caller
+    /// waits). While the console is not connected, or once it has ended,
+    /// the answer is at once [`IpmiError::ConsoleNotConnected`]. A request
+    /// left unanswered when the console ends gets [`IpmiError::Protocol`]
+    /// (the BMC may have carried it out), and one the BMC never answers gets
+    /// [`IpmiError::Timeout`] and ends that console connection (it
+    /// reconnects if allowed), as an unanswered keepalive does.
+    pub async fn call(
+        &self,
+        netfn: u8,
+        cmd: u8,
+        data: &[u8],
+        command: &'static str,
+    ) -> Result<Vec<u8>> {
+        let (reply, answer) = oneshot::channel();
+        let call = Call {
+            netfn,
+            cmd,
+            data: data.to_vec(),
+            command,
+            reply,
+        };
+        self.calls
+            .send(call)
+            .await
+            .map_err(|_| IpmiError::ConsoleNotConnected)?;
+        answer.await.map_err(|_| IpmiError::ConsoleNotConnected)?
+    }
+}
+
+impl Call {
+    fn refuse(self) {
+        let _ = self.reply.send(Err(IpmiError::ConsoleNotConnected));
+    }
+}
+
 pub fn spawn(target: Target, options: SolOptions) -> Console {
+    // Nobody holds the handle, so no call ever arrives.
+    spawn_with_calls(target, options, call_channel().1)
+}
+
+/// [`spawn`], also serving requests sent through `calls`' [`CallHandle`]s
+/// in the console's session while it is connected.
+pub fn spawn_with_calls(target: Target, options: SolOptions, calls: CallReceiver) -> Console {
     let (input, inputs) = mpsc::channel(64);
     let (events_tx, events) = mpsc::channel(256);
-    tokio::spawn(run(target, options, inputs, events_tx));
+    tokio::spawn(run(target, options, inputs, calls.calls, events_tx));
     Console { input, events }
+}
+
+/// Answers every call that arrives while `work` runs with
+/// [`IpmiError::ConsoleNotConnected`], then returns `work`'s result.
+async fn refusing_calls<T>(
+    calls: &mut mpsc::Receiver<Call>,
+    work: impl std::future::Future<Output = T>,
+) -> T {
+    tokio::pin!(work);
+    loop {
+        tokio::select! {
+            done = &mut work => return done,
+            Some(call) = calls.recv() => call.refuse(),
+        }
+    }
 }
 
 /// How one connected stretch ended.
@@ -96,22 +201,30 @@ async fn run(
     target: Target,
     options: SolOptions,
     mut inputs: mpsc::Receiver<ConsoleInput>,
+    mut calls: mpsc::Receiver<Call>,
     events: mpsc::Sender<ConsoleEvent>,
 ) {
     let mut force = options.force;
     let mut backoff = Duration::from_millis(250);
     let reason = loop {
-        let exit = match activate(&target, force).await {
+        let activation = refusing_calls(&mut calls, activate(&target, force)).await;
+        let exit = match activation {
             Ok((mut session, max_chunk)) => {
                 backoff = Duration::from_millis(250);
-                if events.send(ConsoleEvent::Connected).await.is_err() {
-                    break deactivate(session).await;
+                let connected = events.send(ConsoleEvent::Connected);
+                if refusing_calls(&mut calls, connected).await.is_err() {
+                    break refusing_calls(&mut calls, deactivate(session)).await;
                 }
                 let mut machine = options.machine;
                 machine.max_chunk = machine.max_chunk.min(max_chunk);
-                let exit = pump(&mut session, &options, machine, &mut inputs, &events).await;
+                let mut io = Io {
+                    inputs: &mut inputs,
+                    calls: &mut calls,
+                    events: &events,
+                };
+                let exit = pump(&mut session, &options, machine, &mut io).await;
                 if matches!(exit, Exit::User) {
-                    break deactivate(session).await;
+                    break refusing_calls(&mut calls, deactivate(session)).await;
                 }
                 exit
             }
@@ -127,21 +240,28 @@ async fn run(
                     reason,
                     after: backoff,
                 };
-                if events.send(event).await.is_err() {
+                if refusing_calls(&mut calls, events.send(event))
+                    .await
+                    .is_err()
+                {
                     break "closed".to_string();
                 }
                 // Our own lost session may still hold the payload.
                 force = true;
-                tokio::select! {
-                    _ = tokio::time::sleep(backoff) => {}
-                    input = inputs.recv() => if matches!(input, None | Some(ConsoleInput::Close)) {
-                        break "closed".to_string();
-                    },
+                let wait = async {
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => false,
+                        input = inputs.recv() => matches!(input, None | Some(ConsoleInput::Close)),
+                    }
+                };
+                if refusing_calls(&mut calls, wait).await {
+                    break "closed".to_string();
                 }
                 backoff = (backoff * 2).min(options.max_backoff);
             }
         }
     };
+    // Calls still queued get ConsoleNotConnected when `calls` drops.
     let _ = events.send(ConsoleEvent::Closed { reason }).await;
 }
 
@@ -197,28 +317,104 @@ async fn deactivate(mut session: Session) -> String {
     "closed".to_string()
 }
 
-/// A keepalive request waiting for its answer.
-struct Ping {
+/// The console's channels, as the pump sees them.
+struct Io<'a> {
+    inputs: &'a mut mpsc::Receiver<ConsoleInput>,
+    calls: &'a mut mpsc::Receiver<Call>,
+    events: &'a mpsc::Sender<ConsoleEvent>,
+}
+
+/// Whose answer an in-flight request is waiting for.
+enum Asker {
+    /// Our keepalive (Get Device ID).
+    Keepalive,
+    /// A [`CallHandle`] caller.
+    Caller {
+        command: &'static str,
+        reply: oneshot::Sender<Result<Vec<u8>>>,
+    },
+}
+
+/// The one IPMI request in flight in the console's session.
+struct InFlight {
     rq_seq: u8,
+    cmd: u8,
     packet: Vec<u8>,
     due: Instant,
     resends: u32,
+    asker: Asker,
+}
+
+impl InFlight {
+    fn command(&self) -> &'static str {
+        match &self.asker {
+            Asker::Keepalive => "keepalive",
+            Asker::Caller { command, .. } => command,
+        }
+    }
+
+    /// The console ends with this request unanswered: the BMC may have
+    /// carried it out, so the caller must not simply resend it elsewhere.
+    fn abandon(self) {
+        if let Asker::Caller { command, reply } = self.asker {
+            let why = "the console session ended before the BMC answered".into();
+            let _ = reply.send(Err(IpmiError::Protocol { command, why }));
+        }
+    }
+}
+
+/// Sends a request (a caller's or the keepalive) as an IPMI payload.
+async fn send_request(
+    session: &mut Session,
+    (netfn, cmd, data): (u8, u8, &[u8]),
+    asker: Asker,
+    timeout: Duration,
+) -> std::result::Result<InFlight, (String, InFlight)> {
+    let request = session.next_request(netfn, cmd, data);
+    let packet = request.encode();
+    let sent = session.send_payload(payload::IPMI, &packet).await;
+    let flight = InFlight {
+        rq_seq: request.rq_seq,
+        cmd,
+        packet,
+        due: Instant::now() + timeout,
+        resends: 0,
+        asker,
+    };
+    match sent {
+        Ok(()) => Ok(flight),
+        Err(e) => Err((e.to_string(), flight)),
+    }
 }
 
 /// Moves bytes until the console ends. Every inbound datagram is sorted by
-/// payload type here: SOL to the machine, IPMI to the keepalive.
+/// payload type here: SOL to the machine, IPMI to the request in flight
+/// (the keepalive's or a caller's).
 async fn pump(
     session: &mut Session,
     options: &SolOptions,
     machine: SolConfig,
-    inputs: &mut mpsc::Receiver<ConsoleInput>,
-    events: &mpsc::Sender<ConsoleEvent>,
+    io: &mut Io<'_>,
+) -> Exit {
+    let mut flight: Option<InFlight> = None;
+    let exit = pump_with(session, options, machine, io, &mut flight).await;
+    if let Some(flight) = flight {
+        flight.abandon();
+    }
+    exit
+}
+
+async fn pump_with(
+    session: &mut Session,
+    options: &SolOptions,
+    machine: SolConfig,
+    io: &mut Io<'_>,
+    flight: &mut Option<InFlight>,
 ) -> Exit {
     let timing = session.timing();
     // A different first sequence each time (see SolMachine::new).
     let first_seq = 1 + super::crypto::random::<1>()[0] % 15;
     let mut machine = SolMachine::new(machine, first_seq);
-    let mut ping: Option<Ping> = None;
     let mut buf = [0u8; 2048];
     loop {
         let now = Instant::now();
@@ -233,71 +429,224 @@ async fn pump(
             None => {}
         }
         // A timer on requests, not on datagrams: a busy console sends only
-        // SOL ACKs, which BMCs do not count as session activity.
+        // SOL ACKs, which BMCs do not count as session activity. A caller's
+        // request counts as much as the keepalive's.
         let keepalive_due = session.last_request() + options.keepalive;
         let wake = [
             machine.next_deadline(),
-            ping.as_ref().map(|p| p.due),
-            ping.is_none().then_some(keepalive_due),
+            flight.as_ref().map(|p| p.due),
+            flight.is_none().then_some(keepalive_due),
         ]
         .into_iter()
         .flatten()
         .min()
         .unwrap_or(now + options.keepalive);
+        let idle = flight.is_none();
         tokio::select! {
             received = session.recv_payload(&mut buf) => match received {
                 Ok(Some((payload::SOL, seq, sol))) => {
                     machine.receive(seq, &sol, Instant::now());
                     let output = machine.take_output();
-                    if !output.is_empty() && events.send(ConsoleEvent::Data(output)).await.is_err() {
+                    if !output.is_empty() && io.events.send(ConsoleEvent::Data(output)).await.is_err() {
                         return Exit::User;
                     }
                 }
                 Ok(Some((payload::IPMI, _, message))) => {
-                    let answered = Response::decode(&message)
-                        .is_ok_and(|r| ping.as_ref().is_some_and(|p| p.rq_seq == r.rq_seq));
-                    if answered {
-                        ping = None;
+                    let Ok(response) = Response::decode(&message) else { continue };
+                    let answers = flight
+                        .as_ref()
+                        .is_some_and(|f| f.rq_seq == response.rq_seq && f.cmd == response.cmd);
+                    if answers && let Some(done) = flight.take()
+                        && let Asker::Caller { command, reply } = done.asker
+                    {
+                        let _ = reply.send(completion(response, command));
                     }
                 }
                 Ok(_) => {}
                 Err(e) => return Exit::Lost(e.to_string()),
             },
-            input = inputs.recv() => match input {
+            input = io.inputs.recv() => match input {
                 Some(ConsoleInput::Data(bytes)) => machine.write(&bytes),
                 Some(ConsoleInput::Break) => machine.send_break(),
                 Some(ConsoleInput::Close) | None => return Exit::User,
             },
+            // One request in flight; the rest wait in the bounded channel.
+            Some(call) = io.calls.recv(), if idle => {
+                let asker = Asker::Caller { command: call.command, reply: call.reply };
+                let request = (call.netfn, call.cmd, &call.data[..]);
+                match send_request(session, request, asker, timing.timeout).await {
+                    Ok(sent) => *flight = Some(sent),
+                    Err((why, sent)) => {
+                        *flight = Some(sent);
+                        return Exit::Lost(why);
+                    }
+                }
+            },
             _ = tokio::time::sleep_until(wake.into()) => {
                 let now = Instant::now();
-                match ping.as_mut() {
-                    Some(p) if now >= p.due => {
-                        if p.resends >= timing.retries {
-                            return Exit::Lost("the BMC stopped answering (keepalive)".into());
+                match flight.as_mut() {
+                    Some(f) if now >= f.due => {
+                        if f.resends >= timing.retries {
+                            let why = format!("the BMC stopped answering ({})", f.command());
+                            if let Some(done) = flight.take()
+                                && let Asker::Caller { command, reply } = done.asker
+                            {
+                                let _ = reply.send(Err(IpmiError::Timeout {
+                                    addr: session.addr(),
+                                    tries: timing.retries + 1,
+                                    step: command,
+                                }));
+                            }
+                            return Exit::Lost(why);
                         }
-                        p.resends += 1;
-                        p.due = now + timing.timeout;
-                        let packet = p.packet.clone();
+                        f.resends += 1;
+                        f.due = now + timing.timeout;
+                        let packet = f.packet.clone();
                         if let Err(e) = session.send_payload(payload::IPMI, &packet).await {
                             return Exit::Lost(e.to_string());
                         }
                     }
                     None if now >= keepalive_due => {
-                        let request = session.next_request(netfn::APP, GET_DEVICE_ID, &[]);
-                        let packet = request.encode();
-                        if let Err(e) = session.send_payload(payload::IPMI, &packet).await {
-                            return Exit::Lost(e.to_string());
+                        let request = (netfn::APP, GET_DEVICE_ID, &[][..]);
+                        match send_request(session, request, Asker::Keepalive, timing.timeout).await {
+                            Ok(sent) => *flight = Some(sent),
+                            Err((why, _)) => return Exit::Lost(why),
                         }
-                        ping = Some(Ping {
-                            rq_seq: request.rq_seq,
-                            packet,
-                            due: now + timing.timeout,
-                            resends: 0,
-                        });
                     }
                     _ => {}
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ipmi::rmcp::{CipherChoice, Credentials, Timing};
+    use crate::ipmi::{Bmc, CipherSuite, chassis};
+    use crate::sim::{BmcSpec, Sim};
+
+    fn target(addr: std::net::SocketAddr) -> Target {
+        Target {
+            addr,
+            credentials: Credentials {
+                username: "admin".into(),
+                password: "password".into(),
+            },
+            cipher: CipherChoice::Fixed(CipherSuite::Suite17),
+            timing: Timing {
+                timeout: Duration::from_millis(200),
+                retries: 1,
+                ..Timing::default()
+            },
+        }
+    }
+
+    async fn event(c: &mut Console) -> ConsoleEvent {
+        tokio::time::timeout(Duration::from_secs(10), c.events.recv())
+            .await
+            .expect("a console event in time")
+            .expect("console running")
+    }
+
+    #[tokio::test]
+    async fn calls_are_refused_at_once_while_activating_and_after_close() {
+        // A socket that never answers: the console stays in its handshake.
+        let silent = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let (handle, calls) = call_channel();
+        let options = SolOptions {
+            reconnect: false,
+            ..SolOptions::default()
+        };
+        let mut console = spawn_with_calls(target(silent.local_addr().unwrap()), options, calls);
+        let started = Instant::now();
+        let answer = handle
+            .call(netfn::APP, GET_DEVICE_ID, &[], "Get Device ID")
+            .await;
+        assert!(
+            matches!(answer, Err(IpmiError::ConsoleNotConnected)),
+            "{answer:?}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_millis(100),
+            "not at once"
+        );
+        match event(&mut console).await {
+            ConsoleEvent::Closed { .. } => {}
+            other => panic!("{other:?}"),
+        }
+        let answer = handle
+            .call(netfn::APP, GET_DEVICE_ID, &[], "Get Device ID")
+            .await;
+        assert!(matches!(answer, Err(IpmiError::ConsoleNotConnected)));
+    }
+
+    #[tokio::test]
+    async fn calls_ride_in_the_console_session_with_completion_codes() {
+        let sim = Sim::start(vec![BmcSpec::new("n1", 0, "admin", "password")])
+            .await
+            .unwrap();
+        let (handle, calls) = call_channel();
+        let options = SolOptions {
+            keepalive: Duration::from_millis(50),
+            ..SolOptions::default()
+        };
+        let mut console = spawn_with_calls(target(sim.addr(0)), options, calls);
+        assert_eq!(event(&mut console).await, ConsoleEvent::Connected);
+        // Several callers at once, with keepalives in between.
+        let mut tasks = Vec::new();
+        for i in 0..8u8 {
+            let handle = handle.clone();
+            tasks.push(tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(u64::from(i) * 20)).await;
+                handle
+                    .call(netfn::CHASSIS, 0x01, &[], "Get Chassis Status")
+                    .await
+            }));
+        }
+        for task in tasks {
+            let status = task.await.unwrap().expect("chassis status");
+            assert_eq!(status[0] & 1, 0, "powered off");
+        }
+        // An unknown command: the BMC's completion code comes back as such.
+        let unknown = handle.call(0x30, 0x99, &[], "OEM thing").await;
+        assert!(
+            matches!(
+                unknown,
+                Err(IpmiError::Completion {
+                    command: "OEM thing",
+                    code: 0xC1
+                })
+            ),
+            "{unknown:?}"
+        );
+        // Bmc through the console: power on, read it back.
+        let mut bmc = Bmc::with_console(target(sim.addr(0)), handle.clone());
+        chassis::power(&mut bmc, chassis::PowerAction::On)
+            .await
+            .unwrap();
+        assert!(chassis::power_status(&mut bmc).await.unwrap());
+        assert!(!bmc.has_own_session());
+        // Console bytes still flow.
+        sim.serial(0).write("after the calls\r\n");
+        let mut seen = Vec::new();
+        while !String::from_utf8_lossy(&seen).contains("after the calls") {
+            match event(&mut console).await {
+                ConsoleEvent::Data(d) => seen.extend(d),
+                other => panic!("{other:?}"),
+            }
+        }
+        console.input.send(ConsoleInput::Close).await.unwrap();
+        loop {
+            if let ConsoleEvent::Closed { .. } = event(&mut console).await {
+                break;
+            }
+        }
+        // Console gone: Bmc falls back on a session of its own.
+        assert!(chassis::power_status(&mut bmc).await.unwrap());
+        assert!(bmc.has_own_session());
+        bmc.close().await;
+        sim.shutdown().await;
     }
 }

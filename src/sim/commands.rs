@@ -42,7 +42,7 @@ mod app {
 }
 
 /// The LAN channel this BMC reports for "this channel" (0x0E).
-const LAN_CHANNEL: u8 = 0x01;
+pub const LAN_CHANNEL: u8 = 0x01;
 
 /// Get Device ID: device 0x20 rev 1 (no device SDRs), firmware 2.10 in normal
 /// operation, IPMI 2.0, chassis + SDR repository + sensor device, IBM (2).

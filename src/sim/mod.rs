@@ -56,6 +56,7 @@ pub use firmware::Firmware;
 pub use host::Boot;
 pub use petitboot::{HostFault, VirtualHost, virtual_firmware};
 pub use serial::{SerialInput, SerialPort};
+pub use session::SessionCount;
 
 use chassis::{Chassis, DEFAULT_SOFT_OFF_DELAY};
 use commands::Controller;
@@ -285,6 +286,12 @@ impl Sim {
     /// Whether a session has the BMC's SOL payload activated.
     pub fn sol_active(&self, index: usize) -> bool {
         server::lock(&self.bmcs[index].state).sol_active()
+    }
+
+    /// The BMC's active sessions and how many it ever opened (cheap: one
+    /// short lock of that BMC's state).
+    pub fn sessions(&self, index: usize) -> SessionCount {
+        server::lock(&self.bmcs[index].state).sessions(std::time::Instant::now())
     }
 
     /// Forgets the BMC's sessions, as a BMC reboot does.

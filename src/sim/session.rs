@@ -24,6 +24,9 @@ use crate::ipmi::seq_window::SeqWindow;
 
 const SET_SESSION_PRIVILEGE: u8 = 0x3B;
 const CLOSE_SESSION: u8 = 0x3C;
+const GET_SESSION_INFO: u8 = 0x3D;
+/// The simulator's one user: user ID 2 (1 is the anonymous user).
+const USER_ID: u8 = 2;
 
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -50,7 +53,19 @@ impl Default for Limits {
     }
 }
 
+/// One BMC's sessions, as a test or the demo sees them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionCount {
+    /// The BMC's session IDs of the sessions active now (past RAKP 4 and
+    /// not closed, evicted or timed out), ascending.
+    pub active_ids: Vec<u32>,
+    /// Sessions ever activated (RAKP 3 accepted) on this BMC.
+    pub opened_total: u64,
+}
+
 struct Active {
+    /// Get Session Info's handle: 1..=63, unique among active sessions.
+    handle: u8,
     console_session_id: u32,
     keys: SessionKeys,
     max_privilege: u8,
@@ -63,8 +78,9 @@ struct Active {
 }
 
 impl Active {
-    fn new(e: Established) -> Active {
+    fn new(e: Established, handle: u8) -> Active {
         Active {
+            handle,
             console_session_id: e.console_session_id,
             keys: e.keys,
             max_privilege: e.max_privilege,
@@ -119,6 +135,8 @@ pub struct Responder {
     port: u16,
     outbox: Vec<Output>,
     dropped: u64,
+    /// Sessions ever activated.
+    opened_total: u64,
 }
 
 /// The session ID of an RMCP+ datagram, read before parsing: the parser
@@ -141,6 +159,7 @@ impl Responder {
             port,
             outbox: Vec::new(),
             dropped: 0,
+            opened_total: 0,
         }
     }
 
@@ -184,6 +203,38 @@ impl Responder {
     pub fn active_sessions(&self) -> usize {
         let active = |s: &&Slot| matches!(s.state, State::Active(_));
         self.slots.values().filter(active).count()
+    }
+
+    /// The active sessions at `now` (one idle past the timeout counts as
+    /// gone, although it is removed only on the next datagram or tick) and
+    /// how many were ever opened.
+    pub fn sessions(&self, now: Instant) -> SessionCount {
+        let idle = self.limits.idle_timeout;
+        let mut active_ids: Vec<u32> = self
+            .slots
+            .iter()
+            .filter(|(_, s)| matches!(s.state, State::Active(_)))
+            .filter(|(_, s)| now.saturating_duration_since(s.last_activity) <= idle)
+            .map(|(&id, _)| id)
+            .collect();
+        active_ids.sort_unstable();
+        SessionCount {
+            active_ids,
+            opened_total: self.opened_total,
+        }
+    }
+
+    /// The smallest Get Session Info handle no active session holds.
+    fn free_handle(&self) -> u8 {
+        let taken: Vec<u8> = self
+            .slots
+            .values()
+            .filter_map(|s| match &s.state {
+                State::Active(a) => Some(a.handle),
+                State::Handshake(_) => None,
+            })
+            .collect();
+        (1..=63).find(|h| !taken.contains(h)).unwrap_or(63)
     }
 
     pub fn subscribe(&self) -> watch::Receiver<ChassisState> {
@@ -324,7 +375,11 @@ impl Responder {
                     return Ok(plain(payload::RAKP4, handshake::rakp4_unknown_session(&r3)));
                 };
                 let (reply, established) = handshake::rakp3(&self.identity, exchange, &r3);
-                let next = established.map(|e| State::Active(Box::new(Active::new(e))));
+                let handle = self.free_handle();
+                let next = established.map(|e| State::Active(Box::new(Active::new(e, handle))));
+                if next.is_some() {
+                    self.opened_total += 1;
+                }
                 self.advance(r3.session_id, next, now);
                 Ok(reply.and_then(|r| plain(payload::RAKP4, r)))
             }
@@ -417,6 +472,7 @@ impl Responder {
         let response = match (req.netfn, req.cmd) {
             (netfn::APP, SET_SESSION_PRIVILEGE) => set_privilege(active, &req),
             (netfn::APP, CLOSE_SESSION) => return self.close_session(id, &req),
+            (netfn::APP, GET_SESSION_INFO) => self.session_info(id, &req),
             _ if sol_commands::handles(&req) => {
                 let (level, port) = (active.privilege, self.port);
                 let (response, effects) =
@@ -457,6 +513,59 @@ impl Responder {
             self.end_orphaned_sol();
         }
         Ok(Some(reply))
+    }
+}
+
+impl Responder {
+    /// Get Session Info (IPMI 2.0 section 22.20): index 0 is the caller's
+    /// session, N the Nth active one (by handle), FEh by handle, FFh by
+    /// session ID. Found: handle, slots, active count, user ID, privilege,
+    /// RMCP+ and the channel, then the LAN console's IP (MS byte first),
+    /// MAC (unknown: zeros) and port (LS byte first, as ipmitool reads it).
+    /// Not found: only the first three bytes.
+    fn session_info(&self, id: u32, req: &Request) -> Response {
+        let mut active: Vec<(u32, &Active)> = self
+            .slots
+            .iter()
+            .filter_map(|(&sid, s)| match &s.state {
+                State::Active(a) => Some((sid, a.as_ref())),
+                State::Handshake(_) => None,
+            })
+            .collect();
+        active.sort_by_key(|(_, a)| a.handle);
+        let data = &req.data[..];
+        let found = match data.first() {
+            None => return req.respond(0xC7, &[]),
+            Some(0x00) => active.iter().find(|(sid, _)| *sid == id),
+            Some(0xFE) => match data.get(1) {
+                Some(&h) => active.iter().find(|(_, a)| a.handle == h),
+                None => return req.respond(0xC7, &[]),
+            },
+            Some(0xFF) => match data.get(1..5) {
+                Some(b) => {
+                    let wanted = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+                    active.iter().find(|(sid, _)| *sid == wanted)
+                }
+                None => return req.respond(0xC7, &[]),
+            },
+            Some(&n) => active.get(usize::from(n) - 1),
+        };
+        let slots = self.limits.max_sessions.clamp(1, 63) as u8;
+        let mut out = vec![0, slots, active.len().min(63) as u8];
+        if let Some((_, a)) = found {
+            out[0] = a.handle;
+            let rmcp_plus = 1 << 4;
+            let lan = super::commands::LAN_CHANNEL;
+            out.extend_from_slice(&[USER_ID, a.privilege, rmcp_plus | lan]);
+            let (ip, port) = match a.peer {
+                Some(SocketAddr::V4(v4)) => (v4.ip().octets(), v4.port()),
+                _ => ([0; 4], 0),
+            };
+            out.extend_from_slice(&ip);
+            out.extend_from_slice(&[0; 6]);
+            out.extend_from_slice(&port.to_le_bytes());
+        }
+        req.respond(0, &out)
     }
 }
 

@@ -317,3 +317,66 @@ fn the_idle_timeout_counts_ipmi_requests_only_and_defaults_to_30_s() {
         assert_eq!(code, 0, "{s} s");
     }
 }
+
+#[test]
+fn session_count_tracks_active_ids_and_the_total_ever_opened() {
+    let mut bmc = responder(&BOTH, Limits::default());
+    let t0 = Instant::now();
+    assert_eq!(bmc.sessions(t0), SessionCount::default());
+    let mut a = Console::new(Suite17);
+    a.connect(&mut bmc, t0).unwrap();
+    let mut b = Console::new(Suite3);
+    b.connect(&mut bmc, t0).unwrap();
+    let mut ids = vec![a.bmc_session_id, b.bmc_session_id];
+    ids.sort_unstable();
+    assert_eq!(
+        bmc.sessions(t0),
+        SessionCount {
+            active_ids: ids,
+            opened_total: 2
+        }
+    );
+    // A handshake that never finishes counts neither way.
+    let half = Console::new(Suite17);
+    assert!(bmc.handle(&half.open_session(), t0).is_some());
+    assert_eq!(bmc.sessions(t0).opened_total, 2);
+    let id = b.bmc_session_id.to_le_bytes();
+    assert_eq!(b.call(&mut bmc, t0, netfn::APP, CLOSE_SESSION, &id).0, 0);
+    let now = bmc.sessions(t0);
+    assert_eq!(
+        (now.active_ids, now.opened_total),
+        (vec![a.bmc_session_id], 2)
+    );
+    // Idle past the timeout: gone, even before the next datagram.
+    assert!(bmc.sessions(later(t0, 31)).active_ids.is_empty());
+}
+
+#[test]
+fn get_session_info_reports_the_current_and_the_nth_session() {
+    let mut bmc = responder(&BOTH, Limits::default());
+    let now = Instant::now();
+    let mut a = Console::new(Suite17);
+    a.connect(&mut bmc, now).unwrap();
+    let mut b = Console::new(Suite3);
+    b.connect(&mut bmc, now).unwrap();
+    let (code, current) = b.call(&mut bmc, now, netfn::APP, GET_SESSION_INFO, &[0]);
+    assert_eq!(code, 0);
+    // Handle 2 (a has 1), 32 slots, 2 active, user 2, USER (sessions start
+    // there), RMCP+ on channel 1, then the console's address: 127.0.0.1,
+    // no MAC, its port LS byte first.
+    let port = crate::sim::test_console::PEER.port().to_le_bytes();
+    let user = privilege::USER;
+    let mut expected = vec![2, 32, 2, USER_ID, user, 0x11, 127, 0, 0, 1];
+    expected.extend_from_slice(&[0; 6]);
+    expected.extend_from_slice(&port);
+    assert_eq!(current, expected);
+    let (_, first) = b.call(&mut bmc, now, netfn::APP, GET_SESSION_INFO, &[1]);
+    assert_eq!(first[0], 1, "the first active session is a's");
+    let by_id = [&[0xFF][..], &a.bmc_session_id.to_le_bytes()].concat();
+    let (_, found) = b.call(&mut bmc, now, netfn::APP, GET_SESSION_INFO, &by_id);
+    assert_eq!(found, first);
+    let (code, none) = b.call(&mut bmc, now, netfn::APP, GET_SESSION_INFO, &[3]);
+    assert_eq!((code, none), (0, vec![0, 32, 2]), "no third session");
+    let (code, _) = b.call(&mut bmc, now, netfn::APP, GET_SESSION_INFO, &[]);
+    assert_eq!(code, 0xC7);
+}
