@@ -215,9 +215,21 @@ impl Running {
         Ok(Running { sim, http, tftp })
     }
 
-    /// The simulated BMCs' sessions, for the service's `sessions` method.
-    pub fn sessions_counter(&self) -> Arc<dyn Fn() -> serde_json::Value + Send + Sync> {
-        Arc::new(|| serde_json::json!({}))
+    /// The simulated BMCs' sessions by node, for the service's `sessions`
+    /// method: `{"NODE": {"active": [ids], "opened": total}}`.
+    pub fn sessions_counter(&self, lab: &Lab) -> Arc<dyn Fn() -> serde_json::Value + Send + Sync> {
+        let count = self.sim.session_counter();
+        let names: Vec<String> = lab.nodes.iter().map(|n| n.name.clone()).collect();
+        Arc::new(move || {
+            let nodes = names.iter().enumerate().filter_map(|(i, name)| {
+                let c = count(i)?;
+                Some((
+                    name.clone(),
+                    serde_json::json!({"active": c.active_ids, "opened": c.opened_total}),
+                ))
+            });
+            serde_json::Value::Object(nodes.collect())
+        })
     }
 
     pub fn http_addr(&self) -> SocketAddr {

@@ -51,7 +51,7 @@ pub async fn run(
     // The demo is a lab service like `petitlab serve`; the dashboard is
     // one of its clients, over the same socket as any other.
     let options = ServiceOptions {
-        sessions: Some(running.sessions_counter()),
+        sessions: Some(running.sessions_counter(&lab)),
         ..ServiceOptions::default()
     };
     let service = match Service::start(engine, events, options).await {

@@ -18,13 +18,19 @@ pub struct Bmc {
 }
 
 impl Bmc {
-    pub async fn connect(node: &Node, timeout: Duration) -> Result<Bmc, String> {
+    /// Through the node's open console session when the hub has one (one
+    /// RMCP+ session per BMC), else a session of its own.
+    pub async fn connect(
+        consoles: &super::console_watch::ConsoleHub,
+        node: &Node,
+        timeout: Duration,
+    ) -> Result<Bmc, String> {
         let target = super::targets::bmc_target(node, Timing::default())
             .await
             .map_err(|e| e.to_string())?;
         let addr = target.addr;
         Ok(Bmc {
-            bmc: ipmi::Bmc::new(target),
+            bmc: consoles.bmc(&node.name, target),
             timeout,
             addr,
         })

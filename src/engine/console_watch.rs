@@ -55,6 +55,8 @@ struct Session {
     seen: watch::Receiver<Seen>,
     /// The pump: it deactivates SOL and closes the log when it ends.
     task: tokio::task::JoinHandle<()>,
+    /// IPMI requests inside the console's session (one session per BMC).
+    calls: sol_driver::CallHandle,
 }
 
 /// How long the last user's `close` waits for SOL to be deactivated: a
@@ -131,6 +133,34 @@ impl ConsoleHub {
         }
     }
 
+    /// A way into the node's console session for IPMI requests, while a
+    /// console is open: the poller and actions use it instead of opening a
+    /// session of their own (see `ipmi::Bmc::with_console`).
+    pub fn call_handle(&self, node: &str) -> Option<sol_driver::CallHandle> {
+        self.sessions().get(node).map(|s| s.calls.clone())
+    }
+
+    /// A BMC connection for `node`: through its open console's session
+    /// when there is one, else a session of its own.
+    pub fn bmc(&self, node: &str, target: crate::ipmi::Target) -> crate::ipmi::Bmc {
+        let calls = self.call_handle(node);
+        tracing::debug!(node, console = calls.is_some(), "BMC connection");
+        match calls {
+            Some(calls) => crate::ipmi::Bmc::with_console(target, calls),
+            None => crate::ipmi::Bmc::new(target),
+        }
+    }
+
+    /// Waits (at most `limit`) until the node's console is connected or has
+    /// ended; false if it is neither by then.
+    pub async fn wait_connected(&self, node: &str, limit: std::time::Duration) -> bool {
+        let Some(mut seen) = self.sessions().get(node).map(|s| s.seen.clone()) else {
+            return false;
+        };
+        let settled = seen.wait_for(|s| s.connected || s.closed.is_some());
+        matches!(tokio::time::timeout(limit, settled).await, Ok(Ok(s)) if s.connected)
+    }
+
     /// Whether the node's console is kept open.
     pub fn is_kept(&self, node: &str) -> bool {
         self.kept().contains_key(node)
@@ -176,7 +206,8 @@ impl ConsoleHub {
             all.extend(secrets.iter().cloned());
             let (seen_tx, seen) = watch::channel(Seen::default());
             let (control, controls) = mpsc::unbounded_channel();
-            let sol = sol_driver::spawn(target, SolOptions::default());
+            let (calls, call_rx) = sol_driver::call_channel();
+            let sol = sol_driver::spawn_with_calls(target, SolOptions::default(), call_rx);
             let lab = self.lab();
             let pump = Pump {
                 node: node.name.clone(),
@@ -201,6 +232,7 @@ impl ConsoleHub {
                 control,
                 seen,
                 task,
+                calls,
             }
         });
         session.users += 1;

@@ -63,9 +63,13 @@ pub async fn deploy(engine: &Engine, node: &Node) -> Result<String, String> {
 async fn become_available(run: &Run<'_>, state: State) -> Result<(), String> {
     let mut state = state;
     if state == State::Enroll {
-        let mut bmc = Bmc::connect(run.node, run.engine.lab.deploy.power_timeout)
-            .await
-            .map_err(|why| format!("verify: {why}"))?;
+        let mut bmc = Bmc::connect(
+            &run.engine.consoles,
+            run.node,
+            run.engine.lab.deploy.power_timeout,
+        )
+        .await
+        .map_err(|why| format!("verify: {why}"))?;
         let verified = bmc.power_status().await;
         bmc.close().await;
         if let Err(why) = verified {
@@ -189,7 +193,7 @@ async fn fresh_deploy(run: &Run<'_>, staged: StagedImage) -> Result<(), Failure>
 
     run.step(State::Deploying, Step::SetBootDevice)?;
     let timeout = lab.deploy.power_timeout;
-    let mut bmc = Bmc::connect(node, timeout)
+    let mut bmc = Bmc::connect(&engine.consoles, node, timeout)
         .await
         .map_err(|w| Failure::Step(Step::SetBootDevice, w))?;
     let result = async {
@@ -471,7 +475,7 @@ async fn finish_instance(run: &Run<'_>, watch: &ConsoleWatch) -> Result<(), Fail
     engine.boot.clean_up_ramdisk(node).map_err(fail)?;
 
     run.step(State::Deploying, Step::Reboot)?;
-    let mut bmc = Bmc::connect(node, engine.lab.deploy.power_timeout)
+    let mut bmc = Bmc::connect(&engine.consoles, node, engine.lab.deploy.power_timeout)
         .await
         .map_err(|w| Failure::Step(Step::Reboot, w))?;
     let result = async {

@@ -13,7 +13,7 @@ use super::lab::{Engine, EngineEvent};
 use super::poller::{Poller, PollerConfig, Reading};
 use super::store::now_ms;
 use super::targets::bmc_target;
-use crate::ipmi::{Bmc, Timing, sensors};
+use crate::ipmi::{Timing, sensors};
 
 #[derive(Debug, Clone, Copy)]
 pub struct LiveOptions {
@@ -48,7 +48,16 @@ pub async fn start(engine: Arc<Engine>, options: LiveOptions) -> JoinSet<()> {
         report_unchanged: true,
         ..PollerConfig::default()
     };
-    let poller = Poller::new(targets.clone(), config);
+    // Through each node's console session where one is open: one RMCP+
+    // session per BMC.
+    let bmcs = targets
+        .iter()
+        .map(|(name, target)| {
+            let bmc = target.clone().map(|t| engine.consoles.bmc(name, t));
+            (name.clone(), bmc)
+        })
+        .collect();
+    let poller = Poller::from_bmcs(bmcs, config);
     let (tx, mut rx) = mpsc::channel(1024);
     tasks.spawn(poller.run(tx));
     let readings = engine.clone();
@@ -85,7 +94,7 @@ pub async fn start(engine: Arc<Engine>, options: LiveOptions) -> JoinSet<()> {
         let Ok(target) = target else { continue };
         let (engine, permits) = (engine.clone(), permits.clone());
         tasks.spawn(async move {
-            let mut bmc = Bmc::new(target);
+            let mut bmc = engine.consoles.bmc(&node, target);
             loop {
                 let reading = {
                     let Ok(_permit) = permits.acquire().await else {

@@ -20,7 +20,7 @@ fn audit(engine: &Engine, node: &Node, action: &str, result: &Result<String, Str
 
 pub async fn power(engine: &Engine, node: &Node, action: PowerAction) -> Result<String, String> {
     let result = reserved(engine, node, "power", || async {
-        let mut bmc = Bmc::connect(node, engine.lab.deploy.power_timeout).await?;
+        let mut bmc = Bmc::connect(&engine.consoles, node, engine.lab.deploy.power_timeout).await?;
         let result = bmc.power(action).await;
         let after = bmc.power_status().await;
         bmc.close().await;
@@ -41,7 +41,7 @@ pub async fn boot_device(
     device: BootDevice,
 ) -> Result<String, String> {
     let result = reserved(engine, node, "boot device", || async {
-        let mut bmc = Bmc::connect(node, engine.lab.deploy.power_timeout).await?;
+        let mut bmc = Bmc::connect(&engine.consoles, node, engine.lab.deploy.power_timeout).await?;
         let result = bmc.set_boot_device(device).await;
         bmc.close().await;
         result?;

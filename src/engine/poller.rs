@@ -139,13 +139,23 @@ pub struct Poller {
 impl Poller {
     /// `nodes`: name and target, or why the node has no usable target.
     pub fn new(nodes: Vec<(String, Result<Target, String>)>, config: PollerConfig) -> Poller {
+        let bmcs = nodes
+            .into_iter()
+            .map(|(name, target)| (name, target.map(Bmc::new)))
+            .collect();
+        Poller::from_bmcs(bmcs, config)
+    }
+
+    /// Like `new`, with BMC connections made elsewhere (e.g. through the
+    /// nodes' console sessions).
+    pub fn from_bmcs(nodes: Vec<(String, Result<Bmc, String>)>, config: PollerConfig) -> Poller {
         let slots = nodes
             .into_iter()
             .enumerate()
-            .map(|(index, (name, target))| Slot {
+            .map(|(index, (name, bmc))| Slot {
                 index,
                 name,
-                bmc: target.map(Bmc::new),
+                bmc,
                 last: None,
             })
             .collect();

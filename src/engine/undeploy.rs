@@ -47,7 +47,7 @@ async fn undeploy_steps(run: &Run<'_>) -> Result<(), Failure> {
         Some(Step::PowerOff),
         None,
     )?;
-    let mut bmc = Bmc::connect(node, engine.lab.deploy.power_timeout)
+    let mut bmc = Bmc::connect(&engine.consoles, node, engine.lab.deploy.power_timeout)
         .await
         .map_err(|w| Failure::Step(Step::PowerOff, w))?;
     let off = bmc.power_off().await;

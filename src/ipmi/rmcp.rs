@@ -390,7 +390,9 @@ impl Bmc {
     ) -> Result<Vec<u8>> {
         if let Some(console) = &self.console {
             match console.call(netfn, cmd, data, command).await {
-                Err(IpmiError::ConsoleNotConnected) => {}
+                Err(IpmiError::ConsoleNotConnected) => {
+                    tracing::debug!(bmc = %self.target.addr, command, "console not connected: own session");
+                }
                 answered => {
                     // The BMC answered in the console's session (a completion
                     // code is an answer too): ours is no longer needed.

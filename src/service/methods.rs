@@ -325,7 +325,7 @@ async fn open_bmc(engine: &Engine, node: &Node) -> Result<Bmc, RpcError> {
     let target = bmc_target(node, Timing::default())
         .await
         .map_err(|e| RpcError::failed(e.to_string()))?;
-    Ok(Bmc::new(target))
+    Ok(engine.consoles.bmc(&node.name, target))
 }
 
 /// Runs `job` on every node's BMC, at most CONCURRENCY at a time: one

@@ -22,6 +22,10 @@ use crate::engine::lab::{Engine, EngineEvent};
 use crate::engine::live::{self, LiveOptions};
 use crate::inventory::Lab;
 
+/// How long the service waits at start (or reload) for the consoles it
+/// opens to connect before it starts polling.
+const CONNECT_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 pub struct ServiceOptions {
     pub live: LiveOptions,
     /// Clients connected at once; more are told so and closed.
@@ -100,7 +104,8 @@ impl Service {
             reloading: tokio::sync::Mutex::default(),
             accept: Mutex::default(),
         });
-        service.keep_consoles(&engine, engine.lab.nodes.iter().map(|n| n.name.clone()));
+        let names: Vec<String> = engine.lab.nodes.iter().map(|n| n.name.clone()).collect();
+        service.keep_consoles(&engine, names).await;
         *service.live.lock().await = Some(live::start(engine, service.options.live).await);
         let accept = tokio::spawn(service.clone().accept(listener));
         *service.accept.lock().unwrap_or_else(|p| p.into_inner()) = Some(accept);
@@ -119,23 +124,31 @@ impl Service {
         &self.socket
     }
 
-    /// Opens (each on its own task: one silent BMC never holds up the
-    /// others) the consoles of `nodes` that the lab keeps connected.
-    fn keep_consoles(&self, engine: &Arc<Engine>, nodes: impl Iterator<Item = String>) {
-        for name in nodes {
-            let Some(node) = engine.node(&name).cloned() else {
-                continue;
-            };
-            if !engine.lab.console_always.of(&node) {
-                continue;
+    /// Opens the consoles of `nodes` that the lab keeps connected, all at
+    /// once, and waits (a bounded while: one silent BMC never holds up the
+    /// others) until they connect: the poller then rides in their sessions
+    /// rather than opening its own.
+    async fn keep_consoles(&self, engine: &Arc<Engine>, nodes: Vec<String>) {
+        let kept: Vec<_> = nodes
+            .into_iter()
+            .filter_map(|name| engine.node(&name).cloned())
+            .filter(|node| engine.lab.console_always.of(node))
+            .collect();
+        let hub = &engine.consoles;
+        futures::future::join_all(kept.iter().map(|node| async move {
+            if let Err(why) = hub.keep_open(node).await {
+                tracing::warn!(node = %node.name, "console not kept open: {why}");
+                return;
             }
-            let hub = engine.consoles.clone();
-            tokio::spawn(async move {
-                if let Err(why) = hub.keep_open(&node).await {
-                    tracing::warn!(node = %node.name, "console not kept open: {why}");
-                }
-            });
-        }
+            if !hub.wait_connected(&node.name, CONNECT_WAIT).await {
+                tracing::warn!(
+                    node = %node.name,
+                    "console not connected after {} s; it keeps trying",
+                    CONNECT_WAIT.as_secs()
+                );
+            }
+        }))
+        .await;
     }
 
     /// Re-reads lab.toml: added nodes' consoles connect, removed ones close,
@@ -169,7 +182,13 @@ impl Service {
             self.fanout.forget(name);
         }
         // Nodes whose `console.always` changed are "changed" too.
-        self.keep_consoles(&engine, report.added.iter().chain(&report.changed).cloned());
+        let opened = report
+            .added
+            .iter()
+            .chain(&report.changed)
+            .cloned()
+            .collect();
+        self.keep_consoles(&engine, opened).await;
         *self.engine.write().unwrap_or_else(|p| p.into_inner()) = engine.clone();
         let mut live = self.live.lock().await;
         if let Some(mut old) = live.take() {

@@ -294,6 +294,18 @@ impl Sim {
         server::lock(&self.bmcs[index].state).sessions(std::time::Instant::now())
     }
 
+    /// Every BMC's session count, readable after the Sim moved on (the
+    /// demo's lab service reports them).
+    pub fn session_counter(
+        &self,
+    ) -> impl Fn(usize) -> Option<SessionCount> + Send + Sync + 'static {
+        let states: Vec<server::Shared> = self.bmcs.iter().map(|b| b.state.clone()).collect();
+        move |index| {
+            let state = states.get(index)?;
+            Some(server::lock(state).sessions(std::time::Instant::now()))
+        }
+    }
+
     /// Forgets the BMC's sessions, as a BMC reboot does.
     pub fn forget_sessions(&self, index: usize) {
         server::lock(&self.bmcs[index].state).forget_sessions();
