@@ -107,8 +107,8 @@ pub async fn run(
         path.display(),
         path.display()
     );
-    outln!("petitlab demo: running; Ctrl-C stops");
-    super::wait_for_stop().await?;
+    outln!("petitlab demo: running; Ctrl-C stops, SIGHUP or `petitlab reload` re-reads lab.toml");
+    super::service::serve_until_stopped(&service).await?;
     service.shutdown().await;
     running.shutdown().await;
     if ours {

@@ -49,7 +49,8 @@ pub async fn run(lab: Lab, opts: super::serve::Options) -> anyhow::Result<ExitCo
     result.map(|()| ExitCode::SUCCESS)
 }
 
-async fn serve_until_stopped(service: &Service) -> anyhow::Result<()> {
+/// Until Ctrl-C or SIGTERM; SIGHUP reloads lab.toml meanwhile.
+pub async fn serve_until_stopped(service: &Service) -> anyhow::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut hangup = signal(SignalKind::hangup())?;
     let stop = super::wait_for_stop();

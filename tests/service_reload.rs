@@ -1,0 +1,128 @@
+//! `petitlab reload` (and SIGHUP) on a running lab service
+//! (`petitlab demo --headless`): a node removed from lab.toml loses its
+//! console, a node added gets one, and every other console keeps its BMC
+//! session — the same session IDs at the simulated BMC.
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use support::lab::{Daemon, petitlab, show};
+
+const GONE: &str = "p8-rack2-01";
+
+fn sessions(socket: &Path) -> serde_json::Value {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let client = petitlab::service::Client::connect(socket)
+            .await
+            .unwrap()
+            .expect("the demo's service answers");
+        client
+            .call("sessions", serde_json::json!({}))
+            .await
+            .unwrap()
+    })
+}
+
+fn wait_sessions(
+    socket: &Path,
+    what: &str,
+    ok: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let now = sessions(socket);
+        if ok(&now) {
+            return now;
+        }
+        assert!(Instant::now() < deadline, "{what}: {now}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// lab.toml without GONE's `[[node]]` table (the demo writes it last).
+fn without_last_node(text: &str) -> String {
+    let start = text.rfind("[[node]]").unwrap();
+    let cut = &text[start..];
+    assert!(cut.contains(&format!("name = \"{GONE}\"")), "{cut}");
+    text[..start].to_string()
+}
+
+#[test]
+fn reload_connects_added_consoles_closes_removed_ones_and_keeps_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let labdir = dir.path().join("lab");
+    let lab = labdir.join("lab.toml");
+    let socket = labdir.join("state/petitlab.sock");
+    // `--lab` is not read by the demo, which writes its own lab.toml.
+    let demo_args = ["demo", "--headless", "--dir", labdir.to_str().unwrap()];
+    let service = Daemon::start(Path::new("unused.toml"), &demo_args);
+    let before = wait_sessions(&socket, "every console connected", |s| {
+        s.as_object()
+            .is_some_and(|m| m.len() == 3 && m.values().all(|n| n["opened"] == 1))
+    });
+    let original = std::fs::read_to_string(&lab).unwrap();
+
+    // Removed: its console closes; the others keep their sessions.
+    std::fs::write(&lab, without_last_node(&original)).unwrap();
+    let out = petitlab(&lab, &["reload"]);
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(
+        show(&out).contains(&format!("removed: {GONE}")),
+        "{}",
+        show(&out)
+    );
+    let after = wait_sessions(&socket, "the removed node's session closed", |s| {
+        s[GONE]["active"].as_array().is_some_and(|a| a.is_empty())
+    });
+    for node in ["p9-rack1-01", "p9-rack1-02"] {
+        assert_eq!(after[node], before[node], "{node} kept its session");
+    }
+    let status = show(&petitlab(&lab, &["status"]));
+    assert!(!status.contains(GONE), "{status}");
+
+    // Added back, by SIGHUP this time: its console connects anew.
+    std::fs::write(&lab, &original).unwrap();
+    let pid = service.pid().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let again = wait_sessions(&socket, "the added node's console connected", |s| {
+        s[GONE]["opened"] == 2 && s[GONE]["active"].as_array().is_some_and(|a| a.len() == 1)
+    });
+    for node in ["p9-rack1-01", "p9-rack1-02"] {
+        assert_eq!(again[node], before[node], "{node} kept its session");
+    }
+
+    // A lab.toml with an error is refused whole, saying why; nothing changes.
+    std::fs::write(&lab, format!("{original}\n[[node]]\nname = \"broken\"\n")).unwrap();
+    let refused = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let client = petitlab::service::Client::connect(&socket)
+                .await
+                .unwrap()
+                .unwrap();
+            client.call("reload", serde_json::json!({})).await
+        })
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.contains("is not valid, nothing was reloaded") && refused.contains("broken"),
+        "{refused}"
+    );
+    assert_eq!(sessions(&socket), again, "nothing changed");
+    service.stop();
+}
