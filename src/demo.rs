@@ -168,6 +168,10 @@ pub struct Running {
     pub sim: Sim,
     http: HttpHandle,
     tftp: TftpHandle,
+    /// The simulated BMCs and hosts run on threads of their own, as real
+    /// BMCs are machines of their own: the lab's engine busy (a store
+    /// write waiting on the disk) never stalls them.
+    sim_runtime: tokio::runtime::Runtime,
 }
 
 impl Running {
@@ -184,10 +188,21 @@ impl Running {
             .into_iter()
             .map(|(s, _)| s)
             .collect();
-        let sim = Sim::start(specs).await.map_err(|source| DemoError::Start {
+        let start = |source| DemoError::Start {
             what: "simulated BMCs",
             source,
-        })?;
+        };
+        let sim_runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("petitlab-sim")
+            .enable_all()
+            .build()
+            .map_err(start)?;
+        let sim = sim_runtime
+            .spawn(Sim::start(specs))
+            .await
+            .map_err(|e| start(std::io::Error::other(e)))?
+            .map_err(start)?;
         for root in [&lab.http.root, &lab.tftp.root] {
             std::fs::create_dir_all(root).map_err(io(root))?;
         }
@@ -212,7 +227,12 @@ impl Running {
             source,
         })?
         .spawn();
-        Ok(Running { sim, http, tftp })
+        Ok(Running {
+            sim,
+            http,
+            tftp,
+            sim_runtime,
+        })
     }
 
     /// The simulated BMCs' sessions by node, for the service's `sessions`
@@ -240,5 +260,7 @@ impl Running {
         self.http.shutdown(Duration::from_secs(2)).await;
         let _ = self.tftp.shutdown().await;
         self.sim.shutdown().await;
+        // Dropping a runtime may not block inside another one.
+        self.sim_runtime.shutdown_background();
     }
 }

@@ -138,7 +138,8 @@ enum Command {
         /// Listen here for TFTP instead of [tftp] listen.
         #[arg(long, value_name = "ADDR")]
         tftp: Option<std::net::SocketAddr>,
-        /// Run only one of the two servers.
+        /// Only serve files: HTTP, TFTP, or both (`files`), without the
+        /// lab service.
         #[arg(long, value_enum)]
         only: Option<cli::serve::Only>,
     },

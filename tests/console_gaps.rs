@@ -87,7 +87,7 @@ async fn a_lost_console_leaves_a_marker_in_the_log_and_the_pane() {
 fn a_deploy_says_when_its_console_was_lost_and_its_timeout_names_the_gap() {
     // The agent never calls back; the BMC reboots while the deploy waits.
     let v = one_node("[deploy]\npower_timeout = 4\ncallback_timeout = 35\nheartbeat = 1\n");
-    let _serve = Daemon::start(&v.lab, &["serve"]);
+    let _serve = Daemon::start(&v.lab, &["serve", "--only", "files"]);
     let sim_args = ["sim", "--line-delay-ms", "1", "--fault", "n1=agent-silent"];
     let sim = Daemon::start(&v.lab, &sim_args);
     let deploy = std::thread::spawn({

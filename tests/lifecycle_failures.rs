@@ -82,7 +82,7 @@ fn nothing_half_written(v: &VirtualLab) {
 #[test]
 fn a_silent_agent_fails_the_deploy_at_wait_callback_then_an_unreachable_bmc_names_itself() {
     let v = one_node(Proto::Http, FAST);
-    let _serve = Daemon::start(&v.lab, &["serve"]);
+    let _serve = Daemon::start(&v.lab, &["serve", "--only", "files"]);
     let sim = Daemon::start(
         &v.lab,
         &["sim", "--line-delay-ms", "1", "--fault", "n1=agent-silent"],
@@ -190,7 +190,7 @@ fn without_petitlab_serve_a_deploy_is_refused_and_the_node_untouched() {
 #[test]
 fn an_unverifiable_bmc_keeps_a_new_node_in_enroll_with_the_reason() {
     let v = one_node(Proto::Http, FAST);
-    let _serve = Daemon::start(&v.lab, &["serve"]);
+    let _serve = Daemon::start(&v.lab, &["serve", "--only", "files"]);
     let _sim = Daemon::start(&v.lab, &["sim", "--fault", "n1=bmc-silent"]);
     let out = petitlab(&v.lab, &["deploy", "n1"]);
     let text = show(&out);
@@ -210,7 +210,7 @@ fn an_unverifiable_bmc_keeps_a_new_node_in_enroll_with_the_reason() {
 #[test]
 fn a_wrong_token_is_rejected_audited_and_the_deploy_fails() {
     let v = one_node(Proto::Tftp, FAST);
-    let _serve = Daemon::start(&v.lab, &["serve"]);
+    let _serve = Daemon::start(&v.lab, &["serve", "--only", "files"]);
     let _sim = Daemon::start(
         &v.lab,
         &["sim", "--line-delay-ms", "1", "--fault", "n1=wrong-token"],
@@ -233,7 +233,7 @@ fn killed_while_waiting_on_the_node_a_rerun_resumes_the_deploy() {
         Proto::Http,
         "[deploy]\ncallback_timeout = 60\nheartbeat = 2\n",
     );
-    let _serve = Daemon::start(&v.lab, &["serve"]);
+    let _serve = Daemon::start(&v.lab, &["serve", "--only", "files"]);
     // Slow consoles: the node needs a few seconds to reach its agent.
     let _sim = Daemon::start(&v.lab, &["sim", "--line-delay-ms", "60"]);
     let mut deploy = spawn_deploy(&v);
@@ -264,7 +264,7 @@ fn killed_while_driving_the_bmc_the_node_fails_as_interrupted_and_recovers() {
         Proto::Tftp,
         "[deploy]\npower_timeout = 30\ncallback_timeout = 60\n",
     );
-    let _serve = Daemon::start(&v.lab, &["serve"]);
+    let _serve = Daemon::start(&v.lab, &["serve", "--only", "files"]);
     let sim = Daemon::start(&v.lab, &["sim", "--line-delay-ms", "1"]);
     // A full cycle first, so the node is verified and available.
     ok(&v.lab, &["deploy", "n1"]);
@@ -312,7 +312,7 @@ fn killed_while_driving_the_bmc_the_node_fails_as_interrupted_and_recovers() {
 #[test]
 fn abort_stops_a_running_deploy_and_one_left_behind_by_a_dead_petitlab() {
     let v = one_node(Proto::Http, "[deploy]\ncallback_timeout = 120\n");
-    let _serve = Daemon::start(&v.lab, &["serve"]);
+    let _serve = Daemon::start(&v.lab, &["serve", "--only", "files"]);
     let _sim = Daemon::start(
         &v.lab,
         &["sim", "--line-delay-ms", "1", "--fault", "n1=agent-silent"],

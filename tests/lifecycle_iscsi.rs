@@ -80,7 +80,7 @@ fn a_qcow2_image_is_written_over_iscsi_to_active_and_the_node_undeploys() {
         petitlab::engine::image::is_qcow2(&qcow2).unwrap(),
         "the source really is qcow2"
     );
-    let _serve = Daemon::start(&v.lab, &["serve"]);
+    let _serve = Daemon::start(&v.lab, &["serve", "--only", "files"]);
     let _sim = Daemon::start(&v.lab, &["sim", "--line-delay-ms", "1"]);
 
     let out = petitlab(&v.lab, &["deploy", "p9-iscsi-qcow2", "p9-iscsi-netboot"]);
@@ -191,7 +191,7 @@ fn disk_holds_the_image(v: &VirtualLab) {
 #[test]
 fn a_target_that_vanishes_mid_write_fails_the_deploy_and_the_node_deploys_again() {
     let v = one_big_iscsi_node();
-    let _serve = Daemon::start(&v.lab, &["serve"]);
+    let _serve = Daemon::start(&v.lab, &["serve", "--only", "files"]);
     let sim = Daemon::start(
         &v.lab,
         &[
@@ -245,7 +245,7 @@ fn a_target_that_vanishes_mid_write_fails_the_deploy_and_the_node_deploys_again(
 #[test]
 fn petitlab_killed_mid_iscsi_write_resumes_and_rewrites_the_image() {
     let v = one_big_iscsi_node();
-    let _serve = Daemon::start(&v.lab, &["serve"]);
+    let _serve = Daemon::start(&v.lab, &["serve", "--only", "files"]);
     let _sim = Daemon::start(&v.lab, &["sim", "--line-delay-ms", "1"]);
     let mut deploy = Command::new(env!("CARGO_BIN_EXE_petitlab"))
         .arg("--lab")

@@ -21,6 +21,9 @@ use super::out::{outln, safe};
 pub enum Only {
     Http,
     Tftp,
+    /// HTTP (with the agent API) and TFTP, without the lab service: the
+    /// CLI and dashboards then run their actions in process.
+    Files,
 }
 
 pub struct Options {

@@ -416,6 +416,9 @@ async fn pump_with(
     let first_seq = 1 + super::crypto::random::<1>()[0] % 15;
     let mut machine = SolMachine::new(machine, first_seq);
     let mut buf = [0u8; 2048];
+    // When the BMC last sent anything in this session: a request it leaves
+    // unanswered while it goes on talking does not mean the session died.
+    let mut last_heard = Instant::now();
     loop {
         let now = Instant::now();
         while let Some(packet) = machine.poll_transmit(now) {
@@ -445,13 +448,15 @@ async fn pump_with(
         tokio::select! {
             received = session.recv_payload(&mut buf) => match received {
                 Ok(Some((payload::SOL, seq, sol))) => {
-                    machine.receive(seq, &sol, Instant::now());
+                    last_heard = Instant::now();
+                    machine.receive(seq, &sol, last_heard);
                     let output = machine.take_output();
                     if !output.is_empty() && io.events.send(ConsoleEvent::Data(output)).await.is_err() {
                         return Exit::User;
                     }
                 }
                 Ok(Some((payload::IPMI, _, message))) => {
+                    last_heard = Instant::now();
                     let Ok(response) = Response::decode(&message) else { continue };
                     let answers = flight
                         .as_ref()
@@ -488,6 +493,7 @@ async fn pump_with(
                     Some(f) if now >= f.due => {
                         if f.resends >= timing.retries {
                             let why = format!("the BMC stopped answering ({})", f.command());
+                            let sent = f.due - timing.timeout * (timing.retries + 1);
                             if let Some(done) = flight.take()
                                 && let Asker::Caller { command, reply } = done.asker
                             {
@@ -496,6 +502,11 @@ async fn pump_with(
                                     tries: timing.retries + 1,
                                     step: command,
                                 }));
+                            }
+                            // Still talking (console output, other answers):
+                            // the request failed, the session lives on.
+                            if last_heard > sent {
+                                continue;
                             }
                             return Exit::Lost(why);
                         }
@@ -647,6 +658,83 @@ mod tests {
         assert!(chassis::power_status(&mut bmc).await.unwrap());
         assert!(bmc.has_own_session());
         bmc.close().await;
+        sim.shutdown().await;
+    }
+
+    /// Between us and the BMC: forwards every datagram, except our IPMI
+    /// requests (payload type 0) while `drop_requests` is set.
+    async fn request_eating_relay(
+        bmc: std::net::SocketAddr,
+    ) -> (
+        std::net::SocketAddr,
+        std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ) {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = socket.local_addr().unwrap();
+        let drop_requests = std::sync::Arc::new(AtomicBool::new(false));
+        let eat = drop_requests.clone();
+        tokio::spawn(async move {
+            let mut client = None;
+            let mut buf = [0u8; 2048];
+            while let Ok((n, from)) = socket.recv_from(&mut buf).await {
+                let packet = &buf[..n];
+                if from == bmc {
+                    if let Some(c) = client {
+                        let _ = socket.send_to(packet, c).await;
+                    }
+                    continue;
+                }
+                client = Some(from);
+                // RMCP+ session packets: byte 5 holds the payload type.
+                let ipmi = n > 5 && packet[4] == 0x06 && packet[5] & 0x3F == 0;
+                if ipmi && eat.load(Ordering::Relaxed) {
+                    continue;
+                }
+                let _ = socket.send_to(packet, bmc).await;
+            }
+        });
+        (addr, drop_requests)
+    }
+
+    #[tokio::test]
+    async fn an_unanswered_call_fails_but_a_console_still_talking_stays_up() {
+        let sim = Sim::start(vec![BmcSpec::new("n1", 0, "admin", "password")])
+            .await
+            .unwrap();
+        let (relay, drop_requests) = request_eating_relay(sim.addr(0)).await;
+        let (handle, calls) = call_channel();
+        let mut console = spawn_with_calls(target(relay), SolOptions::default(), calls);
+        assert_eq!(event(&mut console).await, ConsoleEvent::Connected);
+        let chatter = tokio::spawn({
+            let serial = sim.serial(0);
+            async move {
+                for i in 0.. {
+                    serial.write(&format!("line {i}\r\n"));
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        });
+        drop_requests.store(true, std::sync::atomic::Ordering::Relaxed);
+        let lost = handle
+            .call(netfn::CHASSIS, 0x01, &[], "Get Chassis Status")
+            .await;
+        assert!(matches!(lost, Err(IpmiError::Timeout { .. })), "{lost:?}");
+        drop_requests.store(false, std::sync::atomic::Ordering::Relaxed);
+        // The console never went away: output, then the next call answered.
+        let answered = handle
+            .call(netfn::CHASSIS, 0x01, &[], "Get Chassis Status")
+            .await;
+        assert!(answered.is_ok(), "{answered:?}");
+        let mut seen = 0;
+        while seen < 5 {
+            match event(&mut console).await {
+                ConsoleEvent::Data(_) => seen += 1,
+                other => panic!("the console was dropped: {other:?}"),
+            }
+        }
+        chatter.abort();
+        console.input.send(ConsoleInput::Close).await.unwrap();
         sim.shutdown().await;
     }
 }
