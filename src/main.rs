@@ -174,6 +174,10 @@ enum Command {
         /// its ipmi-bmc-extern chardev, the guest's in-band BMC (repeatable).
         #[arg(long = "vm-bmc", value_name = "NODE=ADDR")]
         vm_bmc: Vec<String>,
+        /// Hosts print `chatter <index> <unix-nanos>` lines, N a second over
+        /// all of them, without booting; SIGUSR1 pauses and resumes them.
+        #[arg(long, value_name = "N", default_value_t = 0.0)]
+        chatter: f64,
     },
 }
 
@@ -380,6 +384,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             faults,
             line_delay_ms,
             vm_bmc,
+            chatter,
         } => {
             let lab = match count {
                 Some(_) => None,
@@ -394,6 +399,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 faults,
                 line_delay_ms,
                 vm_bmc,
+                chatter,
             };
             runtime()?.block_on(cli::sim::run(lab.as_ref(), opts))
         }

@@ -35,6 +35,8 @@ pub struct Options {
     /// `NODE=ADDR`: the node's host is a QEMU guest whose BMC chardev
     /// connects here.
     pub vm_bmc: Vec<String>,
+    /// Chatter lines a second over all hosts (0: none).
+    pub chatter: f64,
 }
 
 /// `--fault NODE=KIND`, each node checked against the lab.
@@ -123,6 +125,12 @@ fn counted_specs(opts: &Options, count: usize) -> anyhow::Result<Vec<BmcSpec>> {
 pub async fn run(lab: Option<&Lab>, opts: Options) -> anyhow::Result<ExitCode> {
     // A socket per simulated BMC (and per virtual host's connections).
     petitlab::serve::limits::raise_descriptor_limit();
+    if opts.chatter < 0.0 || !opts.chatter.is_finite() {
+        bail!(
+            "--chatter {}: expected lines a second, 0 or more",
+            opts.chatter
+        );
+    }
     let with_disks = match (opts.count, lab) {
         (Some(_), _)
             if !opts.faults.is_empty() || opts.disks.is_some() || !opts.vm_bmc.is_empty() =>
@@ -174,9 +182,42 @@ pub async fn run(lab: Option<&Lab>, opts: Options) -> anyhow::Result<ExitCode> {
             );
         }
     }
+    let chatter = (opts.chatter > 0.0).then(|| spawn_chatter(&sim, opts.chatter));
     outln!("petitlab sim: running; Ctrl-C stops");
     super::wait_for_stop().await?;
+    if let Some(chatter) = chatter {
+        chatter.abort();
+    }
     sim.shutdown().await;
     outln!("petitlab sim: stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--chatter N`: the hosts print N lines a second in all; SIGUSR1 pauses
+/// and resumes them.
+fn spawn_chatter(sim: &Sim, rate: f64) -> tokio::task::JoinHandle<()> {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use tokio::signal::unix::{SignalKind, signal};
+
+    let ports = (0..sim.len()).map(|i| sim.serial(i)).collect();
+    let paused = Arc::new(AtomicBool::new(false));
+    let toggle = paused.clone();
+    outln!("petitlab sim: hosts chatter {rate} lines/s in all; SIGUSR1 pauses and resumes");
+    tokio::spawn(async move {
+        let lines = petitlab::sim::chatter::run(ports, rate, paused);
+        let Ok(mut usr1) = signal(SignalKind::user_defined1()) else {
+            return lines.await;
+        };
+        tokio::pin!(lines);
+        loop {
+            tokio::select! {
+                () = &mut lines => return,
+                Some(()) = usr1.recv() => {
+                    let now = !toggle.fetch_xor(true, Ordering::Relaxed);
+                    outln!("petitlab sim: chatter {}", if now { "paused" } else { "resumed" });
+                }
+            }
+        }
+    })
 }

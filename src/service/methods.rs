@@ -321,7 +321,7 @@ async fn blocking(
 
 /// A BMC connection for a request: through the node's console session
 /// when the service holds one.
-async fn open_bmc(engine: &Engine, node: &Node) -> Result<Bmc, RpcError> {
+async fn open_bmc(_engine: &Engine, node: &Node) -> Result<Bmc, RpcError> {
     let target = bmc_target(node, Timing::default())
         .await
         .map_err(|e| RpcError::failed(e.to_string()))?;

@@ -17,6 +17,7 @@
 mod agent;
 mod agent_iscsi;
 mod chassis;
+pub mod chatter;
 mod commands;
 mod dcmi;
 mod dhcp_view;
