@@ -256,69 +256,70 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::PrepareInstance(t) => act(&cli.lab, t, json, |b, n| b.prepare_instance(n)),
         Command::CleanUpInstance(t) => act(&cli.lab, t, json, |b, n| b.clean_up_instance(n)),
         Command::Power(v) => {
-            let lab = load_lab(&cli.lab)?;
             let (names, verb) = cli::bmc::split_verb(&v.args, v.all)?;
-            let nodes = select_nodes(&lab, &names, v.all)?;
-            let names: Vec<String> = nodes.iter().map(|n| n.name.clone()).collect();
             runtime()?.block_on(async {
-                let results = match cli::remote::service(&lab, cli.local).await? {
-                    Some(client) => cli::remote::power(&client, names, verb).await?,
-                    None => cli::bmc::power(nodes, verb).await,
+                let results = match route(&cli.lab, cli.local).await? {
+                    Route::Service(client, all) => {
+                        let names = if v.all { all } else { names };
+                        cli::remote::power(&client, names, verb).await?
+                    }
+                    Route::Local(lab) => {
+                        let nodes = select_nodes(&lab, &names, v.all)?;
+                        cli::bmc::power(nodes, verb).await
+                    }
                 };
                 cli::bmc::print_results(&results, json)
             })
         }
         Command::Bootdev { args, persistent } => {
-            let lab = load_lab(&cli.lab)?;
             let (names, device) = cli::bmc::split_verb(&args.args, args.all)?;
-            let nodes = select_nodes(&lab, &names, args.all)?;
-            let names: Vec<String> = nodes.iter().map(|n| n.name.clone()).collect();
             runtime()?.block_on(async {
-                let results = match cli::remote::service(&lab, cli.local).await? {
-                    Some(client) => {
+                let results = match route(&cli.lab, cli.local).await? {
+                    Route::Service(client, all) => {
+                        let names = if args.all { all } else { names };
                         cli::remote::bootdev(&client, names, device, persistent).await?
                     }
-                    None => cli::bmc::bootdev(nodes, device, persistent).await,
+                    Route::Local(lab) => {
+                        let nodes = select_nodes(&lab, &names, args.all)?;
+                        cli::bmc::bootdev(nodes, device, persistent).await
+                    }
                 };
                 cli::bmc::print_results(&results, json)
             })
         }
-        Command::Sensors { node } => {
-            let lab = load_lab(&cli.lab)?;
-            let node = find_node(&lab, &node)?;
-            runtime()?.block_on(async {
-                let report = match cli::remote::service(&lab, cli.local).await? {
-                    Some(client) => cli::remote::sensors(&client, &node.name).await?,
-                    None => cli::bmc::sensors(node).await?,
-                };
-                cli::bmc::print_sensors(&node.name, report, json)
-            })
-        }
+        Command::Sensors { node } => runtime()?.block_on(async {
+            let report = match route(&cli.lab, cli.local).await? {
+                Route::Service(client, _) => cli::remote::sensors(&client, &node).await?,
+                Route::Local(lab) => cli::bmc::sensors(find_node(&lab, &node)?).await?,
+            };
+            cli::bmc::print_sensors(&node, report, json)
+        }),
         Command::Console {
             node,
             force,
             log,
             timestamps,
         } => {
-            let lab = load_lab(&cli.lab)?;
-            let node = find_node(&lab, &node)?;
             let read_only = cli.dashboard.read_only;
             runtime()?.block_on(async {
-                match (cli::remote::service(&lab, cli.local).await?, log) {
-                    (Some(client), true) => {
-                        cli::console_remote::follow_log(&client, &node.name, timestamps).await
+                match (route(&cli.lab, cli.local).await?, log) {
+                    (Route::Service(client, _), true) => {
+                        cli::console_remote::follow_log(&client, &node, timestamps).await
                     }
-                    (Some(client), false) => {
-                        cli::console_remote::attach(&client, &node.name, force, read_only).await
+                    (Route::Service(client, _), false) => {
+                        cli::console_remote::attach(&client, &node, force, read_only).await
                     }
-                    (None, true) => cli::console::follow_log(&lab, node, timestamps).await,
-                    (None, false) if read_only => anyhow::bail!(
+                    (Route::Local(lab), true) => {
+                        cli::console::follow_log(&lab, find_node(&lab, &node)?, timestamps).await
+                    }
+                    (Route::Local(lab), false) if read_only => anyhow::bail!(
                         "--read-only watches a console the lab service holds, and no service \
-                         runs for this lab ({}); `petitlab console --log {}` follows its log",
+                         runs for this lab ({}); `petitlab console --log {node}` follows its log",
                         lab.service.socket.display(),
-                        node.name
                     ),
-                    (None, false) => cli::console::attach(&lab, node, force).await,
+                    (Route::Local(lab), false) => {
+                        cli::console::attach(&lab, find_node(&lab, &node)?, force).await
+                    }
                 }
             })
         }
@@ -327,43 +328,36 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             lifecycle(&cli.lab, cli.local, Action::Undeploy, nodes, json)
         }
         Command::Abort { nodes } => lifecycle(&cli.lab, cli.local, Action::Abort, nodes, json),
-        Command::Status { nodes } => {
-            let lab = load_lab(&cli.lab)?;
-            runtime()?.block_on(async {
-                match cli::remote::service(&lab, cli.local).await? {
-                    Some(client) => cli::remote::status(&client, &nodes, json).await,
-                    None => cli::lifecycle::status(&lab, &nodes, json),
-                }
-            })
-        }
-        Command::History { node, limit } => {
-            let lab = load_lab(&cli.lab)?;
-            if let Some(name) = &node {
-                find_node(&lab, name)?;
+        Command::Status { nodes } => runtime()?.block_on(async {
+            match route(&cli.lab, cli.local).await? {
+                Route::Service(client, _) => cli::remote::status(&client, &nodes, json).await,
+                Route::Local(lab) => cli::lifecycle::status(&lab, &nodes, json),
             }
-            runtime()?.block_on(async {
-                match cli::remote::service(&lab, cli.local).await? {
-                    Some(client) => {
-                        cli::remote::history(&client, node.as_deref(), limit, json).await
+        }),
+        Command::History { node, limit } => runtime()?.block_on(async {
+            match route(&cli.lab, cli.local).await? {
+                Route::Service(client, _) => {
+                    cli::remote::history(&client, node.as_deref(), limit, json).await
+                }
+                Route::Local(lab) => {
+                    if let Some(name) = &node {
+                        find_node(&lab, name)?;
                     }
-                    None => cli::lifecycle::history(&lab, node.as_deref(), limit, json),
+                    cli::lifecycle::history(&lab, node.as_deref(), limit, json)
                 }
-            })
-        }
-        Command::Reload => {
-            let lab = load_lab(&cli.lab)?;
-            runtime()?.block_on(async {
-                match cli::remote::service(&lab, false).await? {
-                    Some(client) => cli::remote::reload(&client, json).await,
-                    None => anyhow::bail!(
-                        "no lab service runs for {} (nothing answers on {}); start one with \
-                         `petitlab serve`",
-                        lab.path.display(),
-                        lab.service.socket.display()
-                    ),
-                }
-            })
-        }
+            }
+        }),
+        Command::Reload => runtime()?.block_on(async {
+            match route(&cli.lab, false).await? {
+                Route::Service(client, _) => cli::remote::reload(&client, json).await,
+                Route::Local(lab) => anyhow::bail!(
+                    "no lab service runs for {} (nothing answers on {}); start one with \
+                     `petitlab serve`",
+                    lab.path.display(),
+                    lab.service.socket.display()
+                ),
+            }
+        }),
         Command::Demo { headless, dir } => {
             runtime()?.block_on(cli::demo::run(headless, dir, &cli.dashboard))
         }
@@ -413,16 +407,40 @@ fn lifecycle(
     nodes: Vec<String>,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
-    let lab = load_lab(path)?;
-    for name in &nodes {
-        find_node(&lab, name)?;
-    }
     runtime()?.block_on(async {
-        match cli::remote::service(&lab, local).await? {
-            Some(client) => cli::remote::lifecycle(&client, action, nodes, json).await,
-            None => cli::lifecycle::run(lab, action, nodes, json).await,
+        match route(path, local).await? {
+            Route::Service(client, _) => cli::remote::lifecycle(&client, action, nodes, json).await,
+            Route::Local(lab) => {
+                for name in &nodes {
+                    find_node(&lab, name)?;
+                }
+                cli::lifecycle::run(lab, action, nodes, json).await
+            }
         }
     })
+}
+
+/// Where a command runs.
+enum Route {
+    /// The lab's service answers: it checks what it is asked (node names
+    /// included) against the lab it serves, listed here.
+    Service(petitlab::service::Client, Vec<String>),
+    /// In this process, on the lab loaded and validated here.
+    Local(Lab),
+}
+
+/// The lab's service when one answers (and `local` is not set), else the
+/// lab loaded and validated for an in-process run. Reaching the service
+/// needs only the socket's path: a member of the service's group need not
+/// be able to read the lab's secrets.
+async fn route(path: &Path, local: bool) -> anyhow::Result<Route> {
+    if !local {
+        let socket = inventory::load(path)?.lab.service.socket;
+        if let Some((client, nodes)) = cli::remote::service_at(&socket, path, false).await? {
+            return Ok(Route::Service(client, nodes));
+        }
+    }
+    Ok(Route::Local(load_lab(path)?))
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

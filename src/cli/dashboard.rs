@@ -70,7 +70,7 @@ pub fn options(args: &DashboardArgs) -> anyhow::Result<TuiOptions> {
 pub async fn run(lab: Lab, args: &DashboardArgs, local: bool) -> anyhow::Result<ExitCode> {
     let options = options(args)?;
     let lab = Arc::new(lab);
-    if let Some(client) = super::remote::service(&lab, local).await? {
+    if let Some((client, _)) = super::remote::service(&lab, local).await? {
         let (backend, events) = Backend::service(client, lab).await?;
         run_tui(backend, events, options).await?;
         return Ok(ExitCode::SUCCESS);

@@ -39,7 +39,7 @@ pub async fn run(
     let interrupted = "petitlab: interrupted; the nodes stay where they are: `petitlab deploy NODE` \
                        resumes a deploy that waits on its node, `petitlab abort NODE` stops it, \
                        `petitlab status` shows them";
-    report(events, nodes.len(), json, interrupted).await
+    report(events, action, nodes.len(), json, interrupted).await
 }
 
 /// A node named twice gets one action, not a second that finds it busy.
@@ -49,10 +49,13 @@ pub fn dedup(mut nodes: Vec<String>) -> Vec<String> {
     nodes
 }
 
-/// Prints the actions' events until `pending` of them finished (or Ctrl-C,
-/// which prints `interrupted`); fails if any action failed.
+/// Prints the actions' events until `pending` of them (`action` on each
+/// node) finished (or Ctrl-C, which prints `interrupted`); fails if any
+/// action failed. Another action's end (an abort someone else sent) is
+/// shown, not counted.
 pub async fn report(
     events: impl futures::Stream<Item = EngineEvent>,
+    action: Action,
     mut pending: usize,
     json: bool,
     interrupted: &str,
@@ -82,7 +85,9 @@ pub async fn report(
             out::json_line(&event)?;
         }
         match &event {
-            EngineEvent::Finished { ok, .. } => {
+            EngineEvent::Finished {
+                ok, action: ended, ..
+            } if *ended == action => {
                 pending -= 1;
                 if !ok {
                     failed += 1;

@@ -15,18 +15,46 @@ use serde_json::{Value, json};
 
 use super::bmc::NodeResults;
 
-/// The lab's service, if one answers on its socket (and `--local` was not given).
-pub async fn service(lab: &Lab, local: bool) -> anyhow::Result<Option<Client>> {
+/// The lab's service, if one answers on its socket (and `--local` was not
+/// given), with the nodes it serves. A service for another lab.toml on the
+/// same socket (two files sharing a state dir) is an error, not a fallback.
+pub async fn service(lab: &Lab, local: bool) -> anyhow::Result<Option<(Client, Vec<String>)>> {
+    service_at(&lab.service.socket, &lab.path, local).await
+}
+
+pub async fn service_at(
+    socket: &std::path::Path,
+    lab_path: &std::path::Path,
+    local: bool,
+) -> anyhow::Result<Option<(Client, Vec<String>)>> {
     if local {
         return Ok(None);
     }
-    let client = Client::connect(&lab.service.socket).await?;
-    let Some(client) = client else {
+    let Some(client) = Client::connect(socket).await? else {
         return Ok(None);
     };
-    // The first call says whether we are admitted (and to which lab).
-    client.call("hello", json!({})).await.map_err(refused)?;
-    Ok(Some(client))
+    // The first call says whether we are admitted, and to which lab.
+    let hello = client.call("hello", json!({})).await.map_err(refused)?;
+    let theirs = std::path::PathBuf::from(hello["lab"].as_str().unwrap_or_default());
+    let same = |p: &std::path::Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    if same(&theirs) != same(lab_path) {
+        anyhow::bail!(
+            "the lab service on {} serves {}, not {}: they share a state dir; give this lab its \
+             own state_dir, or use --local",
+            socket.display(),
+            theirs.display(),
+            lab_path.display()
+        );
+    }
+    let nodes = hello["nodes"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|n| n.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(Some((client, nodes)))
 }
 
 fn refused(e: ClientError) -> anyhow::Error {
@@ -103,9 +131,17 @@ pub async fn lifecycle(
     let nodes = super::lifecycle::dedup(nodes);
     let mut notes = client.notifications().context("notifications taken")?;
     client.call("subscribe", json!({"nodes": nodes})).await?;
-    client
+    let acted = client
         .call("act", json!({"action": action, "nodes": nodes}))
         .await?;
+    for node in acted["watching"].as_array().into_iter().flatten() {
+        if !json && let Some(node) = node.as_str() {
+            super::out::outln!(
+                "{node}: {} already under way in the lab service; watching it",
+                action.name()
+            );
+        }
+    }
     let events = futures::stream::poll_fn(move |cx| notes.poll_recv(cx)).filter_map(
         |(method, params)| async move {
             (method == "event")
@@ -115,7 +151,7 @@ pub async fn lifecycle(
     );
     let interrupted = "petitlab: stopped watching; the actions go on in the lab service: \
                        `petitlab status` shows them, `petitlab abort NODE` stops one";
-    super::lifecycle::report(events, nodes.len(), json, interrupted).await
+    super::lifecycle::report(events, action, nodes.len(), json, interrupted).await
 }
 
 use futures::StreamExt;

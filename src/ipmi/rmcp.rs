@@ -393,6 +393,13 @@ impl Bmc {
                 Err(IpmiError::ConsoleNotConnected) => {
                     tracing::debug!(bmc = %self.target.addr, command, "console not connected: own session");
                 }
+                // No answer in the console's session (a BMC that forgot it
+                // after a reboot): one more try in a session of our own, as
+                // a timeout on a reused session of ours gets.
+                Err(IpmiError::Timeout { .. }) => {
+                    tracing::debug!(bmc = %self.target.addr, command, "no answer in the console session: own session");
+                    self.stats.reconnects += 1;
+                }
                 answered => {
                     // The BMC answered in the console's session (a completion
                     // code is an answer too): ours is no longer needed.

@@ -71,7 +71,8 @@ pub(super) async fn call(
         "hello" => Ok(json!({
             "service": "petitlab",
             "version": env!("CARGO_PKG_VERSION"),
-            "lab": engine.lab.path,
+            // Absolute: the client compares it with its own lab.toml.
+            "lab": std::fs::canonicalize(&engine.lab.path).unwrap_or_else(|_| engine.lab.path.clone()),
             "pid": std::process::id(),
             "user": conn.peer.user,
             "client": conn.id,
@@ -124,16 +125,34 @@ pub(super) async fn call(
             } = params(p)?;
             let handle = LabHandle::new(engine.clone());
             let targets = nodes(&engine, &names)?;
+            // The same action already running here (a client that stopped
+            // watching and came back): watched, not started twice.
+            let running: Vec<String> = {
+                let e = engine.clone();
+                let held = tokio::task::spawn_blocking(move || e.store().reservations())
+                    .await
+                    .map_err(|e| RpcError::failed(e.to_string()))?
+                    .map_err(|e| RpcError::failed(e.to_string()))?;
+                held.into_iter()
+                    .filter(|r| r.holder == engine.holder && r.action == action.name())
+                    .map(|r| r.node)
+                    .collect()
+            };
+            let (mut started, mut watching) = (Vec::new(), Vec::new());
             for node in &targets {
+                if running.contains(&node.name) {
+                    watching.push(node.name.clone());
+                    continue;
+                }
                 let command = Command {
                     action,
                     node: node.name.clone(),
                 };
                 // On the service's own task: the client may go away.
                 handle.send_as(command, who.clone());
+                started.push(node.name.clone());
             }
-            let started: Vec<&str> = targets.iter().map(|n| n.name.as_str()).collect();
-            Ok(json!({"started": started}))
+            Ok(json!({"started": started, "watching": watching}))
         }
         "power" => {
             #[derive(Deserialize)]
@@ -321,7 +340,7 @@ async fn blocking(
 
 /// A BMC connection for a request: through the node's console session
 /// when the service holds one.
-async fn open_bmc(_engine: &Engine, node: &Node) -> Result<Bmc, RpcError> {
+async fn open_bmc(engine: &Engine, node: &Node) -> Result<Bmc, RpcError> {
     let target = bmc_target(node, Timing::default())
         .await
         .map_err(|e| RpcError::failed(e.to_string()))?;
