@@ -1,8 +1,8 @@
 //! Deploys through REAL upstream petitboot in an x86-64 QEMU guest (the rig
 //! of tests/support/petitboot_rig.rs: ipmi_sim as the BMC, real dnsmasq,
-//! `petitlab serve`): a netboot node deployed and netbooted over TFTP on
+//! `petitlab serve`, the lab service): a netboot node deployed and netbooted over TFTP on
 //! every boot, deploys that fail because a file petitboot needs is gone
-//! (failing with petitboot's own words), and `petitlab console` following
+//! (failing with petitboot's own words), and `petitlab console` (attached through the service) following
 //! the guest across a power cycle and a kexec without losing a line.
 //!
 //! Needs root, QEMU, dnsmasq, openipmi and the guest that
@@ -544,7 +544,8 @@ fn console_follows_the_guest_across_a_power_cycle_and_a_kexec() {
         || {
             client
                 .stderr()
-                .contains(&format!("console of {NODE} over SOL"))
+                // Through the rig's lab service, which holds the SOL session.
+                .contains(&format!("console of {NODE} from the lab service"))
                 .then_some(())
         },
         || format!("its stderr:\n{}", client.stderr()),

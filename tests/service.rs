@@ -275,3 +275,76 @@ fn kill_9_of_the_service_mid_deploy_then_a_restart_resumes_it() {
     );
     serve.stop();
 }
+
+/// Reads a child's stream on a thread, line by line, for `wait_line`.
+fn lines_of(stream: impl std::io::Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stream)
+            .split(b'\n')
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(String::from_utf8_lossy(&line).into_owned());
+        }
+    });
+    rx
+}
+
+fn wait_line(lines: &std::sync::mpsc::Receiver<String>, text: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut seen = Vec::new();
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        match lines.recv_timeout(left) {
+            Ok(line) if line.contains(text) => return line,
+            Ok(line) => seen.push(line),
+            Err(_) => break,
+        }
+    }
+    panic!("{text:?} never came; saw {seen:?}");
+}
+
+#[test]
+fn one_writer_at_a_time_force_takes_the_lock_and_the_previous_writer_is_told() {
+    let v = lab("");
+    let serve = Daemon::start(&v.lab, &["serve"]);
+    let _sim = Daemon::start(&v.lab, &["sim"]);
+    let attach = |args: &[&str]| {
+        let mut child = petitlab_cmd(&v.lab)
+            .args(["console", "n1"])
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let said = lines_of(child.stderr.take().unwrap());
+        (child, said)
+    };
+    let (mut first, first_said) = attach(&[]);
+    wait_line(&first_said, "you have the write lock");
+    let (mut second, second_said) = attach(&[]);
+    wait_line(
+        &second_said,
+        "read-only: root has the write lock (--force takes it)",
+    );
+    let (mut third, third_said) = attach(&["--force"]);
+    wait_line(&third_said, "you have the write lock");
+    wait_line(&first_said, "root took the write lock: read-only now");
+    // The first now types in vain, and is told why once.
+    use std::io::Write;
+    let keys = first.stdin.as_mut().unwrap();
+    keys.write_all(b"x").unwrap();
+    keys.flush().unwrap();
+    wait_line(&first_said, "read-only on the console of n1: root holds it");
+    // ~. leaves without disturbing the others.
+    third.stdin.as_mut().unwrap().write_all(b"\r~.").unwrap();
+    assert!(third.wait().unwrap().success());
+    wait_line(&third_said, "left the console of n1");
+    for child in [&mut first, &mut second] {
+        assert!(child.try_wait().unwrap().is_none(), "still attached");
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    serve.stop();
+}
