@@ -414,7 +414,7 @@ fn lifecycle(
                 for name in &nodes {
                     find_node(&lab, name)?;
                 }
-                cli::lifecycle::run(lab, action, nodes, json).await
+                cli::lifecycle::run(*lab, action, nodes, json).await
             }
         }
     })
@@ -426,7 +426,7 @@ enum Route {
     /// included) against the lab it serves, listed here.
     Service(petitlab::service::Client, Vec<String>),
     /// In this process, on the lab loaded and validated here.
-    Local(Lab),
+    Local(Box<Lab>),
 }
 
 /// The lab's service when one answers (and `local` is not set), else the
@@ -440,7 +440,7 @@ async fn route(path: &Path, local: bool) -> anyhow::Result<Route> {
             return Ok(Route::Service(client, nodes));
         }
     }
-    Ok(Route::Local(load_lab(path)?))
+    Ok(Route::Local(Box::new(load_lab(path)?)))
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

@@ -710,7 +710,7 @@ mod tests {
             let serial = sim.serial(0);
             async move {
                 for i in 0.. {
-                    serial.write(&format!("line {i}\r\n"));
+                    serial.write(format!("line {i}\r\n"));
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
             }
