@@ -10,25 +10,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use support::lab::{Daemon, petitlab, show};
+use support::service::sessions;
 
 const GONE: &str = "p8-rack2-01";
-
-fn sessions(socket: &Path) -> serde_json::Value {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let client = petitlab::service::Client::connect(socket)
-            .await
-            .unwrap()
-            .expect("the demo's service answers");
-        client
-            .call("sessions", serde_json::json!({}))
-            .await
-            .unwrap()
-    })
-}
 
 fn wait_sessions(
     socket: &Path,
@@ -106,17 +90,7 @@ fn reload_connects_added_consoles_closes_removed_ones_and_keeps_the_others() {
 
     // A lab.toml with an error is refused whole, saying why; nothing changes.
     std::fs::write(&lab, format!("{original}\n[[node]]\nname = \"broken\"\n")).unwrap();
-    let refused = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(async {
-            let client = petitlab::service::Client::connect(&socket)
-                .await
-                .unwrap()
-                .unwrap();
-            client.call("reload", serde_json::json!({})).await
-        })
+    let refused = support::service::call(&socket, "reload", serde_json::json!({}))
         .unwrap_err()
         .to_string();
     assert!(

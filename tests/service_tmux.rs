@@ -22,21 +22,7 @@ fn row<'a>(frame: &'a str, node: &str) -> Option<&'a str> {
 
 /// The demo's simulated BMC sessions for NODE, asked of the service.
 fn sessions(socket: &Path) -> serde_json::Value {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let client = petitlab::service::Client::connect(socket)
-            .await
-            .unwrap()
-            .expect("the demo's service answers");
-        client
-            .call("sessions", serde_json::json!({}))
-            .await
-            .unwrap()
-    })[NODE]
-        .clone()
+    support::service::sessions(socket)[NODE].clone()
 }
 
 /// Filters the dashboard in `window` down to NODE.

@@ -20,6 +20,8 @@ pub mod powernv;
 #[allow(dead_code)]
 pub mod ramdisk;
 #[allow(dead_code)]
+pub mod service;
+#[allow(dead_code)]
 pub mod tmux;
 #[allow(dead_code)]
 pub mod virtual_lab;
