@@ -196,8 +196,11 @@ fn the_socket_admits_the_labs_group_only_and_the_audit_log_names_each_user() {
         "{text}"
     );
 
-    // A member of adm is admitted; its power action is in the audit log
-    // under its name, and root's under root's.
+    // A member of adm is admitted, and needs to read lab.toml, not the BMC
+    // password; its power action is in the audit log under its name, and
+    // root's under root's.
+    let password = v.dir.path().join("bmc-password");
+    std::fs::set_permissions(&password, std::fs::Permissions::from_mode(0o600)).unwrap();
     let out = as_nobody(&v, "4", &["power", "n1", "on"]);
     assert!(out.status.success(), "{}", show(&out));
     assert!(
