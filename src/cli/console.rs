@@ -175,6 +175,9 @@ pub async fn attach(lab: &Lab, node: &Node, force: bool) -> anyhow::Result<ExitC
 /// console; with `timestamps`, each line starts with its UTC time. Runs
 /// until interrupted.
 pub async fn follow_log(lab: &Lab, node: &Node, timestamps: bool) -> anyhow::Result<ExitCode> {
+    // Listening from the start: a Ctrl-C while reading or printing ends it
+    // as cleanly as one during the wait.
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     let path = log_path(lab, node);
     let mut text = cast::Text::new(timestamps);
     let mut out = String::new();
@@ -213,7 +216,7 @@ pub async fn follow_log(lab: &Lab, node: &Node, timestamps: bool) -> anyhow::Res
         out.clear();
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(200)) => {}
-            _ = tokio::signal::ctrl_c() => return Ok(ExitCode::SUCCESS),
+            _ = interrupt.recv() => return Ok(ExitCode::SUCCESS),
         }
     }
 }

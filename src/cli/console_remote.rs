@@ -147,10 +147,15 @@ pub async fn follow_log(client: &Client, node: &str, timestamps: bool) -> anyhow
     let mut announced = false;
     let mut text = petitlab::console::cast::Text::new(timestamps);
     let mut out = String::new();
+    // Listening from the start: a Ctrl-C during a call ends it as cleanly
+    // as one during the wait.
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     loop {
-        let chunk: Value = client
-            .call("console.log", json!({"node": node, "offset": offset}))
-            .await?;
+        let call = client.call("console.log", json!({"node": node, "offset": offset}));
+        let chunk: Value = tokio::select! {
+            chunk = call => chunk?,
+            _ = interrupt.recv() => return Ok(ExitCode::SUCCESS),
+        };
         if let Some(e) = chunk["error"].as_str() {
             anyhow::bail!("node {node}: console log: {e}");
         }
@@ -177,7 +182,7 @@ pub async fn follow_log(client: &Client, node: &str, timestamps: bool) -> anyhow
         }
         tokio::select! {
             _ = tokio::time::sleep(std::time::Duration::from_millis(200)) => {}
-            _ = tokio::signal::ctrl_c() => return Ok(ExitCode::SUCCESS),
+            _ = interrupt.recv() => return Ok(ExitCode::SUCCESS),
         }
     }
 }
