@@ -351,3 +351,33 @@ fn one_writer_at_a_time_force_takes_the_lock_and_the_previous_writer_is_told() {
     }
     serve.stop();
 }
+
+#[test]
+fn sighup_makes_serve_reread_lab_toml() {
+    let v = lab("");
+    let serve = Daemon::start(&v.lab, &["serve"]);
+    let _sim = Daemon::start(&v.lab, &["sim"]);
+    let text = std::fs::read_to_string(&v.lab).unwrap();
+    let n2 = text.rfind("[[node]]").unwrap();
+    assert!(text[n2..].contains("name = \"n2\""));
+    std::fs::write(&v.lab, &text[..n2]).unwrap();
+    let pid = serve.pid().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let status = show(&petitlab(&v.lab, &["status"]));
+        if status.contains("n1") && !status.contains("n2") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "n2 still served: {status}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Still serving, and stopped cleanly by SIGTERM afterwards.
+    serve.stop();
+}

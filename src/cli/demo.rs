@@ -107,8 +107,9 @@ pub async fn run(
         path.display(),
         path.display()
     );
-    outln!("petitlab demo: running; Ctrl-C stops, SIGHUP or `petitlab reload` re-reads lab.toml");
-    super::service::serve_until_stopped(&service).await?;
+    outln!("petitlab demo: running; Ctrl-C stops, `petitlab reload` re-reads lab.toml");
+    // The demo lives in a terminal: its hangup stops it, as Ctrl-C does.
+    super::wait_for_stop_or_hangup().await?;
     service.shutdown().await;
     running.shutdown().await;
     if ours {

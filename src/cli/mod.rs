@@ -22,3 +22,13 @@ pub async fn wait_for_stop() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// Until Ctrl-C, SIGTERM or SIGHUP (the terminal went away).
+pub async fn wait_for_stop_or_hangup() -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangup = signal(SignalKind::hangup())?;
+    tokio::select! {
+        r = wait_for_stop() => r,
+        _ = hangup.recv() => Ok(()),
+    }
+}

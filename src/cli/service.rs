@@ -50,7 +50,7 @@ pub async fn run(lab: Lab, opts: super::serve::Options) -> anyhow::Result<ExitCo
 }
 
 /// Until Ctrl-C or SIGTERM; SIGHUP reloads lab.toml meanwhile.
-pub async fn serve_until_stopped(service: &Service) -> anyhow::Result<()> {
+async fn serve_until_stopped(service: &Service) -> anyhow::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut hangup = signal(SignalKind::hangup())?;
     let stop = super::wait_for_stop();
