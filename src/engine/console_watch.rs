@@ -66,6 +66,8 @@ const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 
 pub struct ConsoleHub {
     lab: Mutex<Arc<Lab>>,
+    /// The lab's stage patterns, compiled once; each console gets a clone.
+    detector: Mutex<Option<StageDetector>>,
     events: mpsc::UnboundedSender<EngineEvent>,
     sessions: Mutex<HashMap<String, Session>>,
     next_id: std::sync::atomic::AtomicU64,
@@ -87,6 +89,7 @@ pub struct ConsoleWatch {
 impl ConsoleHub {
     pub fn new(lab: Arc<Lab>, events: mpsc::UnboundedSender<EngineEvent>) -> Arc<ConsoleHub> {
         Arc::new(ConsoleHub {
+            detector: Mutex::new(compile_detector(&lab)),
             lab: Mutex::new(lab),
             events,
             sessions: Mutex::default(),
@@ -102,7 +105,18 @@ impl ConsoleHub {
 
     /// A re-read lab.toml: new consoles log and detect stages by it.
     pub fn set_lab(&self, lab: Arc<Lab>) {
+        *self.detector.lock().unwrap_or_else(|p| p.into_inner()) = compile_detector(&lab);
         *self.lab.lock().unwrap_or_else(|p| p.into_inner()) = lab;
+    }
+
+    /// A fresh detector for one console: a clone of the lab's, sharing its
+    /// compiled patterns (compiling them per console cost a thousand
+    /// consoles tens of megabytes).
+    fn detector(&self) -> Option<StageDetector> {
+        self.detector
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     fn kept(&self) -> MutexGuard<'_, HashMap<String, ConsoleWatch>> {
@@ -214,9 +228,7 @@ impl ConsoleHub {
                 lab: lab.clone(),
                 secrets: all.clone(),
                 log: open_log(&lab, node, &all),
-                detector: StageDetector::new(&lab.stage_patterns)
-                    .or_else(|_| StageDetector::new(&[]))
-                    .ok(),
+                detector: self.detector(),
                 forward: false,
                 ui_redactor: ConsoleRedactor::new(&all),
                 events: self.events.clone(),
@@ -326,6 +338,13 @@ impl ConsoleWatch {
             let _ = tokio::time::timeout(CLOSE_WAIT, pump).await;
         }
     }
+}
+
+/// The lab's stage detector (its own patterns, else the built-in table).
+fn compile_detector(lab: &Lab) -> Option<StageDetector> {
+    StageDetector::new(&lab.stage_patterns)
+        .or_else(|_| StageDetector::new(&[]))
+        .ok()
 }
 
 fn open_log(lab: &Lab, node: &Node, secrets: &[String]) -> Option<ConsoleLog> {
