@@ -5,13 +5,13 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
-use petitlab::boot::{BootError, BootInterface, Changes, PetitbootBoot, Stage};
+use petitlab::boot::{BootInterface, Stage};
 use petitlab::engine::lab::Action;
-use petitlab::inventory::{self, Lab, Node, Problem};
+use petitlab::inventory::{self, Lab, Node};
 
 mod cli;
 
-use cli::out::{self, errln, outln};
+use cli::out::errln;
 
 #[derive(Parser)]
 #[command(
@@ -248,13 +248,21 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         _ => petitlab::logging::to_stderr(cli.verbose),
     }
     match command {
-        Command::Check { lab } => check(lab.as_deref().unwrap_or(&cli.lab), json),
-        Command::Properties => properties(json),
-        Command::Render { node, stage } => render(&cli.lab, &node, stage, json),
-        Command::PrepareRamdisk(t) => act(&cli.lab, t, json, |b, n| b.prepare_ramdisk(n)),
-        Command::CleanUpRamdisk(t) => act(&cli.lab, t, json, |b, n| b.clean_up_ramdisk(n)),
-        Command::PrepareInstance(t) => act(&cli.lab, t, json, |b, n| b.prepare_instance(n)),
-        Command::CleanUpInstance(t) => act(&cli.lab, t, json, |b, n| b.clean_up_instance(n)),
+        Command::Check { lab } => cli::files::check(lab.as_deref().unwrap_or(&cli.lab), json),
+        Command::Properties => cli::files::properties(json),
+        Command::Render { node, stage } => cli::files::render(&cli.lab, &node, stage, json),
+        Command::PrepareRamdisk(t) => {
+            cli::files::act(&cli.lab, &t.nodes, t.all, json, |b, n| b.prepare_ramdisk(n))
+        }
+        Command::CleanUpRamdisk(t) => cli::files::act(&cli.lab, &t.nodes, t.all, json, |b, n| {
+            b.clean_up_ramdisk(n)
+        }),
+        Command::PrepareInstance(t) => cli::files::act(&cli.lab, &t.nodes, t.all, json, |b, n| {
+            b.prepare_instance(n)
+        }),
+        Command::CleanUpInstance(t) => cli::files::act(&cli.lab, &t.nodes, t.all, json, |b, n| {
+            b.clean_up_instance(n)
+        }),
         Command::Power(v) => {
             let (names, verb) = cli::bmc::split_verb(&v.args, v.all)?;
             runtime()?.block_on(async {
@@ -449,89 +457,18 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
-fn select_nodes<'a>(lab: &'a Lab, names: &[String], all: bool) -> anyhow::Result<Vec<&'a Node>> {
+pub(crate) fn select_nodes<'a>(
+    lab: &'a Lab,
+    names: &[String],
+    all: bool,
+) -> anyhow::Result<Vec<&'a Node>> {
     if all {
         return Ok(lab.nodes.iter().collect());
     }
     names.iter().map(|name| find_node(lab, name)).collect()
 }
 
-fn check(path: &Path, json: bool) -> anyhow::Result<ExitCode> {
-    let loaded = inventory::load(path)?;
-    let mut problems = loaded.problems;
-    match PetitbootBoot::new(&loaded.lab) {
-        Ok(boot) => {
-            for node in &loaded.lab.nodes {
-                problems.extend(boot.validate(node));
-            }
-        }
-        Err(BootError::Template(why)) => {
-            problems.push(Problem::error(None, "petitboot.config_template", why))
-        }
-        Err(e) => return Err(e.into()),
-    }
-    let errors = problems.iter().filter(|p| p.is_error()).count();
-    let lab = &loaded.lab;
-    if json {
-        let nodes: Vec<_> = lab
-            .nodes
-            .iter()
-            .map(|n| serde_json::json!({"name": n.name, "uuid": n.uuid, "uuid_derived": n.uuid_derived}))
-            .collect();
-        out::json_pretty(
-            &serde_json::json!({"ok": errors == 0, "problems": problems, "nodes": nodes}),
-        )?;
-    } else {
-        for p in &problems {
-            outln!("{p}");
-        }
-        for n in &lab.nodes {
-            if n.uuid_derived {
-                outln!(
-                    "note: node {}: uuid {} (derived from the name; set uuid to pin it)",
-                    n.name,
-                    n.uuid
-                );
-            }
-        }
-        let warnings = problems.len() - errors;
-        let valid = lab.nodes.len();
-        if errors == 0 {
-            outln!(
-                "{}: ok, {valid} node(s), {warnings} warning(s)",
-                path.display()
-            );
-        } else {
-            outln!(
-                "{}: {errors} error(s), {warnings} warning(s)",
-                path.display()
-            );
-        }
-    }
-    Ok(if errors == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
-}
-
-fn properties(json: bool) -> anyhow::Result<ExitCode> {
-    // Properties are static; no inventory is needed to list them.
-    let props = petitlab::boot::petitboot::properties();
-    if json {
-        out::json_pretty(&props)?;
-    } else {
-        let width = props.iter().map(|p| p.name.len()).max().unwrap_or(0);
-        for p in props {
-            let req = if p.required { "required" } else { "optional" };
-            outln!("{:width$}  {req}  {}", p.name, p.description);
-        }
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// Load the lab, refusing one with errors; warnings go to stderr.
-fn load_lab(path: &Path) -> anyhow::Result<Lab> {
+pub(crate) fn load_lab(path: &Path) -> anyhow::Result<Lab> {
     match inventory::load_valid(path) {
         Ok((lab, warnings)) => {
             for w in warnings {
@@ -549,7 +486,7 @@ fn load_lab(path: &Path) -> anyhow::Result<Lab> {
     }
 }
 
-fn find_node<'a>(lab: &'a Lab, name: &str) -> anyhow::Result<&'a Node> {
+pub(crate) fn find_node<'a>(lab: &'a Lab, name: &str) -> anyhow::Result<&'a Node> {
     lab.node(name).with_context(|| {
         let known: Vec<&str> = lab.nodes.iter().map(|n| n.name.as_str()).collect();
         format!(
@@ -558,107 +495,6 @@ fn find_node<'a>(lab: &'a Lab, name: &str) -> anyhow::Result<&'a Node> {
             known.join(", ")
         )
     })
-}
-
-fn render(path: &Path, name: &str, stage: Stage, json: bool) -> anyhow::Result<ExitCode> {
-    let lab = load_lab(path)?;
-    let node = find_node(&lab, name)?;
-    let boot = PetitbootBoot::new(&lab)?;
-    let rendered = match boot.render(node, stage) {
-        Ok(r) => r,
-        Err(problems) => {
-            for p in problems {
-                errln!("{p}");
-            }
-            bail!(
-                "node {name}: the {} config cannot be rendered",
-                stage.name()
-            );
-        }
-    };
-    match (rendered, json) {
-        (Some(r), true) => {
-            let dhcp_files = boot.dhcp_plan(node);
-            out::json_pretty(&serde_json::json!({"rendered": r, "dhcp_files": dhcp_files}))?;
-        }
-        (Some(r), false) => out::text(&r.config),
-        (None, true) => out::json_pretty(
-            &serde_json::json!({"node": name, "stage": stage, "local_boot": true}),
-        )?,
-        (None, false) => errln!(
-            "node {name} boots its local disk: no petitboot config is served for its instance"
-        ),
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-fn act(
-    path: &Path,
-    targets: Targets,
-    json: bool,
-    action: impl Fn(&PetitbootBoot, &Node) -> Result<Changes, BootError>,
-) -> anyhow::Result<ExitCode> {
-    let lab = load_lab(path)?;
-    let nodes = select_nodes(&lab, &targets.nodes, targets.all)?;
-    let boot = PetitbootBoot::new(&lab)?;
-    // Refuse the whole batch before writing anything if any node is invalid.
-    let problems: Vec<Problem> = nodes.iter().flat_map(|n| boot.validate(n)).collect();
-    if !problems.is_empty() {
-        for p in &problems {
-            errln!("{p}");
-        }
-        bail!("{} problem(s): nothing was done", problems.len());
-    }
-    let mut failed = 0;
-    let mut report = Vec::new();
-    // One failing node does not stop the others.
-    for node in nodes {
-        match action(&boot, node) {
-            Ok(changes) => {
-                if !json {
-                    print_changes(&node.name, &changes);
-                }
-                report.push(serde_json::json!({"node": node.name, "ok": true, "changes": changes}));
-            }
-            Err(e) => {
-                failed += 1;
-                errln!("petitlab: {e}");
-                report.push(
-                    serde_json::json!({"node": node.name, "ok": false, "error": e.to_string()}),
-                );
-            }
-        }
-    }
-    if json {
-        out::json_pretty(&report)?;
-    }
-    Ok(if failed == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
-}
-
-fn print_changes(node: &str, changes: &Changes) {
-    if changes.is_empty() {
-        outln!("{node}: nothing to do");
-        return;
-    }
-    outln!(
-        "{node}: {} written, {} removed, {} kept",
-        changes.written.len(),
-        changes.removed.len(),
-        changes.kept.len()
-    );
-    for p in &changes.written {
-        outln!("  + {}", p.display());
-    }
-    for p in &changes.removed {
-        outln!("  - {}", p.display());
-    }
-    for (p, why) in &changes.kept {
-        outln!("  = {} ({why})", p.display());
-    }
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@ pub mod console;
 pub mod console_remote;
 pub mod dashboard;
 pub mod demo;
+pub mod files;
 pub mod lifecycle;
 pub mod out;
 pub mod remote;
