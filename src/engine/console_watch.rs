@@ -380,14 +380,11 @@ impl Pump {
     ) {
         loop {
             tokio::select! {
-                event = sol.events.recv() => match event {
-                    Some(event) => {
-                        if !self.console_event(event) {
-                            break;
-                        }
-                    }
-                    None => break,
-                },
+                // Controls first: one sent before the caller acts on the
+                // host (a deploy's RestartStages before its power cycle)
+                // applies before any output that action causes, however
+                // far behind the console is.
+                biased;
                 control = controls.recv() => match control {
                     Some(Control::Close) | None => {
                         let _ = sol.input.send(ConsoleInput::Close).await;
@@ -400,6 +397,14 @@ impl Pump {
                         break;
                     }
                     Some(control) => self.control(control, &sol).await,
+                },
+                event = sol.events.recv() => match event {
+                    Some(event) => {
+                        if !self.console_event(event) {
+                            break;
+                        }
+                    }
+                    None => break,
                 },
             }
         }
