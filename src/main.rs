@@ -7,7 +7,7 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use petitlab::boot::{BootInterface, Stage};
 use petitlab::engine::lab::Action;
-use petitlab::inventory::{self, Lab, Node};
+use petitlab::inventory::{self, Lab, Node, Scope};
 
 mod cli;
 
@@ -266,7 +266,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Power(v) => {
             let (names, verb) = cli::bmc::split_verb(&v.args, v.all)?;
             runtime()?.block_on(async {
-                let results = match route(&cli.lab, cli.local).await? {
+                let results = match route(&cli.lab, cli.local, scope(&names, v.all)).await? {
                     Route::Service(client, all) => {
                         let names = if v.all { all } else { names };
                         cli::remote::power(&client, names, verb).await?
@@ -282,7 +282,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bootdev { args, persistent } => {
             let (names, device) = cli::bmc::split_verb(&args.args, args.all)?;
             runtime()?.block_on(async {
-                let results = match route(&cli.lab, cli.local).await? {
+                let results = match route(&cli.lab, cli.local, scope(&names, args.all)).await? {
                     Route::Service(client, all) => {
                         let names = if args.all { all } else { names };
                         cli::remote::bootdev(&client, names, device, persistent).await?
@@ -296,7 +296,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             })
         }
         Command::Sensors { node } => runtime()?.block_on(async {
-            let report = match route(&cli.lab, cli.local).await? {
+            let report = match route(&cli.lab, cli.local, Scope::only(&[&node])).await? {
                 Route::Service(client, _) => cli::remote::sensors(&client, &node).await?,
                 Route::Local(lab) => cli::bmc::sensors(find_node(&lab, &node)?).await?,
             };
@@ -310,7 +310,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let read_only = cli.dashboard.read_only;
             runtime()?.block_on(async {
-                match (route(&cli.lab, cli.local).await?, log) {
+                match (
+                    route(&cli.lab, cli.local, Scope::only(&[&node])).await?,
+                    log,
+                ) {
                     (Route::Service(client, _), true) => {
                         cli::console_remote::follow_log(&client, &node, timestamps).await
                     }
@@ -337,13 +340,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Abort { nodes } => lifecycle(&cli.lab, cli.local, Action::Abort, nodes, json),
         Command::Status { nodes } => runtime()?.block_on(async {
-            match route(&cli.lab, cli.local).await? {
+            match route(&cli.lab, cli.local, engine_scope(&nodes, nodes.is_empty())).await? {
                 Route::Service(client, _) => cli::remote::status(&client, &nodes, json).await,
                 Route::Local(lab) => cli::lifecycle::status(&lab, &nodes, json),
             }
         }),
         Command::History { node, limit } => runtime()?.block_on(async {
-            match route(&cli.lab, cli.local).await? {
+            match route(&cli.lab, cli.local, Scope::nodes(node.as_slice())).await? {
                 Route::Service(client, _) => {
                     cli::remote::history(&client, node.as_deref(), limit, json).await
                 }
@@ -356,7 +359,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }),
         Command::Reload => runtime()?.block_on(async {
-            match route(&cli.lab, false).await? {
+            match route(&cli.lab, false, Scope::only::<&str>(&[])).await? {
                 Route::Service(client, _) => cli::remote::reload(&client, json).await,
                 Route::Local(lab) => anyhow::bail!(
                     "no lab service runs for {} (nothing answers on {}); start one with \
@@ -416,7 +419,7 @@ fn lifecycle(
     json: bool,
 ) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async {
-        match route(path, local).await? {
+        match route(path, local, engine_scope(&nodes, false)).await? {
             Route::Service(client, _) => cli::remote::lifecycle(&client, action, nodes, json).await,
             Route::Local(lab) => {
                 for name in &nodes {
@@ -438,17 +441,29 @@ enum Route {
 }
 
 /// The lab's service when one answers (and `local` is not set), else the
-/// lab loaded and validated for an in-process run. Reaching the service
-/// needs only the socket's path: a member of the service's group need not
-/// be able to read the lab's secrets.
-async fn route(path: &Path, local: bool) -> anyhow::Result<Route> {
+/// lab loaded, with the nodes in `scope` validated, for an in-process run.
+/// Reaching the service needs only the socket's path: a member of the
+/// service's group need not be able to read the lab's secrets.
+async fn route(path: &Path, local: bool, scope: Scope) -> anyhow::Result<Route> {
+    let loaded = inventory::load_scoped(path, &scope)?;
     if !local {
-        let socket = inventory::load(path)?.lab.service.socket;
-        if let Some((client, nodes)) = cli::remote::service_at(&socket, path, false).await? {
+        let socket = &loaded.lab.service.socket;
+        if let Some((client, nodes)) = cli::remote::service_at(socket, path, false).await? {
             return Ok(Route::Service(client, nodes));
         }
     }
-    Ok(Route::Local(Box::new(load_lab(path)?)))
+    Ok(Route::Local(Box::new(valid_lab(loaded)?)))
+}
+
+/// The nodes a command names, or every node.
+pub(crate) fn scope(names: &[String], all: bool) -> Scope {
+    if all { Scope::All } else { Scope::only(names) }
+}
+
+/// For commands that run the engine, which knows every node: all of them
+/// are loaded, but only the named ones are checked closely.
+fn engine_scope(names: &[String], all: bool) -> Scope {
+    if all { Scope::All } else { Scope::nodes(names) }
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -469,7 +484,17 @@ pub(crate) fn select_nodes<'a>(
 }
 
 pub(crate) fn load_lab(path: &Path) -> anyhow::Result<Lab> {
-    match inventory::load_valid(path) {
+    load_lab_for(path, &Scope::All)
+}
+
+/// The lab, refusing it if lab-wide settings or the nodes in `scope` have
+/// errors (other nodes are not looked at closely: `check` does that).
+pub(crate) fn load_lab_for(path: &Path, scope: &Scope) -> anyhow::Result<Lab> {
+    valid_lab(inventory::load_scoped(path, scope)?)
+}
+
+fn valid_lab(loaded: inventory::Loaded) -> anyhow::Result<Lab> {
+    match loaded.into_valid() {
         Ok((lab, warnings)) => {
             for w in warnings {
                 errln!("{w}");

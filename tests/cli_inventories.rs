@@ -291,3 +291,56 @@ fn check_refuses_artifacts_that_are_fifos_or_devices_naming_node_field_and_path(
     }
     assert_eq!(stdout.matches("error:").count(), 3, "{stdout}");
 }
+
+/// A command on some nodes checks those nodes and the lab-wide settings,
+/// not every other node's files: one node's missing password file or
+/// kernel does not stop work on the others. `check` still sees everything.
+#[test]
+fn commands_check_only_the_nodes_they_touch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lab = tmp.path().join("lab.toml");
+    let example = fs::read_to_string(repo().join("lab.toml.example")).unwrap();
+    let (head, broken) = example.split_at(example.find("name = \"p8-rack2-01\"").unwrap());
+    let broken = broken
+        .replace("examples/secrets/bmc-password", "missing/bmc-password")
+        .replace(
+            "examples/artifacts/deploy.vmlinux",
+            "missing/deploy.vmlinux",
+        );
+    let example = format!("{head}{broken}")
+        .replace("examples/", &format!("{}/examples/", repo().display()))
+        .replace(
+            "# state_dir = \"/var/lib/petitlab\"",
+            "state_dir = \"state\"",
+        );
+    fs::write(&lab, example).unwrap();
+
+    for args in [
+        &["render", "p9-rack1-01"][..],
+        &["prepare-ramdisk", "p9-rack1-01", "p9-rack1-02"],
+    ] {
+        let out = petitlab(tmp.path(), args);
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        assert!(
+            !text(&out.stderr).contains("p8-rack2-01"),
+            "{args:?} spoke of a node it does not touch: {}",
+            text(&out.stderr)
+        );
+    }
+
+    // The broken node itself, --all, and check name both problems.
+    for args in [
+        &["render", "p8-rack2-01"][..],
+        &["prepare-ramdisk", "--all"],
+        &["check"],
+    ] {
+        let out = petitlab(tmp.path(), args);
+        // `check` reports on stdout, the others on stderr.
+        let stderr = text(&out.stdout) + &text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        for field in ["bmc.password_file", "deploy.kernel"] {
+            let want = format!("node p8-rack2-01: {field}:");
+            assert!(stderr.contains(&want), "{args:?}: no {want:?} in {stderr}");
+        }
+    }
+}

@@ -7,10 +7,10 @@ use std::process::ExitCode;
 
 use anyhow::bail;
 use petitlab::boot::{BootError, BootInterface, Changes, PetitbootBoot, Stage};
-use petitlab::inventory::{self, Node, Problem};
+use petitlab::inventory::{self, Node, Problem, Scope};
 
 use super::out::{self, errln, outln};
-use crate::{find_node, load_lab, select_nodes};
+use crate::{find_node, load_lab_for, scope, select_nodes};
 
 pub fn check(path: &Path, json: bool) -> anyhow::Result<ExitCode> {
     let loaded = inventory::load(path)?;
@@ -88,7 +88,7 @@ pub fn properties(json: bool) -> anyhow::Result<ExitCode> {
 
 /// Load the lab, refusing one with errors; warnings go to stderr.
 pub fn render(path: &Path, name: &str, stage: Stage, json: bool) -> anyhow::Result<ExitCode> {
-    let lab = load_lab(path)?;
+    let lab = load_lab_for(path, &Scope::only(&[name]))?;
     let node = find_node(&lab, name)?;
     let boot = PetitbootBoot::new(&lab)?;
     let rendered = match boot.render(node, stage) {
@@ -126,7 +126,7 @@ pub fn act(
     json: bool,
     action: impl Fn(&PetitbootBoot, &Node) -> Result<Changes, BootError>,
 ) -> anyhow::Result<ExitCode> {
-    let lab = load_lab(path)?;
+    let lab = load_lab_for(path, &scope(names, all))?;
     let nodes = select_nodes(&lab, names, all)?;
     let boot = PetitbootBoot::new(&lab)?;
     // Refuse the whole batch before writing anything if any node is invalid.

@@ -16,7 +16,7 @@ impl Fixture {
 
     fn load(&self, text: &str) -> Loaded {
         let env = Env::from_pairs(&[("HOME", "/home/admin"), ("BMC_PW", "secret")]);
-        from_text(&self.dir.path().join("lab.toml"), text, &env)
+        from_text(&self.dir.path().join("lab.toml"), text, &env, &Scope::All)
     }
 }
 

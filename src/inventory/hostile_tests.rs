@@ -256,7 +256,7 @@ fn bmc_password_is_at_most_20_bytes_as_ipmi_allows() {
         ),
     ]);
     let env = Env::from_pairs(&[("HOME", "/home/admin"), ("LONG_PW", &long)]);
-    let loaded = from_text(&f.dir.path().join("lab.toml"), &text, &env);
+    let loaded = from_text(&f.dir.path().join("lab.toml"), &text, &env, &Scope::All);
     for needle in [
         "node file: bmc.password_file: the password file holds 21 bytes; IPMI passwords are at most 20",
         "node env: bmc.password_env: environment variable LONG_PW holds 21 bytes; IPMI passwords are at most 20",

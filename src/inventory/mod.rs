@@ -12,8 +12,10 @@ mod iscsi;
 mod mac;
 mod node;
 mod raw;
+mod reduce;
 mod service;
 
+use std::collections::HashSet;
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -361,27 +363,91 @@ impl Loaded {
     }
 }
 
+/// Which nodes a load validates in full: the lab-wide settings always are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// Every node (`check`, `--all`, the service).
+    All,
+    /// Every node is parsed and checked against the others (names, MACs,
+    /// addresses stay unique), but only these have their files opened and
+    /// their problems reported: what a command that runs the engine, which
+    /// knows every node, needs.
+    Nodes(HashSet<String>),
+    /// Only these nodes are loaded at all (and checked only against each
+    /// other): `render n0001` on a 4000-node lab neither parses nor opens
+    /// the other 3999. Falls back to [`Scope::Nodes`] when lab.toml cannot
+    /// be cut with certainty.
+    Only(HashSet<String>),
+}
+
+impl Scope {
+    pub fn nodes<S: AsRef<str>>(names: &[S]) -> Scope {
+        Scope::Nodes(names.iter().map(|n| n.as_ref().to_string()).collect())
+    }
+
+    pub fn only<S: AsRef<str>>(names: &[S]) -> Scope {
+        Scope::Only(names.iter().map(|n| n.as_ref().to_string()).collect())
+    }
+
+    pub fn includes(&self, node: &str) -> bool {
+        match self {
+            Scope::All => true,
+            Scope::Nodes(names) | Scope::Only(names) => names.contains(node),
+        }
+    }
+}
+
 /// Load and validate `path`, collecting every problem. Fails only when the
 /// file cannot be read at all, or is not a regular file of at most
 /// [`LAB_TOML_CAP`] bytes of text.
 pub fn load(path: &Path) -> Result<Loaded, InventoryError> {
+    load_scoped(path, &Scope::All)
+}
+
+/// [`load`], validating in full only the nodes in `scope` (and lab-wide
+/// settings); problems of other nodes are left out.
+pub fn load_scoped(path: &Path, scope: &Scope) -> Result<Loaded, InventoryError> {
     let text = files::read_text(path, LAB_TOML_CAP).map_err(|source| InventoryError::Read {
         path: path.to_path_buf(),
         source,
     })?;
-    Ok(build::from_text(path, &text, &build::Env::from_process()))
+    let env = build::Env::from_process();
+    let Scope::Only(names) = scope else {
+        return Ok(build::from_text(path, &text, &env, scope));
+    };
+    if let Some(reduced) = reduce::reduce(&text, names) {
+        let loaded = build::from_text(path, &reduced, &env, scope);
+        // A cut that does not parse was a wrong cut: the whole file decides.
+        if !loaded.problems.iter().any(|p| p.field == "lab.toml") {
+            return Ok(loaded);
+        }
+    }
+    Ok(build::from_text(
+        path,
+        &text,
+        &env,
+        &Scope::Nodes(names.clone()),
+    ))
 }
 
 /// Load `path` and insist it has no errors; warnings are returned.
 pub fn load_valid(path: &Path) -> Result<(Lab, Vec<Problem>), InventoryError> {
-    let loaded = load(path)?;
-    if loaded.has_errors() {
-        return Err(InventoryError::Invalid {
-            path: path.to_path_buf(),
-            problems: loaded.problems,
-        });
+    load(path)?.into_valid()
+}
+
+impl Loaded {
+    /// The lab, or every problem when any is an error; warnings are returned.
+    pub fn into_valid(self) -> Result<(Lab, Vec<Problem>), InventoryError> {
+        let loaded = self;
+        let path = &loaded.lab.path;
+        if loaded.has_errors() {
+            return Err(InventoryError::Invalid {
+                path: path.to_path_buf(),
+                problems: loaded.problems,
+            });
+        }
+        Ok((loaded.lab, loaded.problems))
     }
-    Ok((loaded.lab, loaded.problems))
 }
 
 /// A node's uuid when lab.toml gives none: UUIDv5 of its name, so it is

@@ -6,7 +6,7 @@ use std::net::Ipv4Addr;
 use std::path::Path;
 
 use super::build::Ctx;
-use super::raw::{RawBmc, RawDeploy, RawInstance, RawNode, deserialize_collecting_unknown};
+use super::raw::{Lenient, RawBmc, RawDeploy, RawInstance, RawNode};
 use super::*;
 
 /// What makes a node unique in the lab; collected even for invalid nodes
@@ -23,13 +23,16 @@ pub(super) struct Identity {
 pub(super) fn build_node(
     ctx: &mut Ctx,
     index: usize,
-    value: toml::Value,
+    raw: Lenient<RawNode>,
+    unknown: Vec<String>,
 ) -> (Identity, Option<Node>) {
     let fallback_label = format!("node[{index}]");
-    let (raw, unknown) = match deserialize_collecting_unknown::<RawNode>(value) {
-        Ok(parsed) => parsed,
-        Err(why) => {
-            ctx.error(Some(&fallback_label), "node", why);
+    let raw = match raw {
+        Lenient::Value(raw) => raw,
+        Lenient::Missing | Lenient::Invalid(_) => {
+            if let Lenient::Invalid(why) = raw {
+                ctx.error(Some(&fallback_label), "node", why);
+            }
             let identity = Identity {
                 label: fallback_label,
                 ..Identity::default()
@@ -45,6 +48,7 @@ pub(super) fn build_node(
         _ => fallback_label,
     };
     let node = Some(label.as_str());
+    ctx.in_scope = ctx.scope.includes(&label);
     for key in unknown {
         ctx.error(node, &key, "unknown key (misspelt?)");
     }
@@ -155,9 +159,10 @@ pub(super) fn build_node(
         }
     };
 
-    let bmc = build_bmc(ctx, node, raw.bmc);
-    let deploy = build_deploy(ctx, node, raw.deploy);
-    let instance = build_instance(ctx, node, raw.instance, boot_option);
+    let bmc = build_bmc(ctx, node, raw.bmc.0);
+    let deploy = build_deploy(ctx, node, raw.deploy.0);
+    let instance = build_instance(ctx, node, raw.instance.0, boot_option);
+    ctx.in_scope = true;
 
     let identity = Identity {
         label: label.clone(),
@@ -214,15 +219,9 @@ const MAX_USERNAME: usize = 16;
 /// session, so `check` says so first.
 const MAX_PASSWORD: usize = 20;
 
-fn build_bmc(ctx: &mut Ctx, node: Option<&str>, raw: Option<RawBmc>) -> Option<Bmc> {
-    let Some(raw) = raw else {
-        ctx.error(
-            node,
-            "bmc",
-            "is required: host, username and a password source",
-        );
-        return None;
-    };
+fn build_bmc(ctx: &mut Ctx, node: Option<&str>, raw: Lenient<RawBmc>) -> Option<Bmc> {
+    let missing = "is required: host, username and a password source";
+    let raw = ctx.section(node, "bmc", raw, missing)?;
     let host = ctx.required(node, "bmc.host", raw.host);
     if let Some(h) = &host
         && let Err(why) = super::host::check_host(h)
@@ -270,10 +269,12 @@ fn build_bmc(ctx: &mut Ctx, node: Option<&str>, raw: Option<RawBmc>) -> Option<B
         }
         (None, None, Some(raw_path)) => {
             let path = ctx.readable_file(node, "bmc.password_file", &raw_path);
-            warn_if_shared(ctx, node, &path);
-            let source = PasswordSource::File(path);
+            let source = PasswordSource::File(path.clone());
             // Unreadable files were reported by readable_file above.
-            if let Ok(secret) = source.read() {
+            if ctx.in_scope
+                && let Ok(secret) = source.read()
+            {
+                warn_if_shared(ctx, node, &path);
                 let what = "the password file".to_string();
                 check_password_length(ctx, node, "bmc.password_file", &what, &secret);
             }
@@ -351,15 +352,13 @@ fn warn_if_shared(ctx: &mut Ctx, node: Option<&str>, path: &Path) {
     }
 }
 
-fn build_deploy(ctx: &mut Ctx, node: Option<&str>, raw: Option<RawDeploy>) -> Option<DeployImages> {
-    let Some(raw) = raw else {
-        ctx.error(
-            node,
-            "deploy",
-            "is required: deploy.kernel and deploy.ramdisk",
-        );
-        return None;
-    };
+fn build_deploy(
+    ctx: &mut Ctx,
+    node: Option<&str>,
+    raw: Lenient<RawDeploy>,
+) -> Option<DeployImages> {
+    let missing = "is required: deploy.kernel and deploy.ramdisk";
+    let raw = ctx.section(node, "deploy", raw, missing)?;
     let kernel = ctx.required(node, "deploy.kernel", raw.kernel);
     let ramdisk = ctx.required(node, "deploy.ramdisk", raw.ramdisk);
     let kernel = kernel.map(|k| ctx.readable_file(node, "deploy.kernel", &k));
@@ -373,13 +372,11 @@ fn build_deploy(ctx: &mut Ctx, node: Option<&str>, raw: Option<RawDeploy>) -> Op
 fn build_instance(
     ctx: &mut Ctx,
     node: Option<&str>,
-    raw: Option<RawInstance>,
+    raw: Lenient<RawInstance>,
     boot_option: BootOption,
 ) -> Option<InstanceImage> {
-    let Some(raw) = raw else {
-        ctx.error(node, "instance", "is required: at least instance.image");
-        return None;
-    };
+    let missing = "is required: at least instance.image";
+    let raw = ctx.section(node, "instance", raw, missing)?;
     let image = ctx.required(node, "instance.image", raw.image);
     let kernel = ctx.take(node, "instance.kernel", raw.kernel);
     let ramdisk = ctx.take(node, "instance.ramdisk", raw.ramdisk);
@@ -441,6 +438,12 @@ pub(super) fn find_duplicates(ctx: &mut Ctx, nodes: &[Identity]) -> Vec<bool> {
     let mut clash = |ctx: &mut Ctx, first: usize, later: usize, field: &str, what: String| {
         let msg = format!("{what} is also used by node {}", nodes[first].label);
         ctx.error(Some(&nodes[later].label), field, msg);
+        // A command on the first node alone must still say why it is left out.
+        let (first_label, later_label) = (&nodes[first].label, &nodes[later].label);
+        if !ctx.scope.includes(later_label) && ctx.scope.includes(first_label) {
+            let msg = format!("{what} is also used by node {later_label}");
+            ctx.error(Some(first_label), field, msg);
+        }
         clashing[first] = true;
         clashing[later] = true;
     };
