@@ -17,6 +17,8 @@
 //! `cargo bench --bench service` (env NODES, QUIET_S, LOADED_S, CLIENTS,
 //! ANCHOR, ROUNDS to change the sizes).
 
+#[path = "../tests/support/big_lab.rs"]
+mod big_lab;
 #[path = "../tests/support/lab.rs"]
 #[allow(dead_code)]
 mod lab;
@@ -29,13 +31,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
+use big_lab::{PASSWORD, USER, free_tcp, free_udp_base, write_lab};
 use lab::Daemon;
 use petitlab::service::Client;
 use petitlab::sim::chatter;
 use serde_json::json;
 
-const USER: &str = "admin";
-const PASSWORD: &str = "password";
 /// Aggregate chatter over the big lab's hosts, lines a second.
 const CHATTER: f64 = 100.0;
 
@@ -44,61 +45,6 @@ fn env(name: &str, default: usize) -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-fn free_udp_base(count: usize) -> u16 {
-    // A run of free UDP ports above the usual ephemeral range's start.
-    'base: for base in (20000u16..60000).step_by(1500) {
-        let mut held = Vec::with_capacity(count);
-        for i in 0..count {
-            match std::net::UdpSocket::bind(("127.0.0.1", base + i as u16)) {
-                Ok(s) => held.push(s),
-                Err(_) => continue 'base,
-            }
-        }
-        return base;
-    }
-    panic!("no run of {count} free UDP ports");
-}
-
-fn free_tcp() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
-
-/// A lab of `count` nodes whose BMCs are a `sim --count` from `base`.
-fn write_lab(dir: &Path, count: usize, base: u16) -> PathBuf {
-    std::fs::create_dir_all(dir).unwrap();
-    std::fs::write(dir.join("bmc-password"), format!("{PASSWORD}\n")).unwrap();
-    for f in ["deploy.vmlinux", "deploy.initramfs", "instance.img"] {
-        std::fs::write(dir.join(f), b"bench").unwrap();
-    }
-    let (http, tftp) = (free_tcp(), free_tcp());
-    let mut text = format!(
-        "state_dir = \"{}/state\"\n\
-         [http]\nbase_url = \"http://127.0.0.1:{http}/\"\nlisten = \"127.0.0.1:{http}\"\n\
-         [tftp]\nbase_url = \"tftp://127.0.0.1:{tftp}/\"\nlisten = \"127.0.0.1:{tftp}\"\n\
-         [dhcp]\nbackend = \"dnsmasq\"\n",
-        dir.display()
-    );
-    for i in 0..count {
-        use std::fmt::Write;
-        let _ = write!(
-            text,
-            "\n[[node]]\nname = \"n{i:04}\"\nmacs = [\"52:54:00:{:02x}:{:02x}:{:02x}\"]\n\
-             [node.bmc]\nhost = \"127.0.0.1\"\nport = {}\nusername = \"{USER}\"\n\
-             password_file = \"bmc-password\"\ncipher_suite = 17\n\
-             [node.deploy]\nkernel = \"deploy.vmlinux\"\nramdisk = \"deploy.initramfs\"\n\
-             [node.instance]\nimage = \"instance.img\"\n",
-            (i >> 16) & 0xff,
-            (i >> 8) & 0xff,
-            i & 0xff,
-            base as usize + i,
-        );
-    }
-    let path = dir.join("lab.toml");
-    std::fs::write(&path, text).unwrap();
-    path
 }
 
 // ---- /proc readings ----

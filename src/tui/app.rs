@@ -185,6 +185,8 @@ pub struct App {
     /// The selected node when `update` last looked (previews follow it).
     last_selected: Option<String>,
     pub(crate) dirty: bool,
+    /// [`App::clock_texts`] when last drawn.
+    clock_shown: u64,
     pub(crate) size: (u16, u16),
     pub(crate) hits: Hits,
 }
@@ -243,6 +245,7 @@ impl App {
             now: 0,
             last_selected: None,
             dirty: true,
+            clock_shown: 0,
             size: (80, 24),
             hits: Hits::default(),
         };
@@ -321,6 +324,7 @@ impl App {
         let areas = crate::tui::views::layout(self, area);
         self.prepare_draw(&areas);
         crate::tui::views::render(frame, self, &areas);
+        self.clock_shown = self.clock_texts();
         self.dirty = false;
     }
 
@@ -477,14 +481,40 @@ impl App {
             }
             self.dirty = true;
         }
-        // Ages and staleness move with the clock wherever a reading or event is shown.
-        if self
-            .rows
-            .iter()
-            .any(|r| r.reading_at.is_some() || r.last.is_some())
-        {
+        // Ages and staleness move with the clock: a frame only when a text
+        // on screen changed (a lab at rest, its readings fresh, draws none).
+        let clock = self.clock_texts();
+        if clock != self.clock_shown {
+            self.clock_shown = clock;
             self.dirty = true;
         }
+    }
+
+    /// A digest of every clock-dependent text on screen: the ages and
+    /// staleness of the table rows shown, and the detail pane's ages.
+    fn clock_texts(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        let now = self.now;
+        let shown = usize::from(self.hits.table_body.height).max(1);
+        for &i in self.view.iter().skip(self.offset).take(shown) {
+            let row = &self.rows[i];
+            row.power_label(now).hash(&mut h);
+            row.stale(now).hash(&mut h);
+            row.last
+                .as_ref()
+                .map(|l| model::age(now - l.at))
+                .hash(&mut h);
+        }
+        if self.detail_open
+            && let Some(row) = self.selected_row()
+        {
+            row.reading_at.map(|at| model::age(now - at)).hash(&mut h);
+            (row.state_since > 0)
+                .then(|| model::age(now - row.state_since))
+                .hash(&mut h);
+        }
+        h.finish()
     }
 
     /// Keeps the selection on screen and sizes consoles to their panes.

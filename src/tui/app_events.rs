@@ -113,9 +113,12 @@ impl App {
                 error,
                 at,
             } => {
+                let now = self.now.max(at);
                 let Some(row) = self.row_mut(&node) else {
                     return Vec::new();
                 };
+                let before = row.reading_view(now);
+                let power_before = row.power_on;
                 // A node powered off shows no boot stage any more.
                 if power_on == Some(false) {
                     row.stage = None;
@@ -125,7 +128,14 @@ impl App {
                 row.boot_device = boot_device;
                 row.reading_error = error;
                 row.reading_at = Some(at);
-                self.touch_view();
+                // Most polls find what the last one found: no frame for those.
+                let changed = row.reading_view(now) != before || row.power_on != power_before;
+                if changed {
+                    self.touch_view();
+                } else if self.detail_open && self.selected_name() == Some(node.as_str()) {
+                    // The detail pane says how old the reading is.
+                    self.dirty = true;
+                }
             }
             EngineEvent::PowerDraw { node, watts, .. } => {
                 let Some(row) = self.row_mut(&node) else {

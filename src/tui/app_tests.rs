@@ -511,7 +511,31 @@ fn redraws_only_when_something_changed() {
     assert!(app.needs_redraw());
     draw(&mut app, 80, 24);
     app.update(Msg::Tick(NOW + 1000));
-    assert!(app.needs_redraw(), "the reading's age moved");
+    assert!(!app.needs_redraw(), "a fresh reading shows no age");
+    let reading = |at| {
+        Msg::Engine(EngineEvent::Reading {
+            node: "p10-lab-01".into(),
+            power_on: Some(true),
+            boot_device: None,
+            error: None,
+            at,
+        })
+    };
+    app.update(reading(NOW + 3000));
+    assert!(!app.needs_redraw(), "a poll that found the same: no frame");
+    app.update(Msg::Tick(NOW + 3000 + model::AGE_SHOWN_MS));
+    assert!(
+        app.needs_redraw(),
+        "the reading's age is shown once it is old"
+    );
+    draw(&mut app, 80, 24);
+    app.update(Msg::Tick(NOW + 3500 + model::AGE_SHOWN_MS));
+    assert!(!app.needs_redraw(), "the age's text did not change");
+    app.update(Msg::Tick(NOW + 4000 + model::AGE_SHOWN_MS));
+    assert!(app.needs_redraw(), "the age's text moved");
+    draw(&mut app, 80, 24);
+    app.update(reading(NOW + 5000 + model::AGE_SHOWN_MS));
+    assert!(app.needs_redraw(), "a new reading hides the age again");
     draw(&mut app, 80, 24);
     // Console output of a console nobody watches does not redraw, and
     // gets no screen (a screen costs its scrollback).

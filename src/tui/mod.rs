@@ -12,6 +12,7 @@ pub mod console_pane;
 pub mod diff;
 pub mod keymap;
 pub mod model;
+pub mod pacer;
 pub mod run;
 #[cfg(test)]
 pub(crate) mod test_fixture;

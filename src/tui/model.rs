@@ -12,6 +12,10 @@ use crate::tui::theme::Role;
 
 /// A power reading older than this is shown greyed (ms).
 pub const STALE_MS: i64 = 30_000;
+/// A reading younger than this shows no age in the table: polls come every
+/// few seconds, and a "0s 1s 2s 0s" on every row is noise (and a redraw a
+/// second for a lab where nothing happens).
+pub const AGE_SHOWN_MS: i64 = 10_000;
 /// DCMI samples kept per node for the sparkline.
 pub const WATTS_KEPT: usize = 30;
 /// History entries kept per node.
@@ -39,6 +43,16 @@ pub struct HistoryEntry {
     pub action: String,
     pub result: String,
     pub detail: String,
+}
+
+/// A row's texts that a reading can change.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ReadingView {
+    power: String,
+    stale: bool,
+    boot_device: Option<String>,
+    error: Option<String>,
+    staged: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -181,6 +195,29 @@ impl NodeRow {
             Some(true) => Role::PowerOn,
             Some(false) => Role::PowerOff,
             None => Role::PowerUnknown,
+        }
+    }
+
+    /// The table's power cell: the word, and the reading's age once it is
+    /// older than [`AGE_SHOWN_MS`]. A fresh reading shows no age, so a poll
+    /// that finds what the last one found changes nothing on screen.
+    pub fn power_label(&self, now: i64) -> String {
+        match self.reading_at {
+            Some(at) if now - at >= AGE_SHOWN_MS => {
+                format!("{} {}", self.power_word(), age(now - at))
+            }
+            _ => self.power_word().to_string(),
+        }
+    }
+
+    /// What a reading changes on screen: compared before and after one.
+    pub fn reading_view(&self, now: i64) -> ReadingView {
+        ReadingView {
+            power: self.power_label(now),
+            stale: self.stale(now),
+            boot_device: self.boot_device.clone(),
+            error: self.reading_error.clone(),
+            staged: self.stage.is_some(),
         }
     }
 

@@ -2,10 +2,11 @@
 //! tick become `Msg`s for the `App`; its `Effect`s are carried out here
 //! (engine commands, previews off the loop, console attachments). The
 //! screen is redrawn only when the App says something changed, after
-//! draining whatever else is already waiting.
+//! draining whatever else is already waiting, and at most once per frame
+//! slot ([`FramePacer`]).
 
 use std::io;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossterm::event::{DisableMouseCapture, EnableMouseCapture, Event, EventStream};
 use crossterm::execute;
@@ -15,6 +16,7 @@ use tokio::sync::mpsc;
 use super::app::{App, Effect, Msg};
 use super::backend::Backend;
 use super::keymap::Keymap;
+use super::pacer::{FRAME, FramePacer};
 use super::theme::Theme;
 use crate::engine::lab::EngineEvent;
 use crate::engine::live::{self, LiveOptions};
@@ -68,9 +70,23 @@ async fn run_loop(
     let mut terminal_events = EventStream::new();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut refresh = tokio::time::interval(REFRESH);
+    let mut pacer = FramePacer::new(FRAME);
+    // A frame owed, and when its slot comes.
+    let mut draw_at: Option<Instant> = None;
+    let mut frames = FrameCount::default();
     terminal.draw(|f| app.draw(f))?;
+    pacer.drawn(Instant::now());
     loop {
         let msg = tokio::select! {
+            _ = tokio::time::sleep_until(draw_at.unwrap_or_else(Instant::now).into()), if draw_at.is_some() => {
+                draw_at = None;
+                if app.needs_redraw() {
+                    terminal.draw(|f| app.draw(f))?;
+                    pacer.drawn(Instant::now());
+                    frames.count();
+                }
+                continue;
+            }
             event = terminal_events.next() => match event {
                 Some(Ok(event)) => match terminal_msg(event) {
                     Some(msg) => msg,
@@ -106,8 +122,42 @@ async fn run_loop(
                 }
             }
         }
-        if app.needs_redraw() {
-            terminal.draw(|f| app.draw(f))?;
+        if app.needs_redraw() && draw_at.is_none() {
+            let now = Instant::now();
+            match pacer.due(now) {
+                due if due <= now => {
+                    terminal.draw(|f| app.draw(f))?;
+                    pacer.drawn(now);
+                    frames.count();
+                }
+                due => draw_at = Some(due),
+            }
+        }
+    }
+}
+
+/// Frames drawn, logged every ten seconds (at debug level: `-vv` or
+/// `RUST_LOG=petitlab::tui=debug`), so a frame rate can be measured on
+/// the real binary.
+#[derive(Default)]
+struct FrameCount {
+    frames: u64,
+    since: Option<Instant>,
+}
+
+impl FrameCount {
+    fn count(&mut self) {
+        self.frames += 1;
+        let since = *self.since.get_or_insert_with(Instant::now);
+        let elapsed = since.elapsed();
+        if elapsed >= Duration::from_secs(10) {
+            tracing::debug!(
+                frames = self.frames,
+                seconds = elapsed.as_secs_f64(),
+                "dashboard frames drawn"
+            );
+            self.frames = 0;
+            self.since = Some(Instant::now());
         }
     }
 }

@@ -32,9 +32,19 @@ fn table_with_mixed_states() {
         assert_text_role(t, &buf, "deploy-failed", Role::StateFailed);
         assert_text_role(t, &buf, "available", Role::StateOk);
         assert_text_role(t, &buf, "off 1m", Role::Stale);
-        assert_text_role(t, &buf, "on 3s", Role::PowerOn);
-        assert_text_role(t, &buf, "off 5s", Role::PowerOff);
-        assert_text_role(t, &buf, "error 4s", Role::PowerUnknown);
+        // Fresh readings show no age; the power word is coloured.
+        let power_of = |node: &str, word: &str| {
+            let (x, y) = find(&buf, &format!("{node} {word} ")).expect(node);
+            (x + node.chars().count() as u16 + 1, y)
+        };
+        assert_role(t, &buf, power_of("p9-rack1-01", "on"), Role::PowerOn);
+        assert_role(t, &buf, power_of("p9-rack1-03", "off"), Role::PowerOff);
+        assert_role(
+            t,
+            &buf,
+            power_of("p8-rack2-02", "error"),
+            Role::PowerUnknown,
+        );
         assert_text_role(t, &buf, "download failed", Role::StateFailed);
         assert_text_role(t, &buf, "●", Role::Marked);
         if w >= 120 {

@@ -206,10 +206,7 @@ fn cell<'a>(app: &App, row: &NodeRow, col: Col, width: u16) -> Cell<'a> {
             Cell::from(Span::styled(fit(&row.name, w), s(role)))
         }
         Col::Power => {
-            let mut text = row.power_word().to_string();
-            if let Some(at) = row.reading_at {
-                text = format!("{text} {}", age(now - at));
-            }
+            let text = row.power_label(now);
             let role = if stale { Role::Stale } else { row.power_role() };
             Cell::from(Span::styled(fit(&text, w), s(role)))
         }
