@@ -392,6 +392,31 @@ async fn client_error_ends_the_transfer() {
 }
 
 #[tokio::test]
+async fn a_closed_client_port_ends_the_transfer_at_the_first_resend() {
+    // The transfer socket waits for reads only; the ICMP port unreachable
+    // answering its first resend must still wake it (as EPOLLERR).
+    let f = start(TftpOptions {
+        timeout: Duration::from_millis(100),
+        retries: 50,
+        ..TftpOptions::default()
+    });
+    std::fs::write(f.root.join("f"), pattern(600)).unwrap();
+    let started = std::time::Instant::now();
+    let (s, _, _) = raw(f.handle.local_addr(), &rrq("f", &[])).await;
+    drop(s);
+    let log = f.log_of(1).await;
+    assert_eq!(
+        log[0].outcome,
+        Outcome::ClientError {
+            code: 0,
+            message: "client port closed".into()
+        }
+    );
+    // Well before the 5.1 s that 50 resends would take.
+    assert!(started.elapsed() < Duration::from_secs(2), "{log:?}");
+}
+
+#[tokio::test]
 async fn concurrent_transfers_each_get_their_bytes() {
     // All from one address: more than its default cap.
     let f = start(TftpOptions {

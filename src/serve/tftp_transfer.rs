@@ -4,14 +4,17 @@
 
 use std::fs::File;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::net::UdpSocket;
-use tokio::time::timeout_at;
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
+use tokio::time::Sleep;
 
 use super::{Ctx, Outcome, TransferRecord};
 use crate::serve::limits::Slot;
@@ -60,8 +63,7 @@ pub(super) async fn serve_read(ctx: Arc<Ctx>, peer: SocketAddr, request: Request
 /// The largest block that fits one unfragmented datagram to the peer of a
 /// connected socket, from the kernel's path MTU (loopback 65536, Ethernet
 /// 1500). `None` when the kernel does not say.
-pub(crate) fn path_max_blksize(socket: &UdpSocket) -> Option<u16> {
-    use std::os::fd::AsRawFd;
+fn path_max_blksize(socket: &UdpSocket) -> Option<u16> {
     let v6 = socket.local_addr().ok()?.is_ipv6();
     let (level, name, overhead) = if v6 {
         (libc::IPPROTO_IPV6, libc::IPV6_MTU, 40 + 8 + 4)
@@ -89,8 +91,7 @@ pub(crate) fn path_max_blksize(socket: &UdpSocket) -> Option<u16> {
 /// Grows a socket buffer (`SO_RCVBUF`/`SO_SNDBUF`) to hold `packets`
 /// datagrams of `size` bytes, best effort: the kernel caps the request at
 /// its own limit, and a buffer already larger is left alone.
-pub(crate) fn grow_buffer(socket: &UdpSocket, name: libc::c_int, packets: usize, size: usize) {
-    use std::os::fd::AsRawFd;
+pub(crate) fn grow_buffer(socket: &impl AsRawFd, name: libc::c_int, packets: usize, size: usize) {
     // The kernel charges each datagram its payload plus about a KiB of
     // bookkeeping, and reports (and enforces) twice what was set.
     let want = packets.saturating_mul(size + 1024).min(i32::MAX as usize) as libc::c_int;
@@ -250,9 +251,108 @@ impl Source {
     }
 }
 
+/// A transfer's socket, connected to the client and registered for
+/// readability only. A UDP socket is nearly always writable, and with
+/// write interest every send (on loopback at once, elsewhere when the NIC
+/// frees the datagram) wakes the runtime with an EPOLLOUT edge that nobody
+/// waits for: one wasted poll per block.
+struct Conn(AsyncFd<UdpSocket>);
+
+impl Conn {
+    fn connect(local: IpAddr, peer: SocketAddr) -> io::Result<Conn> {
+        let socket = UdpSocket::bind(SocketAddr::new(local, 0))?;
+        socket.connect(peer)?;
+        socket.set_nonblocking(true)?;
+        // SAFETY: the AsyncFd owns the std socket, whose fd stays open and
+        // the same until the AsyncFd is dropped.
+        let fd = unsafe { AsyncFd::register_with_interest(socket, Interest::READABLE) };
+        Ok(Conn(fd.map_err(io::Error::from)?))
+    }
+
+    fn socket(&self) -> &UdpSocket {
+        self.0.get_ref()
+    }
+
+    async fn send(&self, datagram: &[u8]) -> io::Result<()> {
+        loop {
+            match self.socket().send(datagram) {
+                Ok(_) => return Ok(()),
+                // A full send buffer (a window larger than it, on a slow
+                // link) drains by itself; there is no write interest to
+                // wait on, and this is rare enough to poll.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Receives one datagram, trying the socket before waiting on it.
+    /// Errors wake it too: an ICMP port unreachable comes as EPOLLERR
+    /// alone, and `recv` then returns it.
+    async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            let mut ready = self.0.ready(Interest::READABLE | Interest::ERROR).await?;
+            if let Ok(received) = ready.try_io(|s| s.get_ref().recv(buf)) {
+                return received;
+            }
+        }
+    }
+}
+
+/// The retransmission deadline on one timer per transfer. An ACK pushes
+/// the deadline, which only moves a number; the timer, when it fires
+/// before the deadline, is re-armed to it. So the timer wheel is touched
+/// about once per `timeout`, not once per block.
+struct Deadline {
+    at: tokio::time::Instant,
+    timer: Pin<Box<Sleep>>,
+}
+
+impl Deadline {
+    fn new(at: tokio::time::Instant) -> Deadline {
+        Deadline {
+            at,
+            timer: Box::pin(tokio::time::sleep_until(at)),
+        }
+    }
+
+    fn set(&mut self, at: tokio::time::Instant) {
+        self.at = at;
+        if at < self.timer.deadline() {
+            self.timer.as_mut().reset(at);
+        }
+    }
+
+    /// Completes once the deadline has passed.
+    async fn passed(&mut self) {
+        loop {
+            self.timer.as_mut().await;
+            if tokio::time::Instant::now() >= self.at {
+                return;
+            }
+            self.timer.as_mut().reset(self.at);
+        }
+    }
+}
+
+/// `recv` until `deadline`; `None` when it passed first.
+async fn recv_until(
+    socket: &Conn,
+    buf: &mut [u8],
+    deadline: &mut Deadline,
+) -> Option<io::Result<usize>> {
+    tokio::select! {
+        biased;
+        received = socket.recv(buf) => Some(received),
+        () = deadline.passed() => None,
+    }
+}
+
 /// Refuses the request with an ERROR packet (sent once: errors are not
 /// acknowledged).
-async fn refuse(socket: &UdpSocket, code: u16, message: &str) -> io::Result<Ended> {
+async fn refuse(socket: &Conn, code: u16, message: &str) -> io::Result<Ended> {
     socket.send(&packet::error(code, message)).await?;
     Ok(Ended {
         outcome: Outcome::Refused {
@@ -302,8 +402,7 @@ async fn transfer(
     request: &Request,
     granted: &mut Vec<(String, String)>,
 ) -> io::Result<Ended> {
-    let socket = UdpSocket::bind(SocketAddr::new(ctx.local_ip, 0)).await?;
-    socket.connect(peer).await?;
+    let socket = Conn::connect(ctx.local_ip, peer)?;
 
     if is_escape(&request.filename) {
         return refuse(&socket, ERR_ACCESS_VIOLATION, "access violation").await;
@@ -329,13 +428,13 @@ async fn transfer(
         }
     };
 
-    let path_max = path_max_blksize(&socket).unwrap_or(1468);
+    let path_max = path_max_blksize(socket.socket()).unwrap_or(1468);
     let n = negotiate(ctx, request, size, path_max);
     *granted = n.granted.clone();
     if n.windowsize > 1 {
         // A window in flight must fit the socket's send buffer.
         grow_buffer(
-            &socket,
+            socket.socket(),
             libc::SO_SNDBUF,
             n.windowsize as usize,
             n.blksize + 4,
@@ -352,9 +451,9 @@ async fn transfer(
         let mut tries = 0;
         'oack: loop {
             socket.send(&oack).await?;
-            let deadline = tokio::time::Instant::now() + n.timeout;
+            let mut deadline = Deadline::new(tokio::time::Instant::now() + n.timeout);
             loop {
-                let Ok(received) = timeout_at(deadline, socket.recv(&mut buf)).await else {
+                let Some(received) = recv_until(&socket, &mut buf, &mut deadline).await else {
                     tries += 1;
                     if tries > retries {
                         return Ok(Ended {
@@ -387,6 +486,7 @@ async fn transfer(
     let mut base: u64 = 1;
     let mut last: Option<(u64, u64)> = None; // (block, its length)
     let mut tries = 0;
+    let mut deadline = Deadline::new(tokio::time::Instant::now() + n.timeout);
     loop {
         // Send a window from `base`, ending early at the short last block.
         let mut hi = base - 1;
@@ -404,9 +504,9 @@ async fn transfer(
             }
         }
         // Wait for an ACK inside the window.
-        let deadline = tokio::time::Instant::now() + n.timeout;
+        deadline.set(tokio::time::Instant::now() + n.timeout);
         let acked = loop {
-            let Ok(received) = timeout_at(deadline, socket.recv(&mut buf)).await else {
+            let Some(received) = recv_until(&socket, &mut buf, &mut deadline).await else {
                 break None;
             };
             let received = match received {
