@@ -1,10 +1,13 @@
 //! HTTP download throughput: one 512 MiB file (real bytes, not sparse)
 //! fetched over 127.0.0.1 by the same client, `curl`, from petitlab's
 //! server and, in the same run, from nginx (`sendfile on; tcp_nopush on`).
-//! Runs alternate, median of each is reported with the ratio
-//! petitlab/nginx (target ≥ 0.9).
+//! Runs are interleaved in pairs (who goes first alternates); each pair's
+//! ratio petitlab/nginx is printed with the medians (target ≥ 0.9).
 //!
-//! `cargo bench --bench http`
+//! `cargo bench --bench http` (env RUNS=N pairs, default 5)
+
+#[path = "../tests/support/pairs.rs"]
+mod pairs;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
@@ -111,11 +114,6 @@ fn fetch(url: &str) -> f64 {
     fields[2].parse().unwrap()
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
-
 fn main() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("root");
@@ -149,39 +147,30 @@ fn main() {
     // Warm the page cache and both servers; not counted.
     fetch(&ours);
     fetch(&theirs);
-    let (mut petitlab, mut reference) = (Vec::new(), Vec::new());
-    for round in 0..ROUNDS {
+    let runs: usize = std::env::var("RUNS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(ROUNDS);
+    println!("  load average at start: {}", pairs::loadavg());
+    let mut pairs = pairs::Pairs::default();
+    for round in 0..runs {
         // Alternate who goes first so neither always follows the other.
-        if round % 2 == 0 {
-            petitlab.push(fetch(&ours));
-            reference.push(fetch(&theirs));
+        let (p, n) = if round % 2 == 0 {
+            let p = fetch(&ours);
+            (p, fetch(&theirs))
         } else {
-            reference.push(fetch(&theirs));
-            petitlab.push(fetch(&ours));
-        }
+            let n = fetch(&theirs);
+            (fetch(&ours), n)
+        };
+        pairs.push(p / 1e6, n / 1e6);
     }
-    let mb = |v: &[f64]| {
-        v.iter()
-            .map(|b| format!("{:.0}", b / 1e6))
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
-    let (p, n) = (median(petitlab.clone()), median(reference.clone()));
+    pairs.report("curl, 512 MiB", "petitlab", "nginx", "MB/s");
+    let ratio = pairs.median_ratio();
     println!(
-        "  petitlab {:8.0} MB/s median  (runs: {})",
-        p / 1e6,
-        mb(&petitlab)
+        "  ratio petitlab/nginx {ratio:.3} (target >= 0.9){}",
+        if ratio >= 0.9 { "" } else { "  BELOW TARGET" }
     );
-    println!(
-        "  nginx    {:8.0} MB/s median  (runs: {})",
-        n / 1e6,
-        mb(&reference)
-    );
-    println!(
-        "  ratio petitlab/nginx {:.3} (target >= 0.9){}",
-        p / n,
-        if p / n >= 0.9 { "" } else { "  BELOW TARGET" }
-    );
+    println!("  load average at end: {}", pairs::loadavg());
 
     drop(nginx);
     rt.block_on(server.shutdown(Duration::from_secs(5)));

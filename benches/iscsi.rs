@@ -5,8 +5,11 @@
 //! - petitlab's WRITE rate, and a whole `write_image` (write, SYNCHRONIZE
 //!   CACHE, read back, SHA-256 of both), which is what a deploy costs.
 //!
-//! `cargo bench --bench iscsi` (env RUNS=N, default 3; as root, for tgtd).
+//! `cargo bench --bench iscsi` (env RUNS=N pairs, default 5; as root, for tgtd).
 //! Needs tgt and libiscsi-bin.
+
+#[path = "../tests/support/pairs.rs"]
+mod pairs;
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -27,11 +30,6 @@ fn require(binary: &str, package: &str) {
         .status()
         .is_ok_and(|s| s.success());
     assert!(found, "{binary} is missing: apt-get install {package}");
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 fn mb_per_s(bytes: u64, d: Duration) -> f64 {
@@ -124,7 +122,7 @@ async fn main() {
     let runs: usize = std::env::var("RUNS")
         .ok()
         .and_then(|r| r.parse().ok())
-        .unwrap_or(3);
+        .unwrap_or(5);
     let dir = tempfile::tempdir().unwrap();
     let backing = dir.path().join("lun.img");
     std::fs::File::create(&backing)
@@ -142,31 +140,30 @@ async fn main() {
     // Fill the LUN once so reads come from allocated blocks.
     our_write(&portal, &data).await;
 
-    let (mut peer, mut ours, mut writes, mut images) = (vec![], vec![], vec![], vec![]);
+    let (mut reads, mut writes, mut images) = (pairs::Pairs::default(), vec![], vec![]);
+    let load_before = pairs::loadavg();
     for run in 1..=runs {
-        peer.push(iscsi_perf(&portal));
-        ours.push(our_read(&portal).await);
+        // Interleaved, and who goes first alternates.
+        let (ours, peer) = if run % 2 == 1 {
+            let peer = iscsi_perf(&portal);
+            (our_read(&portal).await, peer)
+        } else {
+            let ours = our_read(&portal).await;
+            (ours, iscsi_perf(&portal))
+        };
+        reads.push(ours, peer);
         writes.push(our_write(&portal, &data).await);
         images.push(our_write_image(&portal, &data).await);
-        eprintln!(
-            "run {run}: read petitlab {:.0} MB/s, iscsi-perf {:.0} MB/s; write {:.0} MB/s; write_image {:.0} MB/s",
-            ours[run - 1],
-            peer[run - 1],
-            writes[run - 1],
-            images[run - 1]
-        );
     }
-    let (peer, ours) = (median(peer), median(ours));
     println!(
-        "iSCSI against tgtd on 127.0.0.1, {runs} runs, medians, 1 MiB per command, one in flight:"
+        "iSCSI against tgtd on 127.0.0.1, {runs} interleaved pairs, 1 MiB per command, one in flight \
+         (load average {load_before} at start, {} at end):",
+        pairs::loadavg()
     );
-    println!(
-        "  sequential read: petitlab {ours:.0} MB/s, libiscsi iscsi-perf {peer:.0} MB/s, ratio {:.2}x",
-        ours / peer
-    );
-    println!("  write (petitlab): {:.0} MB/s", median(writes));
+    reads.report("sequential read", "petitlab", "libiscsi iscsi-perf", "MB/s");
+    println!("  write (petitlab): {:.0} MB/s", pairs::median(writes));
     println!(
         "  write_image (write + flush + read back + sha256 of both): {:.0} MB/s of image",
-        median(images)
+        pairs::median(images)
     );
 }

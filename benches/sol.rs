@@ -3,7 +3,13 @@
 //! for petitlab's SOL client and, in the same run, `ipmitool sol activate`
 //! (in a pty made by `script`) on the same node.
 //!
-//! `cargo bench --bench sol`
+//! Rounds are interleaved pairs (petitlab, ipmitool, …), each pair's
+//! throughput ratio printed with the medians.
+//!
+//! `cargo bench --bench sol` (env RUNS=N pairs, default 5)
+
+#[path = "../tests/support/pairs.rs"]
+mod pairs;
 
 use std::io::{Read, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -23,6 +29,12 @@ const BAUD_115200_BYTES: f64 = 11_520.0;
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+fn p50_ms(echoes: &[Duration]) -> f64 {
+    let mut sorted = echoes.to_vec();
+    sorted.sort();
+    percentile(&sorted, 0.5).as_secs_f64() * 1e3
 }
 
 fn report(who: &str, elapsed: Duration, mut echoes: Vec<Duration>) -> f64 {
@@ -211,13 +223,28 @@ fn main() {
         "SOL over loopback, one simulated BMC, cipher suite 17, {} MiB host output, {KEYSTROKES} keystrokes",
         BYTES >> 20
     );
-    let (elapsed, echoes) = rt.block_on(petitlab_run(&sim, &serial));
-    let ours = report("petitlab", elapsed, echoes);
-    let (elapsed, echoes) = ipmitool_run(sim.addr(0).port(), &serial);
-    let theirs = report("ipmitool", elapsed, echoes);
+    let runs: usize = std::env::var("RUNS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(5);
+    println!("  load average at start: {}", pairs::loadavg());
+    let (mut rates, mut ours_echo, mut theirs_echo) = (pairs::Pairs::default(), vec![], vec![]);
+    for run in 0..runs {
+        println!("  pair {}:", run + 1);
+        let (elapsed, echoes) = rt.block_on(petitlab_run(&sim, &serial));
+        ours_echo.push(p50_ms(&echoes));
+        let ours = report("petitlab", elapsed, echoes);
+        let (elapsed, echoes) = ipmitool_run(sim.addr(0).port(), &serial);
+        theirs_echo.push(p50_ms(&echoes));
+        let theirs = report("ipmitool", elapsed, echoes);
+        rates.push(ours / 1024.0, theirs / 1024.0);
+    }
+    rates.report("host output", "petitlab", "ipmitool", "KiB/s");
     println!(
-        "  ratio: petitlab moves {:.2}x the bytes per second ipmitool does",
-        ours / theirs
+        "    echo p50, median of the pairs: petitlab {:.3} ms, ipmitool {:.3} ms",
+        pairs::median(ours_echo),
+        pairs::median(theirs_echo)
     );
+    println!("  load average at end: {}", pairs::loadavg());
     rt.block_on(sim.shutdown());
 }
