@@ -305,6 +305,7 @@ fn ipmi_sim_farm(count: usize, per_process: usize, pairs: usize) {
     let lab = farm.write_lab(dir.path());
     let hosts: Vec<String> = (0..count).map(|i| farm.addr(i).to_string()).collect();
     let hosts = hosts.join(",");
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
 
     // Startup: one node's status is one session with one BMC (a few ms);
     // the rest of the process's time is loading the lab and starting.
@@ -394,6 +395,9 @@ fn ipmi_sim_farm(count: usize, per_process: usize, pairs: usize) {
             loadavg()
         );
         let mut ratios = Vec::new();
+        // Pairs where both tools answered for every BMC.
+        let mut clean = Vec::new();
+        let (mut our_cores, mut their_cores) = (Vec::new(), Vec::new());
         // Round 0 is cold: each tool's first run of this case.
         for pair in 0..=pairs {
             prepare(case.before);
@@ -427,6 +431,11 @@ fn ipmi_sim_farm(count: usize, per_process: usize, pairs: usize) {
                 "cold  ".to_string()
             } else {
                 ratios.push(ratio);
+                if ours_good == count && theirs_good == count {
+                    clean.push(ratio);
+                }
+                our_cores.push(ours.farm_ms / ms(ours.wall));
+                their_cores.push(theirs.farm_ms / ms(theirs.wall));
                 format!("pair {pair}")
             };
             println!(
@@ -451,9 +460,22 @@ fn ipmi_sim_farm(count: usize, per_process: usize, pairs: usize) {
             );
         }
         println!(
-            "    median of {pairs} warm pairs: petitlab is {:.2}x ipmipower's speed (load {})",
+            "    median of {pairs} warm pairs: petitlab is {:.2}x ipmipower's speed; of the {} clean pairs \
+             (every BMC answered both): {} (load {})",
             median(ratios),
+            clean.len(),
+            if clean.is_empty() {
+                "none".to_string()
+            } else {
+                format!("{:.2}x", median(clean))
+            },
             loadavg()
+        );
+        println!(
+            "    the ipmi_sim processes kept {:.2} of {cores} cores busy during petitlab's runs, \
+             {:.2} during ipmipower's (medians): near the cores the machine has left, the farm is the limit",
+            median(our_cores),
+            median(their_cores),
         );
     }
 
