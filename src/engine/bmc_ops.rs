@@ -26,17 +26,10 @@ fn on_off(on: bool) -> &'static str {
 
 /// `{"power", "changed", "summary", …}`; on and off are idempotent.
 pub async fn power(bmc: &mut Bmc, verb: PowerVerb) -> Result<Value, IpmiError> {
-    let before = chassis::power_status(bmc).await?;
     let action = match verb {
         PowerVerb::Status => {
-            return Ok(json!({"power": on_off(before), "summary": on_off(before)}));
-        }
-        // On and off are idempotent: asking again changes nothing.
-        PowerVerb::On if before => {
-            return Ok(json!({"power": "on", "changed": false, "summary": "on (already)"}));
-        }
-        PowerVerb::Off if !before => {
-            return Ok(json!({"power": "off", "changed": false, "summary": "off (already)"}));
+            let on = chassis::power_status(bmc).await?;
+            return Ok(json!({"power": on_off(on), "summary": on_off(on)}));
         }
         PowerVerb::On => PowerAction::On,
         PowerVerb::Off => PowerAction::Off,
@@ -44,7 +37,22 @@ pub async fn power(bmc: &mut Bmc, verb: PowerVerb) -> Result<Value, IpmiError> {
         PowerVerb::Reset => PowerAction::Reset,
         PowerVerb::Soft => PowerAction::Soft,
     };
+    // On and off are idempotent: asking again changes nothing.
+    let target = match action {
+        PowerAction::On => Some(true),
+        PowerAction::Off => Some(false),
+        _ => None,
+    };
+    // A status read first only where its answer matters: on and off are
+    // idempotent and leave a chassis already there alone (one request);
+    // cycle, reset and soft are sent whatever the power is.
+    if let Some(target) = target
+        && chassis::power_status(bmc).await? == target
+    {
+        return Ok(already(target));
+    }
     chassis::power(bmc, action).await?;
+    // What the BMC says after, not what was asked for.
     let after = chassis::power_status(bmc).await?;
     let name = serde_json::to_value(action).unwrap_or_default();
     let mut summary = format!(
@@ -56,6 +64,11 @@ pub async fn power(bmc: &mut Bmc, verb: PowerVerb) -> Result<Value, IpmiError> {
         summary.push_str(" until the OS finishes shutting down");
     }
     Ok(json!({"action": name, "power": on_off(after), "changed": true, "summary": summary}))
+}
+
+fn already(on: bool) -> Value {
+    let summary = format!("{} (already)", on_off(on));
+    json!({"power": on_off(on), "changed": false, "summary": summary})
 }
 
 /// Sets the override and reads it back: `{"boot", "summary"}`.

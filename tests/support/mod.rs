@@ -6,6 +6,8 @@ pub mod guarded;
 #[allow(dead_code)]
 pub mod ipmi_sim;
 #[allow(dead_code)]
+pub mod ipmi_sim_farm;
+#[allow(dead_code)]
 pub mod ipmitool_c17;
 #[allow(dead_code)]
 pub mod ipmitool_kat;
