@@ -93,7 +93,8 @@ fn ipmipower(hosts: &str, cipher: &str, workaround: bool, op: &str) -> Output {
         // ipmi_sim answers Open Session with privilege 4 (see the farm).
         cmd.args(["-W", "opensesspriv"]);
     }
-    cmd.args(["-F", "128", "-h", hosts, op])
+    cmd.args(["-F", "128", "-h", hosts])
+        .args(op.split_whitespace())
         .stdin(Stdio::null())
         .output()
         .expect("run ipmipower (apt-get install freeipmi-tools)")
@@ -348,6 +349,16 @@ fn ipmi_sim_farm(count: usize, per_process: usize, pairs: usize) {
             before: Some(true),
             after: Some(false),
             ours_ok: &["power is off"],
+            theirs_ok: &[": ok"],
+        },
+        // ipmipower's own verification, what petitlab's read after does.
+        Case {
+            name: "on (from off), verified",
+            petitlab: "on",
+            ipmipower: "--on --wait-until-on",
+            before: Some(false),
+            after: Some(true),
+            ours_ok: &["power is on"],
             theirs_ok: &[": ok"],
         },
         Case {
