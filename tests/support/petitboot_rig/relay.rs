@@ -80,7 +80,11 @@ impl Relay {
             to_bmc_dropped: AtomicU64::new(0),
             stop: AtomicBool::new(false),
         });
-        let (to_bmc, queue) = sync_channel::<Vec<u8>>(1024);
+        // Counted in reads, and QEMU's serial socket gives a few bytes a
+        // read: 1024 held only ~5 KB, which a kernel's first burst filled
+        // while ipmi_sim sat in its chassis hook on a loaded CI machine
+        // (4665 bytes dropped, a test failed). The guest log cap bounds it.
+        let (to_bmc, queue) = sync_channel::<Vec<u8>>(1 << 16);
         let mut threads = Vec::new();
         let s = shared.clone();
         threads.push(spawn("relay-sol-accept", move || accept_sol(&s, listener)));
