@@ -160,7 +160,6 @@ fn live_sweep(
 /// Returns (frames per second from its log, % of one core) over 20 s
 /// after the first sweeps.
 fn live_in_tmux(nodes: usize) -> (f64, f64) {
-    let tmux = which("tmux").expect("tmux is missing: apt-get install tmux");
     let dir = tempfile::tempdir().expect("temp dir");
     let base = big_lab::free_udp_base(nodes);
     let lab = big_lab::write_lab(&dir.path().join("lab"), nodes, base);
@@ -174,37 +173,15 @@ fn live_in_tmux(nodes: usize) -> (f64, f64) {
             &base.to_string(),
         ],
     );
-    let socket = dir.path().join("tmux.sock");
     let log = dir.path().join("lab/state/petitlab.log");
     let command = format!(
         "RUST_LOG=petitlab::tui=debug exec {} --lab {} --local",
         env!("CARGO_BIN_EXE_petitlab"),
         lab.display()
     );
-    let tmux_cmd = |args: &[&str]| {
-        Command::new(&tmux)
-            .arg("-S")
-            .arg(&socket)
-            .args(["-f", "/dev/null"])
-            .args(args)
-            .env_remove("TMUX")
-            .output()
-            .expect("run tmux")
-    };
-    tmux_cmd(&["new-session", "-d", "-x", "200", "-y", "50", &command]);
-    let pid = String::from_utf8(tmux_cmd(&["list-panes", "-F", "#{pane_pid}"]).stdout).unwrap();
-    let pid = pid.trim().to_string();
-    let ticks = || -> u64 {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .unwrap_or_else(|e| panic!("the dashboard (pid {pid}) is gone: {e}"));
-        let fields: Vec<&str> = stat
-            .rsplit_once(')')
-            .unwrap()
-            .1
-            .split_whitespace()
-            .collect();
-        fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
-    };
+    let tmux = Tmux::new(dir.path()).expect("tmux is missing: apt-get install tmux");
+    let pid = tmux.start(&command).expect("start the dashboard in tmux");
+    let ticks = || cpu_ticks(&pid).unwrap_or_else(|| panic!("the dashboard (pid {pid}) is gone"));
     let frame_lines = || -> Vec<(f64, f64)> {
         let text = std::fs::read_to_string(&log).unwrap_or_default();
         text.lines()
@@ -230,51 +207,84 @@ fn live_in_tmux(nodes: usize) -> (f64, f64) {
     // nothing new, which is zero frames.
     let later: Vec<(f64, f64)> = frame_lines().into_iter().skip(seen).collect();
     let frames: f64 = later.iter().map(|(f, _)| f).sum();
-    tmux_cmd(&["kill-server"]);
+    drop(tmux);
     drop(sim);
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
     let secs = (at1 - at0).as_secs_f64();
-    (frames / secs, (t1 - t0) as f64 / hz / secs * 100.0)
+    (
+        frames / secs,
+        (t1 - t0) as f64 / ticks_per_s() / secs * 100.0,
+    )
+}
+
+/// A tmux server of its own (its own socket, no config file), killed when
+/// dropped.
+struct Tmux {
+    bin: String,
+    socket: std::path::PathBuf,
+}
+
+impl Tmux {
+    fn new(dir: &std::path::Path) -> Option<Tmux> {
+        Some(Tmux {
+            bin: which("tmux")?,
+            socket: dir.join("tmux.sock"),
+        })
+    }
+
+    fn run(&self, args: &[&str]) -> std::io::Result<std::process::Output> {
+        Command::new(&self.bin)
+            .arg("-S")
+            .arg(&self.socket)
+            .args(["-f", "/dev/null"])
+            .args(args)
+            .env_remove("TMUX")
+            .output()
+    }
+
+    /// Runs `command` in a 200x50 session; returns the pane's process id.
+    fn start(&self, command: &str) -> Option<String> {
+        self.run(&["new-session", "-d", "-x", "200", "-y", "50", command])
+            .ok()?;
+        let out = self.run(&["list-panes", "-F", "#{pane_pid}"]).ok()?;
+        Some(String::from_utf8(out.stdout).ok()?.trim().to_string())
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.run(&["kill-server"]);
+    }
+}
+
+/// User plus system clock ticks a process has used.
+fn cpu_ticks(pid: &str) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+}
+
+fn ticks_per_s() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    unsafe { libc::sysconf(libc::_SC_CLK_TCK) as f64 }
 }
 
 fn idle_cpu_of_demo() -> Option<f64> {
-    let tmux = which("tmux")?;
     let dir = tempfile::tempdir().ok()?;
-    let socket = dir.path().join("tmux.sock");
     let demo_dir = dir.path().join("demo");
     let command = format!(
         "exec {} demo --dir {}",
         env!("CARGO_BIN_EXE_petitlab"),
         demo_dir.display()
     );
-    let tmux_cmd = |args: &[&str]| {
-        Command::new(&tmux)
-            .arg("-S")
-            .arg(&socket)
-            .args(["-f", "/dev/null"])
-            .args(args)
-            .env_remove("TMUX")
-            .output()
-    };
-    tmux_cmd(&["new-session", "-d", "-x", "200", "-y", "50", &command]).ok()?;
-    let pid =
-        String::from_utf8(tmux_cmd(&["list-panes", "-F", "#{pane_pid}"]).ok()?.stdout).ok()?;
-    let pid = pid.trim().to_string();
-    let ticks = || -> Option<u64> {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-        Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
-    };
+    let tmux = Tmux::new(dir.path())?;
+    let pid = tmux.start(&command)?;
     // Let it start and settle (first sweep, first draw).
     std::thread::sleep(Duration::from_secs(5));
-    let (t0, at0) = (ticks(), Instant::now());
+    let (t0, at0) = (cpu_ticks(&pid), Instant::now());
     std::thread::sleep(Duration::from_secs(20));
-    let (t1, at1) = (ticks(), Instant::now());
-    let _ = tmux_cmd(&["kill-server"]);
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    Some((t1? - t0?) as f64 / hz / (at1 - at0).as_secs_f64() * 100.0)
+    let (t1, at1) = (cpu_ticks(&pid), Instant::now());
+    drop(tmux);
+    Some((t1? - t0?) as f64 / ticks_per_s() / (at1 - at0).as_secs_f64() * 100.0)
 }
 
 fn which(name: &str) -> Option<String> {

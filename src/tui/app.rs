@@ -560,3 +560,7 @@ impl App {
 #[cfg(test)]
 #[path = "app_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "app_redraw_tests.rs"]
+mod redraw_tests;
