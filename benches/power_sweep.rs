@@ -59,26 +59,26 @@ fn loadavg() -> String {
         .join(" ")
 }
 
-/// CPU ticks of this process's reaped children (cutime + cstime).
-fn children_ticks() -> u64 {
+/// The sum of two fields of /proc/self/stat, counted after the command
+/// name (field 11 is utime).
+fn self_stat_sum(a: usize, b: usize) -> u64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
     let f: Vec<u64> = rest
         .split_whitespace()
         .map(|x| x.parse().unwrap_or(0))
         .collect();
-    f[13] + f[14]
+    f[a] + f[b]
+}
+
+/// CPU ticks of this process's reaped children (cutime + cstime).
+fn children_ticks() -> u64 {
+    self_stat_sum(13, 14)
 }
 
 /// CPU ticks of this process itself (utime + stime).
 fn own_ticks() -> u64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let f: Vec<u64> = rest
-        .split_whitespace()
-        .map(|x| x.parse().unwrap_or(0))
-        .collect();
-    f[11] + f[12]
+    self_stat_sum(11, 12)
 }
 
 fn tick_ms() -> f64 {
