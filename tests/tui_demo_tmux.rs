@@ -93,11 +93,9 @@ fn an_admin_deploys_and_undeploys_a_node_from_the_dashboard() {
         !frame.contains("petitlab.token=") || frame.contains("petitlab.token=<redacted>"),
         "{frame}"
     );
-    let screen = tmux.screen(W);
-    assert!(
-        screen.contains("deploy done: p9-rack1-01 is active"),
-        "{screen}"
-    );
+    // The deploy's last event follows "→ active" by a frame or more: wait for
+    // it rather than read the one screen caught with the login prompt.
+    tmux.wait_for(W, "deploy done: p9-rack1-01 is active");
 
     // Undeploy from the table.
     tmux.keys(W, &["q"]);
