@@ -2,6 +2,7 @@
 
 pub mod boot;
 pub mod console;
+pub mod console_link;
 pub mod demo;
 pub mod dhcp;
 pub mod engine;

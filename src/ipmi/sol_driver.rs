@@ -50,33 +50,7 @@ impl Default for SolOptions {
     }
 }
 
-#[derive(Debug)]
-pub enum ConsoleInput {
-    Data(Vec<u8>),
-    Break,
-    Close,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ConsoleEvent {
-    Connected,
-    Data(Vec<u8>),
-    /// The console was lost and will be reopened after `after`.
-    Reconnecting {
-        reason: String,
-        after: Duration,
-    },
-    /// The console ended for good.
-    Closed {
-        reason: String,
-    },
-}
-
-/// A running console: send keystrokes in, read host output and status out.
-pub struct Console {
-    pub input: mpsc::Sender<ConsoleInput>,
-    pub events: mpsc::Receiver<ConsoleEvent>,
-}
+pub use crate::console_link::{Console, ConsoleEvent, ConsoleInput};
 
 /// Requests that may wait for the console's session; more make
 /// [`CallHandle::call`] wait for room.
