@@ -7,6 +7,7 @@ pub mod demo;
 pub mod dhcp;
 pub mod engine;
 pub mod fsutil;
+pub mod hardware;
 pub mod inventory;
 pub mod ipmi;
 pub mod iscsi;

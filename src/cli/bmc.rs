@@ -1,4 +1,4 @@
-//! `petitlab power`, `bootdev` and `sensors`: IPMI actions on many nodes at
+//! `petitlab power`, `bootdev` and `sensors`: BMC actions on many nodes at
 //! once, bounded, each node's result reported on its own line. In process
 //! here, or by the lab service (`cli::remote`), printed the same way.
 
@@ -7,11 +7,9 @@ use std::process::ExitCode;
 use anyhow::bail;
 use futures::StreamExt;
 use petitlab::engine::bmc_ops::{self, PowerVerb};
-use petitlab::engine::targets::bmc_target;
+use petitlab::engine::targets::management_target;
+use petitlab::hardware::{Bmc, BmcError, BootDevice, PowerReading, SensorReading};
 use petitlab::inventory::Node;
-use petitlab::ipmi::chassis::BootDevice;
-use petitlab::ipmi::sensors::{PowerReading, SensorReading};
-use petitlab::ipmi::{Bmc, IpmiError, Timing};
 use serde_json::{Value, json};
 
 use super::out::{self, errln, outln, safe};
@@ -55,13 +53,13 @@ pub fn split_verb<V: clap::ValueEnum>(
 async fn for_each_bmc<F, Fut>(nodes: Vec<&Node>, job: F) -> NodeResults
 where
     F: Fn(Bmc) -> Fut,
-    Fut: Future<Output = (Bmc, Result<Value, IpmiError>)>,
+    Fut: Future<Output = (Bmc, Result<Value, BmcError>)>,
 {
     let job = &job;
     let mut results: Vec<(usize, String, Result<Value, String>)> =
         futures::stream::iter(nodes.into_iter().enumerate())
             .map(|(i, node)| async move {
-                let result = match bmc_target(node, Timing::default()).await {
+                let result = match management_target(node).await {
                     Ok(target) => {
                         let (mut bmc, result) = job(Bmc::new(target)).await;
                         bmc.close().await;
@@ -127,7 +125,7 @@ pub async fn bootdev(nodes: Vec<&Node>, device: BootDevice, persistent: bool) ->
 }
 
 pub async fn sensors(node: &Node) -> anyhow::Result<Value> {
-    let target = bmc_target(node, Timing::default()).await?;
+    let target = management_target(node).await?;
     let mut bmc = Bmc::new(target);
     let result = bmc_ops::sensors(&mut bmc).await;
     bmc.close().await;

@@ -1,4 +1,5 @@
-//! `petitlab console NODE`: the node's serial console over IPMI SOL in this
+//! `petitlab console NODE`: the node's serial console (IPMI SOL, SSH to
+//! obmc-console or bmcweb's websocket, as lab.toml says) in this
 //! terminal, like `ipmitool sol activate` (`~.` quits, `~B` breaks, `~?`
 //! helps), logged to the state dir as an asciinema cast. `--log` follows
 //! that log as text instead (`--timestamps`: each line with its UTC time).
@@ -14,10 +15,8 @@ use petitlab::console::gap::now_ms;
 use petitlab::console::{
     Action, ConsoleLog, EscapeMachine, GapTracker, LOG_LIMITS, cast, log_path,
 };
-use petitlab::engine::targets::bmc_target;
+use petitlab::console_link::{ConsoleEvent, ConsoleInput};
 use petitlab::inventory::{Lab, Node};
-use petitlab::ipmi::Timing;
-use petitlab::ipmi::sol_driver::{self, ConsoleEvent, ConsoleInput, SolOptions};
 use petitlab::text::display_safe;
 
 use super::out::{self, errln};
@@ -67,8 +66,8 @@ pub(super) fn say(text: &str) {
 }
 
 pub async fn attach(lab: &Lab, node: &Node, force: bool) -> anyhow::Result<ExitCode> {
-    let target = bmc_target(node, Timing::default()).await?;
-    let password = target.credentials.password.clone();
+    let prepared = petitlab::hardware::console::prepare(lab, node).await?;
+    let via = prepared.via();
     let path = log_path(lab, node);
     let dir = path.parent().expect("log path has a parent");
     // Consoles show what admins type: the directory is theirs alone.
@@ -78,14 +77,10 @@ pub async fn attach(lab: &Lab, node: &Node, force: bool) -> anyhow::Result<ExitC
         .create(dir)
         .with_context(|| format!("creating {}", dir.display()))?;
     // The password is redacted should the console ever echo it.
-    let mut log = ConsoleLog::open(&path, LOG_LIMITS, &[password])
+    let mut log = ConsoleLog::open(&path, LOG_LIMITS, &prepared.secrets())
         .with_context(|| format!("node {}: opening console log {}", node.name, path.display()))?;
 
-    let options = SolOptions {
-        force,
-        ..SolOptions::default()
-    };
-    let mut console = sol_driver::spawn(target, options);
+    let mut console = prepared.spawn(force, None);
     let _raw = RawTerminal::enable();
     let mut escape = EscapeMachine::new();
     let mut keys = stdin_chunks();
@@ -111,7 +106,7 @@ pub async fn attach(lab: &Lab, node: &Node, force: bool) -> anyhow::Result<ExitC
                         out::raw(marker.as_bytes());
                     }
                     None => say(&format!(
-                        "console of {} over SOL; ~. quits, ~? helps; log {}",
+                        "console of {} over {via}; ~. quits, ~? helps; log {}",
                         node.name,
                         path.display()
                     )),

@@ -4,8 +4,7 @@
 
 use serde_json::{Value, json};
 
-use crate::ipmi::chassis::{self, BootDevice, PowerAction};
-use crate::ipmi::{Bmc, IpmiError, sensors};
+use crate::hardware::{Bmc, BmcError, BootDevice, PowerAction};
 
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
@@ -25,10 +24,10 @@ fn on_off(on: bool) -> &'static str {
 }
 
 /// `{"power", "changed", "summary", …}`; on and off are idempotent.
-pub async fn power(bmc: &mut Bmc, verb: PowerVerb) -> Result<Value, IpmiError> {
+pub async fn power(bmc: &mut Bmc, verb: PowerVerb) -> Result<Value, BmcError> {
     let action = match verb {
         PowerVerb::Status => {
-            let on = chassis::power_status(bmc).await?;
+            let on = bmc.power_status().await?;
             return Ok(json!({"power": on_off(on), "summary": on_off(on)}));
         }
         PowerVerb::On => PowerAction::On,
@@ -47,13 +46,13 @@ pub async fn power(bmc: &mut Bmc, verb: PowerVerb) -> Result<Value, IpmiError> {
     // idempotent and leave a chassis already there alone (one request);
     // cycle, reset and soft are sent whatever the power is.
     if let Some(target) = target
-        && chassis::power_status(bmc).await? == target
+        && bmc.power_status().await? == target
     {
         return Ok(already(target));
     }
-    chassis::power(bmc, action).await?;
+    bmc.power(action).await?;
     // What the BMC says after, not what was asked for.
-    let after = chassis::power_status(bmc).await?;
+    let after = bmc.power_status().await?;
     let name = serde_json::to_value(action).unwrap_or_default();
     let mut summary = format!(
         "{} sent; power is {}",
@@ -76,15 +75,18 @@ pub async fn bootdev(
     bmc: &mut Bmc,
     device: BootDevice,
     persistent: bool,
-) -> Result<Value, IpmiError> {
-    chassis::set_boot_device(bmc, device, persistent).await?;
-    let flags = chassis::boot_flags(bmc).await?;
-    Ok(json!({"boot": flags, "summary": format!("boot device {}", flags.label())}))
+) -> Result<Value, BmcError> {
+    let set = bmc.set_boot_device(device, persistent).await?;
+    let mut summary = format!("boot device {}", set.flags.label());
+    if set.once_ignored {
+        summary.push_str(" (the BMC keeps it for every boot: it ignored \"once\"; clear it with `bootdev NODE none`)");
+    }
+    Ok(json!({"boot": set.flags, "once_ignored": set.once_ignored, "summary": summary}))
 }
 
 /// `{"sensors": [...], "dcmi_power": …}`.
-pub async fn sensors(bmc: &mut Bmc) -> Result<Value, IpmiError> {
-    let readings = sensors::read_sensors(bmc).await?;
-    let power = sensors::dcmi_power(bmc).await?;
+pub async fn sensors(bmc: &mut Bmc) -> Result<Value, BmcError> {
+    let readings = bmc.sensors().await?;
+    let power = bmc.power_draw().await?;
     Ok(json!({"sensors": readings, "dcmi_power": power}))
 }

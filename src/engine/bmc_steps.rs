@@ -7,14 +7,14 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use crate::hardware::{self, BmcError, BootDevice, BootSet, PowerAction};
 use crate::inventory::{Lab, Node, Protocol};
-use crate::ipmi::chassis::{self, BootDevice, PowerAction};
-use crate::ipmi::{self, Timing};
 
 pub struct Bmc {
-    bmc: ipmi::Bmc,
+    bmc: hardware::Bmc,
     timeout: Duration,
-    addr: SocketAddr,
+    /// Where the BMC is, for messages: "10.0.0.5:623".
+    addr: String,
 }
 
 impl Bmc {
@@ -25,10 +25,10 @@ impl Bmc {
         node: &Node,
         timeout: Duration,
     ) -> Result<Bmc, String> {
-        let target = super::targets::bmc_target(node, Timing::default())
+        let target = super::targets::management_target(node)
             .await
             .map_err(|e| e.to_string())?;
-        let addr = target.addr;
+        let addr = format!("{}:{}", node.bmc.host, node.bmc.port);
         Ok(Bmc {
             bmc: consoles.bmc(&node.name, target),
             timeout,
@@ -39,9 +39,9 @@ impl Bmc {
     async fn bounded<T>(
         &mut self,
         what: &str,
-        call: impl AsyncFnOnce(&mut ipmi::Bmc) -> Result<T, ipmi::IpmiError>,
+        call: impl AsyncFnOnce(&mut hardware::Bmc) -> Result<T, BmcError>,
     ) -> Result<T, String> {
-        let (addr, limit) = (self.addr, self.timeout);
+        let (addr, limit) = (&self.addr, self.timeout);
         match tokio::time::timeout(limit, call(&mut self.bmc)).await {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => Err(format!("{what} on the BMC at {addr}: {e}")),
@@ -53,17 +53,16 @@ impl Bmc {
     }
 
     pub async fn power_status(&mut self) -> Result<bool, String> {
-        self.bounded("power status", async |b| chassis::power_status(b).await)
+        self.bounded("power status", async |b| b.power_status().await)
             .await
     }
 
-    /// One-shot: the next boot only.
-    pub async fn set_boot_device(&mut self, device: BootDevice) -> Result<(), String> {
+    /// One-shot: the next boot only (see [`BootSet::once_ignored`] for a
+    /// BMC that keeps it).
+    pub async fn set_boot_device(&mut self, device: BootDevice) -> Result<BootSet, String> {
         let what = format!("boot device {}", device_name(device));
-        self.bounded(&what, async move |b| {
-            chassis::set_boot_device(b, device, false).await
-        })
-        .await
+        self.bounded(&what, async move |b| b.set_boot_device(device, false).await)
+            .await
     }
 
     /// Power on, or cycle a node that is already on, so it boots afresh.
@@ -73,7 +72,7 @@ impl Bmc {
         } else {
             PowerAction::On
         };
-        self.bounded("power", async move |b| chassis::power(b, action).await)
+        self.bounded("power", async move |b| b.power(action).await)
             .await?;
         Ok(match action {
             PowerAction::Cycle => "power cycled".into(),
@@ -90,7 +89,7 @@ impl Bmc {
             _ => {}
         }
         let what = format!("power {}", power_name(action));
-        self.bounded(&what, async move |b| chassis::power(b, action).await)
+        self.bounded(&what, async move |b| b.power(action).await)
             .await?;
         Ok(format!("power {} done", power_name(action)))
     }
@@ -99,10 +98,8 @@ impl Bmc {
         if !self.power_status().await? {
             return Ok("already off".into());
         }
-        self.bounded("power off", async |b| {
-            chassis::power(b, PowerAction::Off).await
-        })
-        .await?;
+        self.bounded("power off", async |b| b.power(PowerAction::Off).await)
+            .await?;
         Ok("powered off".into())
     }
 

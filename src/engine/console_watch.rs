@@ -14,9 +14,10 @@ use super::lab::EngineEvent;
 use crate::console::gap::now_ms;
 use crate::console::token::ConsoleRedactor;
 use crate::console::{self, ConsoleLog, Gap, GapTracker, Stage, StageDetector, StageEvent};
+use crate::console_link::{Console, ConsoleEvent, ConsoleInput};
+use crate::hardware;
 use crate::inventory::{Lab, Node};
-use crate::ipmi::Timing;
-use crate::ipmi::sol_driver::{self, ConsoleEvent, ConsoleInput, SolOptions};
+use crate::ipmi::sol_driver;
 
 /// What the console has shown so far.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -154,14 +155,18 @@ impl ConsoleHub {
         self.sessions().get(node).map(|s| s.calls.clone())
     }
 
-    /// A BMC connection for `node`: through its open console's session
-    /// when there is one, else a session of its own.
-    pub fn bmc(&self, node: &str, target: crate::ipmi::Target) -> crate::ipmi::Bmc {
+    /// A BMC connection for `node`: an IPMI one through its open SOL
+    /// console's session when there is one (one RMCP+ session per BMC),
+    /// else one of its own.
+    pub fn bmc(&self, node: &str, target: hardware::Target) -> hardware::Bmc {
+        let hardware::Target::Ipmi(target) = target else {
+            return hardware::Bmc::new(target);
+        };
         let calls = self.call_handle(node);
         tracing::debug!(node, console = calls.is_some(), "BMC connection");
         match calls {
-            Some(calls) => crate::ipmi::Bmc::with_console(target, calls),
-            None => crate::ipmi::Bmc::new(target),
+            Some(calls) => hardware::Bmc::Ipmi(crate::ipmi::Bmc::with_console(target, calls)),
+            None => hardware::Bmc::Ipmi(crate::ipmi::Bmc::new(target)),
         }
     }
 
@@ -203,7 +208,7 @@ impl ConsoleHub {
         node: &Node,
         secrets: Vec<String>,
     ) -> Result<ConsoleWatch, String> {
-        let target = super::targets::bmc_target(node, Timing::default())
+        let prepared = hardware::console::prepare(&self.lab(), node)
             .await
             .map_err(|e| e.to_string())?;
         let mut sessions = self.sessions();
@@ -216,12 +221,12 @@ impl ConsoleHub {
             sessions.remove(&node.name);
         }
         let session = sessions.entry(node.name.clone()).or_insert_with(|| {
-            let mut all = vec![target.credentials.password.clone()];
+            let mut all = prepared.secrets();
             all.extend(secrets.iter().cloned());
+            let (calls, call_rx) = sol_driver::call_channel();
+            let console = prepared.spawn(false, Some(call_rx));
             let (seen_tx, seen) = watch::channel(Seen::default());
             let (control, controls) = mpsc::unbounded_channel();
-            let (calls, call_rx) = sol_driver::call_channel();
-            let sol = sol_driver::spawn_with_calls(target, SolOptions::default(), call_rx);
             let lab = self.lab();
             let pump = Pump {
                 node: node.name.clone(),
@@ -235,7 +240,7 @@ impl ConsoleHub {
                 seen: seen_tx,
                 gaps: GapTracker::default(),
             };
-            let task = tokio::spawn(pump.run(sol, controls));
+            let task = tokio::spawn(pump.run(console, controls));
             Session {
                 id: self
                     .next_id
@@ -373,11 +378,7 @@ struct Pump {
 }
 
 impl Pump {
-    async fn run(
-        mut self,
-        mut sol: sol_driver::Console,
-        mut controls: mpsc::UnboundedReceiver<Control>,
-    ) {
+    async fn run(mut self, mut sol: Console, mut controls: mpsc::UnboundedReceiver<Control>) {
         loop {
             tokio::select! {
                 // Controls first: one sent before the caller acts on the

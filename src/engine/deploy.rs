@@ -197,9 +197,18 @@ async fn fresh_deploy(run: &Run<'_>, staged: StagedImage) -> Result<(), Failure>
         .await
         .map_err(|w| Failure::Step(Step::SetBootDevice, w))?;
     let result = async {
-        bmc.set_boot_device(BootDevice::Pxe)
+        let set = bmc
+            .set_boot_device(BootDevice::Pxe)
             .await
             .map_err(|w| Failure::Step(Step::SetBootDevice, w))?;
+        if set.once_ignored {
+            // Cleared below, before the instance boots (Step::Reboot).
+            run.progress(
+                Step::SetBootDevice,
+                "the BMC ignored \"once\" and keeps pxe for every boot; petitlab clears it before the instance boots".into(),
+                None,
+            );
+        }
         run.step(State::Deploying, Step::PowerOn)?;
         let done = bmc
             .power_on_or_cycle()
@@ -479,7 +488,8 @@ async fn finish_instance(run: &Run<'_>, watch: &ConsoleWatch) -> Result<(), Fail
         .await
         .map_err(|w| Failure::Step(Step::Reboot, w))?;
     let result = async {
-        // No override left: petitboot finds no config (local) or the instance's.
+        // No override left: petitboot finds no config (local) or the
+        // instance's. This also clears a pxe the BMC kept despite "once".
         bmc.set_boot_device(BootDevice::None).await?;
         watch.restart_stages();
         bmc.power_on_or_cycle().await

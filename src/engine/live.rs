@@ -12,8 +12,7 @@ use tokio::task::JoinSet;
 use super::lab::{Engine, EngineEvent};
 use super::poller::{Poller, PollerConfig, Reading};
 use super::store::now_ms;
-use super::targets::bmc_target;
-use crate::ipmi::{Timing, sensors};
+use super::targets::management_target;
 
 #[derive(Debug, Clone, Copy)]
 pub struct LiveOptions {
@@ -37,9 +36,7 @@ pub async fn start(engine: Arc<Engine>, options: LiveOptions) -> JoinSet<()> {
     let mut tasks = JoinSet::new();
     let mut targets = Vec::new();
     for node in &engine.lab.nodes {
-        let target = bmc_target(node, Timing::default())
-            .await
-            .map_err(|e| e.to_string());
+        let target = management_target(node).await.map_err(|e| e.to_string());
         targets.push((node.name.clone(), target));
     }
     let config = PollerConfig {
@@ -100,7 +97,7 @@ pub async fn start(engine: Arc<Engine>, options: LiveOptions) -> JoinSet<()> {
                     let Ok(_permit) = permits.acquire().await else {
                         break;
                     };
-                    sensors::dcmi_power(&mut bmc).await
+                    bmc.power_draw().await
                 };
                 match reading {
                     Ok(Some(power)) => engine.emit(EngineEvent::PowerDraw {

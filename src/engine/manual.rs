@@ -44,7 +44,7 @@ pub async fn boot_device(
         let mut bmc = Bmc::connect(&engine.consoles, node, engine.lab.deploy.power_timeout).await?;
         let result = bmc.set_boot_device(device).await;
         bmc.close().await;
-        result?;
+        let set = result?;
         let on = engine.record(&node.name).ok().and_then(|r| r.power_on);
         let name = match device {
             BootDevice::Pxe => "pxe",
@@ -52,8 +52,13 @@ pub async fn boot_device(
             BootDevice::None => "none",
         };
         engine.note_reading(&node.name, on, Some(name));
+        let lasts = if set.once_ignored {
+            "every boot: the BMC ignored \"once\"; set none to clear it"
+        } else {
+            "next boot"
+        };
         Ok(format!(
-            "{}: boot device {} (next boot)",
+            "{}: boot device {} ({lasts})",
             node.name,
             device_name(device)
         ))

@@ -9,8 +9,7 @@ use futures::StreamExt;
 use serde::Serialize;
 use tokio::sync::{Semaphore, mpsc};
 
-use crate::ipmi::chassis::{self, BootFlags};
-use crate::ipmi::{Bmc, IpmiError, Target};
+use crate::hardware::{Bmc, BmcError, BootFlags, Target};
 
 #[derive(Debug, Clone, Copy)]
 pub struct PollerConfig {
@@ -49,14 +48,14 @@ pub enum Reading {
         boot: Option<BootFlags>,
     },
     Failed {
-        /// "unreachable", "auth", "cipher", … (see `IpmiError::kind`).
+        /// "unreachable", "auth", "cipher", "tls", … (see `BmcError::kind`).
         kind: &'static str,
         message: String,
     },
 }
 
 impl Reading {
-    fn failed(err: &IpmiError) -> Reading {
+    fn failed(err: &BmcError) -> Reading {
         Reading::Failed {
             kind: err.kind(),
             message: err.to_string(),
@@ -90,15 +89,13 @@ impl Slot {
                 };
             }
         };
-        let power_on = match chassis::power_status(bmc).await {
+        let power_on = match bmc.power_status().await {
             Ok(on) => on,
             Err(e) => return Reading::failed(&e),
         };
         let boot = if boot_flags {
-            match chassis::boot_flags(bmc).await {
-                Ok(flags) => Some(flags),
-                // A BMC without boot options still has a power state.
-                Err(IpmiError::Completion { .. }) => None,
+            match bmc.boot_flags().await {
+                Ok(flags) => flags,
                 Err(e) => return Reading::failed(&e),
             }
         } else {

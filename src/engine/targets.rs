@@ -1,5 +1,5 @@
-//! From inventory BMC settings to an IPMI target: resolve the host, read the
-//! password (never logged), map the cipher-suite choice.
+//! From inventory BMC settings to a hardware target: resolve the host,
+//! read the password (never logged), map the cipher-suite or TLS choice.
 
 use crate::inventory::{self, Node};
 use crate::ipmi::{CipherChoice, CipherSuite, Credentials, Target, Timing};
@@ -49,4 +49,17 @@ pub async fn bmc_target(node: &Node, timing: Timing) -> Result<Target, TargetErr
         cipher: cipher_choice(bmc.cipher_suite),
         timing,
     })
+}
+
+/// The node's management interface, as lab.toml chooses it.
+pub async fn management_target(node: &Node) -> Result<crate::hardware::Target, TargetError> {
+    match node.bmc.protocol {
+        inventory::BmcProtocol::Ipmi => Ok(crate::hardware::Target::Ipmi(
+            bmc_target(node, Timing::default()).await?,
+        )),
+        inventory::BmcProtocol::Redfish => Err(TargetError::Password {
+            node: node.name.clone(),
+            why: "redfish: not wired yet".into(),
+        }),
+    }
 }

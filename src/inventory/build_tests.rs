@@ -385,3 +385,7 @@ fn a_tftp_lab_without_an_http_url_is_warned_that_deploys_need_one() {
 /// files, hosts that are options, names past IPMI's limit, system dirs.
 #[path = "hostile_tests.rs"]
 mod hostile;
+
+/// The hardware-interface keys of `[node.bmc]`: protocol, console, TLS.
+#[path = "interfaces_tests.rs"]
+mod interfaces;

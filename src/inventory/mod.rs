@@ -8,6 +8,7 @@ mod build;
 mod deploy;
 mod files;
 mod host;
+mod interfaces;
 mod iscsi;
 mod mac;
 mod node;
@@ -191,10 +192,94 @@ impl DeployInterface {
 #[derive(Debug, Clone, Serialize)]
 pub struct Bmc {
     pub host: String,
+    /// The management protocol's port (623 for IPMI, 443 for Redfish).
     pub port: u16,
     pub username: String,
     pub password: PasswordSource,
+    /// IPMI only.
     pub cipher_suite: CipherSuite,
+    /// How petitlab manages the node: power, boot device, sensors.
+    pub protocol: BmcProtocol,
+    /// How petitlab reaches the host's serial console.
+    pub console: ConsoleTransport,
+    /// obmc-console's SSH port (OpenBMC: 2200).
+    pub ssh_port: u16,
+    /// An OpenSSH private key for the SSH console; else the BMC password.
+    pub ssh_key: Option<PathBuf>,
+    /// How the Redfish BMC's certificate is checked (Redfish only).
+    pub tls: Option<BmcTls>,
+    /// Which member of /redfish/v1/Systems; needed only when there are several.
+    pub system_id: Option<String>,
+}
+
+/// The hardware interface that manages a node (Ironic's power and
+/// management interfaces).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BmcProtocol {
+    /// IPMI 2.0 over LAN (RMCP+): AMI, FSP, and OpenBMC with IPMI on.
+    #[default]
+    Ipmi,
+    /// DMTF Redfish over HTTPS: OpenBMC's bmcweb and most current BMCs.
+    Redfish,
+}
+
+impl BmcProtocol {
+    pub fn name(self) -> &'static str {
+        match self {
+            BmcProtocol::Ipmi => "ipmi",
+            BmcProtocol::Redfish => "redfish",
+        }
+    }
+
+    pub fn default_port(self) -> u16 {
+        match self {
+            BmcProtocol::Ipmi => 623,
+            BmcProtocol::Redfish => 443,
+        }
+    }
+
+    /// The console a BMC of this kind is reached on unless lab.toml says.
+    pub fn default_console(self) -> ConsoleTransport {
+        match self {
+            BmcProtocol::Ipmi => ConsoleTransport::Sol,
+            BmcProtocol::Redfish => ConsoleTransport::Ssh,
+        }
+    }
+}
+
+/// The console interface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConsoleTransport {
+    /// IPMI Serial-over-LAN.
+    Sol,
+    /// SSH to OpenBMC's obmc-console (port 2200).
+    Ssh,
+    /// bmcweb's `/console0` websocket, after a Redfish login.
+    Websocket,
+}
+
+impl ConsoleTransport {
+    pub fn name(self) -> &'static str {
+        match self {
+            ConsoleTransport::Sol => "sol",
+            ConsoleTransport::Ssh => "ssh",
+            ConsoleTransport::Websocket => "websocket",
+        }
+    }
+}
+
+/// How a Redfish BMC's TLS certificate is checked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BmcTls {
+    /// Verified against this CA (PEM), name included.
+    CaFile(PathBuf),
+    /// The leaf certificate's SHA-256, pinned (normalised `AB:CD:…`).
+    Fingerprint(String),
+    /// Any certificate (`insecure = true`; `check` warns).
+    Insecure,
 }
 
 /// Where the BMC password comes from. The value itself is read only when

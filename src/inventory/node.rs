@@ -228,13 +228,26 @@ fn build_bmc(ctx: &mut Ctx, node: Option<&str>, raw: Lenient<RawBmc>) -> Option<
     {
         ctx.error(node, "bmc.host", why);
     }
-    let port = ctx.take(node, "bmc.port", raw.port).unwrap_or(623);
+    let protocol = match ctx.take(node, "bmc.protocol", raw.protocol).as_deref() {
+        None | Some("ipmi") => BmcProtocol::Ipmi,
+        Some("redfish") => BmcProtocol::Redfish,
+        Some(other) => {
+            let msg = format!("{other:?} is not supported; use \"ipmi\" or \"redfish\"");
+            ctx.error(node, "bmc.protocol", msg);
+            BmcProtocol::Ipmi
+        }
+    };
+    let ipmi = protocol == BmcProtocol::Ipmi;
+    let port = ctx
+        .take(node, "bmc.port", raw.port)
+        .unwrap_or(protocol.default_port());
     if port == 0 {
         ctx.error(node, "bmc.port", "0 is not a port");
     }
     let username = ctx.required(node, "bmc.username", raw.username);
     // RAKP 1 carries the name's length in one byte, and IPMI caps it at 16.
     if let Some(u) = &username
+        && ipmi
         && u.len() > MAX_USERNAME
     {
         let msg = format!(
@@ -262,7 +275,9 @@ fn build_bmc(ctx: &mut Ctx, node: Option<&str>, raw: Lenient<RawBmc>) -> Option<
                 }
                 Some(secret) => {
                     let what = format!("environment variable {var}");
-                    check_password_length(ctx, node, "bmc.password_env", &what, &secret);
+                    if ipmi {
+                        check_password_length(ctx, node, "bmc.password_env", &what, &secret);
+                    }
                 }
             }
             Some(PasswordSource::Env(var))
@@ -275,8 +290,10 @@ fn build_bmc(ctx: &mut Ctx, node: Option<&str>, raw: Lenient<RawBmc>) -> Option<
                 && let Ok(secret) = source.read()
             {
                 warn_if_shared(ctx, node, &path);
-                let what = "the password file".to_string();
-                check_password_length(ctx, node, "bmc.password_file", &what, &secret);
+                if ipmi {
+                    let what = "the password file";
+                    check_password_length(ctx, node, "bmc.password_file", what, &secret);
+                }
             }
             Some(source)
         }
@@ -284,7 +301,9 @@ fn build_bmc(ctx: &mut Ctx, node: Option<&str>, raw: Lenient<RawBmc>) -> Option<
             let msg =
                 "a literal password is stored in lab.toml; prefer password_env or password_file";
             ctx.warn(node, "bmc.password", msg);
-            check_password_length(ctx, node, "bmc.password", "the password", &secret);
+            if ipmi {
+                check_password_length(ctx, node, "bmc.password", "the password", &secret);
+            }
             Some(PasswordSource::Literal(secret))
         }
         _ => {
@@ -294,6 +313,14 @@ fn build_bmc(ctx: &mut Ctx, node: Option<&str>, raw: Lenient<RawBmc>) -> Option<
         }
     };
 
+    let cipher_given = matches!(raw.cipher_suite, Lenient::Value(_));
+    if cipher_given && !ipmi {
+        ctx.warn(
+            node,
+            "bmc.cipher_suite",
+            "is for IPMI; a Redfish BMC ignores it",
+        );
+    }
     let cipher_suite = match ctx.take(node, "bmc.cipher_suite", raw.cipher_suite) {
         None => CipherSuite::Auto,
         Some(v) => match v
@@ -313,12 +340,28 @@ fn build_bmc(ctx: &mut Ctx, node: Option<&str>, raw: Lenient<RawBmc>) -> Option<
         },
     };
 
+    let rest = super::interfaces::RawInterfaces {
+        console: raw.console,
+        ssh_port: raw.ssh_port,
+        ssh_key: raw.ssh_key,
+        ca_file: raw.ca_file,
+        fingerprint: raw.fingerprint,
+        insecure: raw.insecure,
+        system_id: raw.system_id,
+    };
+    let interfaces = super::interfaces::build(ctx, node, protocol, rest);
     Some(Bmc {
         host: host?,
         port,
         username: username?,
         password: password?,
         cipher_suite,
+        protocol,
+        console: interfaces.console,
+        ssh_port: interfaces.ssh_port,
+        ssh_key: interfaces.ssh_key,
+        tls: interfaces.tls,
+        system_id: interfaces.system_id,
     })
 }
 

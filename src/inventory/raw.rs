@@ -235,6 +235,16 @@ pub struct RawBmc {
     pub password_file: Lenient<String>,
     /// `"auto"`, `3` or `17` (integers or strings).
     pub cipher_suite: Lenient<toml::Value>,
+    /// `"ipmi"` or `"redfish"`.
+    pub protocol: Lenient<String>,
+    /// `"sol"`, `"ssh"` or `"websocket"`.
+    pub console: Lenient<String>,
+    pub ssh_port: Lenient<u16>,
+    pub ssh_key: Lenient<String>,
+    pub ca_file: Lenient<String>,
+    pub fingerprint: Lenient<String>,
+    pub insecure: Lenient<bool>,
+    pub system_id: Lenient<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -14,10 +14,9 @@ use super::server::{Conn, Service};
 use crate::engine::bmc_ops::{self, PowerVerb};
 use crate::engine::lab::{Action, Command, Engine, LabHandle};
 use crate::engine::report;
-use crate::engine::targets::bmc_target;
+use crate::engine::targets::management_target;
+use crate::hardware::{Bmc, BmcError, BootDevice};
 use crate::inventory::Node;
-use crate::ipmi::chassis::BootDevice;
-use crate::ipmi::{Bmc, Timing};
 
 /// BMCs one request talks to at once.
 const CONCURRENCY: usize = 64;
@@ -341,7 +340,7 @@ async fn blocking(
 /// A BMC connection for a request: through the node's console session
 /// when the service holds one.
 async fn open_bmc(engine: &Engine, node: &Node) -> Result<Bmc, RpcError> {
-    let target = bmc_target(node, Timing::default())
+    let target = management_target(node)
         .await
         .map_err(|e| RpcError::failed(e.to_string()))?;
     Ok(engine.consoles.bmc(&node.name, target))
@@ -360,7 +359,7 @@ async fn each_bmc<F, Fut>(
 ) -> Value
 where
     F: Fn(Bmc) -> Fut,
-    Fut: Future<Output = (Bmc, Result<Value, crate::ipmi::IpmiError>)>,
+    Fut: Future<Output = (Bmc, Result<Value, BmcError>)>,
 {
     let job = &job;
     let mut results: Vec<(usize, Value)> = futures::stream::iter(targets.into_iter().enumerate())

@@ -1,0 +1,120 @@
+//! A node's hardware interfaces, chosen per node in lab.toml as Ironic
+//! chooses them: the management interface (power, boot device, sensors)
+//! speaks IPMI or Redfish; the console interface is IPMI SOL, SSH to
+//! obmc-console or bmcweb's websocket ([`crate::console_link`]). The engine,
+//! the CLI and the service talk to [`Bmc`], never to a protocol.
+
+pub mod console;
+mod ipmi_bmc;
+
+use std::fmt;
+
+use serde::Serialize;
+
+pub use crate::ipmi::chassis::{BootDevice, BootFlags, PowerAction};
+pub use crate::ipmi::sensors::{PowerReading, SensorReading};
+use crate::ipmi::{self, IpmiError};
+
+/// Where and how to reach a node's management interface.
+#[derive(Clone)]
+pub enum Target {
+    Ipmi(ipmi::Target),
+}
+
+impl fmt::Debug for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Target::Ipmi(t) => write!(f, "ipmi {}", t.addr),
+        }
+    }
+}
+
+/// Why a BMC request failed, whichever protocol carried it.
+#[derive(Debug, thiserror::Error)]
+pub enum BmcError {
+    #[error(transparent)]
+    Ipmi(#[from] IpmiError),
+}
+
+impl BmcError {
+    /// "unreachable", "auth", "tls", … for dashboards and JSON.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            BmcError::Ipmi(e) => e.kind(),
+        }
+    }
+}
+
+/// What setting the boot device did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct BootSet {
+    /// The override as the BMC reads it back afterwards.
+    pub flags: BootFlags,
+    /// A one-shot override the BMC kept for every boot (sushy-tools ignores
+    /// "Once"): whoever set it must clear it after the boot it was for.
+    pub once_ignored: bool,
+}
+
+/// One node's BMC over its management interface.
+pub enum Bmc {
+    Ipmi(ipmi::Bmc),
+}
+
+impl Bmc {
+    pub fn new(target: Target) -> Bmc {
+        match target {
+            Target::Ipmi(t) => Bmc::Ipmi(ipmi::Bmc::new(t)),
+        }
+    }
+
+    /// Whether the chassis is powered on.
+    pub async fn power_status(&mut self) -> Result<bool, BmcError> {
+        match self {
+            Bmc::Ipmi(b) => ipmi_bmc::power_status(b).await,
+        }
+    }
+
+    pub async fn power(&mut self, action: PowerAction) -> Result<(), BmcError> {
+        match self {
+            Bmc::Ipmi(b) => ipmi_bmc::power(b, action).await,
+        }
+    }
+
+    /// Sets the boot override and reads it back.
+    pub async fn set_boot_device(
+        &mut self,
+        device: BootDevice,
+        persistent: bool,
+    ) -> Result<BootSet, BmcError> {
+        match self {
+            Bmc::Ipmi(b) => ipmi_bmc::set_boot_device(b, device, persistent).await,
+        }
+    }
+
+    /// The boot override; `None` for a BMC without one.
+    pub async fn boot_flags(&mut self) -> Result<Option<BootFlags>, BmcError> {
+        match self {
+            Bmc::Ipmi(b) => ipmi_bmc::boot_flags(b).await,
+        }
+    }
+
+    pub async fn sensors(&mut self) -> Result<Vec<SensorReading>, BmcError> {
+        match self {
+            Bmc::Ipmi(b) => ipmi_bmc::sensors(b).await,
+        }
+    }
+
+    /// The chassis' power draw, where the BMC measures it.
+    pub async fn power_draw(&mut self) -> Result<Option<PowerReading>, BmcError> {
+        match self {
+            Bmc::Ipmi(b) => ipmi_bmc::power_draw(b).await,
+        }
+    }
+
+    /// Ends the session (IPMI Close Session, Redfish logout).
+    pub async fn close(&mut self) {
+        match self {
+            Bmc::Ipmi(b) => b.close().await,
+        }
+    }
+}
