@@ -96,7 +96,14 @@ impl Client {
         // The service root needs no credentials (Redfish spec); some BMCs
         // want them anyway, and then surely have sessions.
         let root_reply = t
-            .send(Method::GET, "/redfish/v1/", &Auth::None, None, &[], target.timeout)
+            .send(
+                Method::GET,
+                "/redfish/v1/",
+                &Auth::None,
+                None,
+                &[],
+                target.timeout,
+            )
             .await?;
         let (root, sessions_link) = match root_reply.status {
             401 | 403 => (
@@ -128,7 +135,10 @@ impl Client {
         let systems = model::link(&root, "Systems")
             .unwrap_or("/redfish/v1/Systems")
             .to_string();
-        match client.find_system(&systems, target.system_id.as_deref()).await {
+        match client
+            .find_system(&systems, target.system_id.as_deref())
+            .await
+        {
             Ok(path) => {
                 client.system_url = client.t.url(&path)?;
                 client.system_path = path;

@@ -178,6 +178,9 @@ mod tests {
             }
             .is_transient()
         );
-        assert_eq!(RedfishError::Unauthorized { url: "u".into() }.kind(), "auth");
+        assert_eq!(
+            RedfishError::Unauthorized { url: "u".into() }.kind(),
+            "auth"
+        );
     }
 }

@@ -129,7 +129,11 @@ mod tests {
             "https://127.0.0.1:8443/redfish/v1/Systems/system/LogServices/EventLog/Entries?$skip=1000"
         );
         assert_eq!(
-            resolve(O, "HTTPS://127.0.0.1:8443/redfish/v1/SessionService/Sessions/abc").unwrap(),
+            resolve(
+                O,
+                "HTTPS://127.0.0.1:8443/redfish/v1/SessionService/Sessions/abc"
+            )
+            .unwrap(),
             "https://127.0.0.1:8443/redfish/v1/SessionService/Sessions/abc"
         );
         assert!(resolve(O, "/redfish/v1/").is_ok());

@@ -16,6 +16,8 @@ pub mod tls;
 mod transport;
 
 #[cfg(test)]
+mod client_tests;
+#[cfg(test)]
 mod model_tests;
 
 pub use client::{Client, MAX_LOG_ENTRIES, Target};

@@ -233,7 +233,11 @@ pub fn pick_system(members: &[String], wanted: Option<&str>) -> Result<String, R
         if members.is_empty() {
             "none".to_string()
         } else {
-            members.iter().map(|m| bound(m)).collect::<Vec<_>>().join(", ")
+            members
+                .iter()
+                .map(|m| bound(m))
+                .collect::<Vec<_>>()
+                .join(", ")
         }
     };
     match wanted {
@@ -315,7 +319,10 @@ pub fn action_info_allowed(action_info: &Value) -> Vec<String> {
 
 /// The first of `preferred` that `allowed` lists; with nothing advertised,
 /// the first of `preferred` (the BMC will say if it minds).
-pub fn choose_reset(preferred: &[ResetType], allowed: &[String]) -> Result<ResetType, RedfishError> {
+pub fn choose_reset(
+    preferred: &[ResetType],
+    allowed: &[String],
+) -> Result<ResetType, RedfishError> {
     let pick = if allowed.is_empty() {
         preferred.first().copied()
     } else {
@@ -469,7 +476,8 @@ pub fn thermal_sensors(thermal: &Value) -> Vec<Sensor> {
 /// Chassis `Power`: `Voltages[]`, `PowerControl[]` (consumed watts),
 /// `PowerSupplies[]` (input watts).
 pub fn power_sensors(power: &Value) -> Vec<Sensor> {
-    let volts = array(power, "Voltages").filter_map(|v| array_sensor(v, "ReadingVolts", "V", "voltage"));
+    let volts =
+        array(power, "Voltages").filter_map(|v| array_sensor(v, "ReadingVolts", "V", "voltage"));
     let control = array(power, "PowerControl")
         .filter_map(|c| array_sensor(c, "PowerConsumedWatts", "W", "power"));
     let supplies = array(power, "PowerSupplies")

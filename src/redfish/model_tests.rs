@@ -105,7 +105,9 @@ fn reset_inline_allowable_values_sushy() {
     let info = reset_info(&sushy_system());
     assert_eq!(
         info.target.as_deref(),
-        Some("/redfish/v1/Systems/27946b59-9e44-4fa7-8e91-f3527a1ef094/Actions/ComputerSystem.Reset")
+        Some(
+            "/redfish/v1/Systems/27946b59-9e44-4fa7-8e91-f3527a1ef094/Actions/ComputerSystem.Reset"
+        )
     );
     assert_eq!(info.allowed.len(), 7);
     assert_eq!(info.action_info, None);
@@ -137,7 +139,10 @@ fn reset_action_info_bmcweb() {
     let allowed = action_info_allowed(&action_info);
     assert_eq!(allowed.len(), 8);
     assert!(allowed.contains(&"PowerCycle".to_string()));
-    assert!(action_info_allowed(&json!({"Parameters": [{"Name": "Other", "AllowableValues": ["x"]}]})).is_empty());
+    assert!(
+        action_info_allowed(&json!({"Parameters": [{"Name": "Other", "AllowableValues": ["x"]}]}))
+            .is_empty()
+    );
     assert_eq!(reset_info(&json!({})), ResetInfo::default());
 }
 
@@ -203,7 +208,11 @@ fn boot_overrides() {
     for t in [BootTarget::Pxe, BootTarget::Hdd, BootTarget::None] {
         assert_eq!(BootTarget::parse(t.as_str()), t);
     }
-    for e in [OverrideEnabled::Once, OverrideEnabled::Continuous, OverrideEnabled::Disabled] {
+    for e in [
+        OverrideEnabled::Once,
+        OverrideEnabled::Continuous,
+        OverrideEnabled::Disabled,
+    ] {
         assert_eq!(OverrideEnabled::parse(e.as_str()), Some(e));
     }
 }
@@ -297,15 +306,23 @@ fn bmcweb_thermal_and_power() {
             "Status": {"Health": "OK", "State": "Enabled"}}]
     });
     let s = power_sensors(&power);
-    let names: Vec<_> = s.iter().map(|x| (x.name.as_str(), x.units.as_str())).collect();
+    let names: Vec<_> = s
+        .iter()
+        .map(|x| (x.name.as_str(), x.units.as_str()))
+        .collect();
     assert_eq!(
         names,
         [("P12V", "V"), ("Chassis Power Control", "W"), ("ps0", "W")]
     );
     assert_eq!(power_watts_from_power(&power), Some(312.0));
-    assert_eq!(power_watts_from_power(&json!({"PowerControl": [{"PowerConsumedWatts": null}]})), None);
     assert_eq!(
-        power_watts_from_environment(&json!({"PowerWatts": {"DataSourceUri": "/x", "Reading": 250.5}})),
+        power_watts_from_power(&json!({"PowerControl": [{"PowerConsumedWatts": null}]})),
+        None
+    );
+    assert_eq!(
+        power_watts_from_environment(
+            &json!({"PowerWatts": {"DataSourceUri": "/x", "Reading": 250.5}})
+        ),
         Some(250.5)
     );
 }
@@ -324,9 +341,14 @@ fn bmcweb_sensor_resources() {
         "Status": {"Health": "OK", "State": "Enabled"}
     });
     let s = sensor_resource(&expanded).unwrap();
-    assert_eq!((s.name.as_str(), s.reading, s.units.as_str()), ("CPU0", Some(40.5), "Cel"));
+    assert_eq!(
+        (s.name.as_str(), s.reading, s.units.as_str()),
+        ("CPU0", Some(40.5), "Cel")
+    );
     // Units from the reading type when ReadingUnits is missing.
-    let s = sensor_resource(&json!({"Name": "total_power", "ReadingType": "Power", "Reading": 300})).unwrap();
+    let s =
+        sensor_resource(&json!({"Name": "total_power", "ReadingType": "Power", "Reading": 300}))
+            .unwrap();
     assert_eq!(s.units, "W");
     // A bare link is not a sensor yet.
     assert_eq!(
@@ -394,16 +416,25 @@ fn picking_the_system() {
     let one = vec!["/redfish/v1/Systems/system".to_string()];
     assert_eq!(pick_system(&one, None).unwrap(), one[0]);
     assert_eq!(pick_system(&one, Some("system")).unwrap(), one[0]);
-    assert_eq!(pick_system(&one, Some("/redfish/v1/Systems/system/")).unwrap(), one[0]);
+    assert_eq!(
+        pick_system(&one, Some("/redfish/v1/Systems/system/")).unwrap(),
+        one[0]
+    );
     let two = vec![
         "/redfish/v1/Systems/a".to_string(),
         "/redfish/v1/Systems/b".to_string(),
     ];
     let e = pick_system(&two, None).unwrap_err().to_string();
-    assert!(e.contains("/redfish/v1/Systems/a") && e.contains("/redfish/v1/Systems/b"), "{e}");
+    assert!(
+        e.contains("/redfish/v1/Systems/a") && e.contains("/redfish/v1/Systems/b"),
+        "{e}"
+    );
     assert_eq!(pick_system(&two, Some("b")).unwrap(), two[1]);
     let e = pick_system(&two, Some("c")).unwrap_err().to_string();
-    assert!(e.contains("\"c\"") && e.contains("/redfish/v1/Systems/a"), "{e}");
+    assert!(
+        e.contains("\"c\"") && e.contains("/redfish/v1/Systems/a"),
+        "{e}"
+    );
     assert!(pick_system(&[], None).is_err());
 }
 
@@ -429,7 +460,8 @@ fn service_roots_and_sessions() {
     });
     assert_eq!(sessions_link(&sushy), None);
     assert_eq!(
-        sessions_link(&json!({"SessionService": {"@odata.id": "/redfish/v1/SessionService"}})).as_deref(),
+        sessions_link(&json!({"SessionService": {"@odata.id": "/redfish/v1/SessionService"}}))
+            .as_deref(),
         Some("/redfish/v1/SessionService/Sessions")
     );
     assert_eq!(link(&sushy, "Systems"), Some("/redfish/v1/Systems"));

@@ -66,7 +66,11 @@ pub(crate) struct Transport {
 }
 
 impl Transport {
-    pub fn new(base_url: &str, policy: &TlsPolicy, timeout: Duration) -> Result<Self, RedfishError> {
+    pub fn new(
+        base_url: &str,
+        policy: &TlsPolicy,
+        timeout: Duration,
+    ) -> Result<Self, RedfishError> {
         let origin = link::origin(base_url)?;
         let (tls, refusals) = tls::build(policy)?;
         let http = reqwest::Client::builder()
@@ -201,10 +205,15 @@ fn too_big(url: &str) -> RedfishError {
     ))
 }
 
-/// "error sending request: client error (Connect): Connection refused".
+/// "client error (Connect): tcp connect error: Connection refused": the
+/// causes under reqwest's "error sending request for url (...)", which
+/// only repeats the URL.
 fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts = vec![e.to_string()];
-    let mut cur = e.source();
+    let (first, mut cur) = match e.source() {
+        Some(s) => (s, s.source()),
+        None => (e, None),
+    };
+    let mut parts = vec![first.to_string()];
     while let Some(s) = cur {
         let text = s.to_string();
         if !parts.iter().any(|p| p.contains(&text)) {
