@@ -383,3 +383,15 @@ fn target_debug_hides_the_password() {
     let d = format!("{t:?}");
     assert!(!d.contains("s3cret") && d.contains("root"), "{d}");
 }
+
+/// The engine runs these in spawned tasks.
+#[allow(dead_code)]
+fn futures_are_send(client: &mut Client, target: &Target) {
+    fn send<T: Send>(_: T) {}
+    send(Client::connect(target));
+    send(client.power_state());
+    send(client.reset(&[ResetType::On]));
+    send(client.set_boot_override(BootTarget::Pxe, OverrideEnabled::Once));
+    send(client.sensors());
+    send(client.event_log());
+}

@@ -26,5 +26,5 @@ pub use model::{
     BootOverride, BootTarget, LogEntry, OverrideEnabled, PowerState, ResetType, Sensor,
     SerialConsoles,
 };
-pub use tls::{TlsPolicy, client_config, fingerprint_of};
+pub use tls::{TlsPolicy, TlsRefusals, client_config, client_config_with_refusals, fingerprint_of};
 pub use transport::MAX_BODY;

@@ -97,25 +97,43 @@ pub fn ring_provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// What the verifier last refused, for the error the caller sees.
+/// What the verifier last refused ("certificate pin mismatch: expected X,
+/// the BMC presented Y", "unknown CA: ..."), for the error the caller sees:
+/// a failed handshake only surfaces as a generic I/O error otherwise.
 #[derive(Clone, Default)]
-pub(crate) struct Refusals(Arc<Mutex<Option<String>>>);
+pub struct TlsRefusals(Arc<Mutex<Option<String>>>);
 
-impl Refusals {
+impl TlsRefusals {
     fn record(&self, why: String) {
         *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(why);
     }
 
-    pub(crate) fn take(&self) -> Option<String> {
+    /// The last refusal, cleared.
+    pub fn take(&self) -> Option<String> {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 }
 
+impl std::fmt::Debug for TlsRefusals {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TlsRefusals")
+    }
+}
+
+/// [`client_config`] plus the log of what its verifier refused, for
+/// connections made outside [`crate::redfish::Client`] (the websocket
+/// console): after a failed handshake, `take()` says why.
+pub fn client_config_with_refusals(
+    policy: &TlsPolicy,
+) -> Result<(Arc<rustls::ClientConfig>, TlsRefusals), RedfishError> {
+    build(policy)
+}
+
 pub(crate) fn build(
     policy: &TlsPolicy,
-) -> Result<(Arc<rustls::ClientConfig>, Refusals), RedfishError> {
+) -> Result<(Arc<rustls::ClientConfig>, TlsRefusals), RedfishError> {
     let provider = ring_provider();
-    let refusals = Refusals::default();
+    let refusals = TlsRefusals::default();
     let check = match policy {
         TlsPolicy::CaFile(path) => {
             let mut roots = rustls::RootCertStore::empty();
@@ -174,7 +192,7 @@ enum Check {
 struct Verifier {
     check: Check,
     algorithms: WebPkiSupportedAlgorithms,
-    refusals: Refusals,
+    refusals: TlsRefusals,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -271,7 +289,7 @@ fn describe_ca_refusal(
 
 /// The rustls error inside a reqwest/hyper/io error chain, if any. io::Error
 /// hides its payload from `source()`, hence the explicit `get_ref`.
-pub(crate) fn rustls_error_in(err: &(dyn std::error::Error + 'static)) -> Option<String> {
+pub fn rustls_error_in(err: &(dyn std::error::Error + 'static)) -> Option<String> {
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
     let mut depth = 0;
     while let Some(e) = cur {
@@ -352,7 +370,7 @@ mod tests {
     fn pin_verifier_records_both_fingerprints() {
         let a = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).unwrap();
         let b = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).unwrap();
-        let refusals = Refusals::default();
+        let refusals = TlsRefusals::default();
         let want = parse_fingerprint(&fingerprint_of(a.cert.der())).unwrap();
         let v = Verifier {
             check: Check::Pin(want),

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use super::error::{RedfishError, bound, error_message};
 use super::link;
-use super::tls::{self, Refusals, TlsPolicy};
+use super::tls::{self, TlsPolicy, TlsRefusals};
 
 /// Redfish resources are small; bmcweb's largest (a 1000-entry journal
 /// page) is well under this.
@@ -62,7 +62,7 @@ pub(crate) struct Transport {
     origin: String,
     timeout: Duration,
     tls: Arc<rustls::ClientConfig>,
-    refusals: Refusals,
+    refusals: TlsRefusals,
 }
 
 impl Transport {
