@@ -13,6 +13,7 @@ pub mod ipmi;
 pub mod iscsi;
 pub mod logging;
 pub mod panics;
+pub mod redfish;
 pub mod serve;
 pub mod service;
 pub mod sim;
