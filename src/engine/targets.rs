@@ -8,6 +8,10 @@ use crate::ipmi::{CipherChoice, CipherSuite, Credentials, Target, Timing};
 pub enum TargetError {
     #[error("node {node}: bmc.password: {why}")]
     Password { node: String, why: String },
+    #[error(
+        "node {node}: bmc.ca_file: a Redfish BMC needs ca_file, fingerprint or insecure = true"
+    )]
+    Tls { node: String },
     #[error("node {node}: bmc.host: cannot resolve {host:?}: {why}")]
     Resolve {
         node: String,
@@ -57,9 +61,45 @@ pub async fn management_target(node: &Node) -> Result<crate::hardware::Target, T
         inventory::BmcProtocol::Ipmi => Ok(crate::hardware::Target::Ipmi(
             bmc_target(node, Timing::default()).await?,
         )),
-        inventory::BmcProtocol::Redfish => Err(TargetError::Password {
-            node: node.name.clone(),
-            why: "redfish: not wired yet".into(),
-        }),
+        inventory::BmcProtocol::Redfish => Ok(crate::hardware::Target::Redfish(Box::new(
+            redfish_target(node)?,
+        ))),
     }
+}
+
+/// How long one Redfish request may take (bmcweb answers in well under a
+/// second; a BMC busy flashing may take several).
+const REDFISH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+
+pub fn redfish_target(node: &Node) -> Result<crate::redfish::Target, TargetError> {
+    use crate::redfish::TlsPolicy;
+    let bmc = &node.bmc;
+    let password = bmc.password.read().map_err(|why| TargetError::Password {
+        node: node.name.clone(),
+        why,
+    })?;
+    let tls = match &bmc.tls {
+        Some(inventory::BmcTls::CaFile(path)) => TlsPolicy::CaFile(path.clone()),
+        Some(inventory::BmcTls::Fingerprint(pin)) => TlsPolicy::Fingerprint(pin.clone()),
+        Some(inventory::BmcTls::Insecure) => TlsPolicy::Insecure,
+        None => {
+            return Err(TargetError::Tls {
+                node: node.name.clone(),
+            });
+        }
+    };
+    // An IPv6 literal needs brackets in a URL.
+    let host = if bmc.host.contains(':') {
+        format!("[{}]", bmc.host)
+    } else {
+        bmc.host.clone()
+    };
+    Ok(crate::redfish::Target {
+        base_url: format!("https://{host}:{}", bmc.port),
+        username: bmc.username.clone(),
+        password,
+        tls,
+        system_id: bmc.system_id.clone(),
+        timeout: REDFISH_TIMEOUT,
+    })
 }

@@ -6,6 +6,7 @@
 
 pub mod console;
 mod ipmi_bmc;
+mod redfish_bmc;
 
 use std::fmt;
 
@@ -14,17 +15,20 @@ use serde::Serialize;
 pub use crate::ipmi::chassis::{BootDevice, BootFlags, PowerAction};
 pub use crate::ipmi::sensors::{PowerReading, SensorReading};
 use crate::ipmi::{self, IpmiError};
+use crate::redfish::{self as rf, RedfishError};
 
 /// Where and how to reach a node's management interface.
 #[derive(Clone)]
 pub enum Target {
     Ipmi(ipmi::Target),
+    Redfish(Box<rf::Target>),
 }
 
 impl fmt::Debug for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Target::Ipmi(t) => write!(f, "ipmi {}", t.addr),
+            Target::Redfish(t) => write!(f, "redfish {}", t.base_url),
         }
     }
 }
@@ -34,6 +38,8 @@ impl fmt::Debug for Target {
 pub enum BmcError {
     #[error(transparent)]
     Ipmi(#[from] IpmiError),
+    #[error(transparent)]
+    Redfish(#[from] RedfishError),
 }
 
 impl BmcError {
@@ -41,6 +47,7 @@ impl BmcError {
     pub fn kind(&self) -> &'static str {
         match self {
             BmcError::Ipmi(e) => e.kind(),
+            BmcError::Redfish(e) => e.kind(),
         }
     }
 }
@@ -58,12 +65,14 @@ pub struct BootSet {
 /// One node's BMC over its management interface.
 pub enum Bmc {
     Ipmi(ipmi::Bmc),
+    Redfish(Box<redfish_bmc::RedfishBmc>),
 }
 
 impl Bmc {
     pub fn new(target: Target) -> Bmc {
         match target {
             Target::Ipmi(t) => Bmc::Ipmi(ipmi::Bmc::new(t)),
+            Target::Redfish(t) => Bmc::Redfish(Box::new(redfish_bmc::RedfishBmc::new(*t))),
         }
     }
 
@@ -71,12 +80,14 @@ impl Bmc {
     pub async fn power_status(&mut self) -> Result<bool, BmcError> {
         match self {
             Bmc::Ipmi(b) => ipmi_bmc::power_status(b).await,
+            Bmc::Redfish(b) => b.power_status().await,
         }
     }
 
     pub async fn power(&mut self, action: PowerAction) -> Result<(), BmcError> {
         match self {
             Bmc::Ipmi(b) => ipmi_bmc::power(b, action).await,
+            Bmc::Redfish(b) => b.power(action).await,
         }
     }
 
@@ -88,6 +99,7 @@ impl Bmc {
     ) -> Result<BootSet, BmcError> {
         match self {
             Bmc::Ipmi(b) => ipmi_bmc::set_boot_device(b, device, persistent).await,
+            Bmc::Redfish(b) => b.set_boot_device(device, persistent).await,
         }
     }
 
@@ -95,12 +107,14 @@ impl Bmc {
     pub async fn boot_flags(&mut self) -> Result<Option<BootFlags>, BmcError> {
         match self {
             Bmc::Ipmi(b) => ipmi_bmc::boot_flags(b).await,
+            Bmc::Redfish(b) => b.boot_flags().await,
         }
     }
 
     pub async fn sensors(&mut self) -> Result<Vec<SensorReading>, BmcError> {
         match self {
             Bmc::Ipmi(b) => ipmi_bmc::sensors(b).await,
+            Bmc::Redfish(b) => b.sensors().await,
         }
     }
 
@@ -108,6 +122,7 @@ impl Bmc {
     pub async fn power_draw(&mut self) -> Result<Option<PowerReading>, BmcError> {
         match self {
             Bmc::Ipmi(b) => ipmi_bmc::power_draw(b).await,
+            Bmc::Redfish(b) => b.power_draw().await,
         }
     }
 
@@ -115,6 +130,7 @@ impl Bmc {
     pub async fn close(&mut self) {
         match self {
             Bmc::Ipmi(b) => b.close().await,
+            Bmc::Redfish(b) => b.close().await,
         }
     }
 }
