@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -29,6 +29,8 @@ const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Request bodies are small JSON documents.
 pub const MAX_BODY: usize = 64 * 1024;
+/// Read and dropped past [`MAX_BODY`] before answering 413.
+const MAX_DRAINED: usize = 1024 * 1024;
 /// hyper's read buffer, so the most header bytes a request may have.
 const MAX_HEADER_BUF: usize = 16 * 1024;
 
@@ -89,28 +91,27 @@ async fn handle(bmc: Arc<Bmc>, peer: SocketAddr, req: Request<Incoming>) -> Resp
     }
     let head = req.method() == Method::HEAD;
     let (parts, body) = req.into_parts();
-    let body =
-        match tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, MAX_BODY).collect()).await {
-            Ok(Ok(collected)) => collected.to_bytes(),
-            Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
-                let text = format!("The request body is larger than {MAX_BODY} bytes.");
-                return response(
-                    routes::general_error(StatusCode::PAYLOAD_TOO_LARGE, &text),
-                    false,
-                );
-            }
-            Ok(Err(_)) => {
-                let text = "The request body could not be read.";
-                return response(routes::general_error(StatusCode::BAD_REQUEST, text), false);
-            }
-            Err(_) => {
-                let text = format!("The request body did not arrive within {BODY_TIMEOUT:?}.");
-                return response(
-                    routes::general_error(StatusCode::REQUEST_TIMEOUT, &text),
-                    false,
-                );
-            }
-        };
+    let body = match tokio::time::timeout(BODY_TIMEOUT, read_body(body)).await {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(BodyError::TooLarge)) => {
+            let text = format!("The request body is larger than {MAX_BODY} bytes.");
+            return response(
+                routes::general_error(StatusCode::PAYLOAD_TOO_LARGE, &text),
+                false,
+            );
+        }
+        Ok(Err(BodyError::Broken)) => {
+            let text = "The request body could not be read.";
+            return response(routes::general_error(StatusCode::BAD_REQUEST, text), false);
+        }
+        Err(_) => {
+            let text = format!("The request body did not arrive within {BODY_TIMEOUT:?}.");
+            return response(
+                routes::general_error(StatusCode::REQUEST_TIMEOUT, &text),
+                false,
+            );
+        }
+    };
     let req = Req {
         method: &parts.method,
         path: &path,
@@ -119,6 +120,36 @@ async fn handle(bmc: Arc<Bmc>, peer: SocketAddr, req: Request<Incoming>) -> Resp
         peer,
     };
     response(routes::route(&bmc, &req), head)
+}
+
+enum BodyError {
+    TooLarge,
+    Broken,
+}
+
+/// The body, up to [`MAX_BODY`]. Past that, up to [`MAX_DRAINED`] more is
+/// read and dropped before the refusal, so a client still sending gets the
+/// 413 rather than a broken pipe.
+async fn read_body(mut body: Incoming) -> Result<Bytes, BodyError> {
+    let mut kept = Vec::new();
+    let mut seen = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|_| BodyError::Broken)?;
+        let Ok(data) = frame.into_data() else {
+            continue; // trailers
+        };
+        seen = seen.saturating_add(data.len());
+        if seen > MAX_BODY + MAX_DRAINED {
+            return Err(BodyError::TooLarge);
+        }
+        if seen <= MAX_BODY {
+            kept.extend_from_slice(&data);
+        }
+    }
+    if seen > MAX_BODY {
+        return Err(BodyError::TooLarge);
+    }
+    Ok(Bytes::from(kept))
 }
 
 /// The reply as HTTP, with bmcweb's usual headers.

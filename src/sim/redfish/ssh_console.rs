@@ -84,10 +84,14 @@ impl Escape {
     }
 }
 
+fn password_only() -> MethodSet {
+    MethodSet::from(&[MethodKind::Password][..])
+}
+
 /// Accepts SSH connections until the front end stops.
 pub async fn serve(listener: TcpListener, key: PrivateKey, bmc: Arc<Bmc>) {
     let config = Arc::new(russh::server::Config {
-        methods: MethodSet::from(&[MethodKind::Password][..]),
+        methods: password_only(),
         auth_rejection_time: Duration::from_millis(500),
         auth_rejection_time_initial: Some(Duration::ZERO),
         keys: vec![key],
@@ -267,7 +271,12 @@ impl russh::server::Handler for Console {
             Ok(Auth::Accept)
         } else {
             tracing::info!(node = %self.bmc.name, peer = %self.peer, "SSH console login refused");
-            Ok(Auth::reject())
+            // Password may be tried again (up to max_auth_attempts), as
+            // dropbear allows.
+            Ok(Auth::Reject {
+                proceed_with_methods: Some(password_only()),
+                partial_success: false,
+            })
         }
     }
 
