@@ -37,7 +37,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU8;
 
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -137,6 +137,9 @@ pub(crate) struct Bmc {
     pub ports: Ports,
     /// Bumped per sensor read, so a running host's readings wobble.
     pub readings: AtomicU8,
+    /// `/console0` clients at once (an upgraded connection no longer
+    /// counts against the HTTPS connection limit).
+    pub websockets: Arc<Semaphore>,
     /// Cancelled when the front end stops: every task it spawned ends.
     pub stop: CancellationToken,
 }
@@ -161,6 +164,7 @@ impl Bmc {
             log: EventLog::default(),
             ports,
             readings: AtomicU8::new(0),
+            websockets: Arc::new(Semaphore::new(websocket::MAX_CLIENTS)),
             stop,
         }
     }

@@ -138,11 +138,9 @@ pub fn system(power_on: bool, boot: &BootOverride, uuid: &str, ssh_port: u16) ->
                 "Port": ssh_port,
                 "HotKeySequenceDisplay": "Press ~. to exit console",
             },
-            "WebSocket": {
-                "ServiceEnabled": true,
-                "ConsoleURI": "/console0",
-                "Interactive": true,
-            },
+            // bmcweb's /console0 (its path is fixed: bmcweb does not list
+            // it; only the schema's SerialConsoleProtocol fields here).
+            "WebSocket": { "ServiceEnabled": true },
         },
         "LogServices": link(&format!("{SYSTEM}/LogServices")),
         "Links": {

@@ -499,7 +499,9 @@ fn reset(bmc: &Bmc, body: &[u8]) -> Reply {
     }
     tracing::info!(node = %bmc.name, reset_type, "Redfish reset");
     // A graceful shutdown completes later: wake up to apply it.
-    if let Some(at) = model::next_deadline(&bmc.state) {
+    if reset_type == "GracefulShutdown"
+        && let Some(at) = model::next_deadline(&bmc.state)
+    {
         let state = bmc.state.clone();
         bmc.spawn(async move {
             tokio::time::sleep_until(at.into()).await;

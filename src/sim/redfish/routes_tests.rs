@@ -291,6 +291,54 @@ async fn reset_and_boot_override_act_on_the_ipmi_chassis() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!sim.chassis(0).power_on, "soft off applied by its timer");
 
+    // Continuous: every boot uses it, and it stays.
+    let patch = json!({"Boot": {"BootSourceOverrideEnabled": "Continuous", "BootSourceOverrideTarget": "Hdd"}});
+    let reply = call(
+        &bmc,
+        Method::PATCH,
+        "/redfish/v1/Systems/system",
+        &admin(),
+        patch.to_string().as_bytes(),
+    );
+    assert_eq!(reply.status, StatusCode::NO_CONTENT);
+    for _ in 0..2 {
+        let cycle = call(
+            &bmc,
+            Method::POST,
+            reset,
+            &admin(),
+            br#"{"ResetType":"PowerCycle"}"#,
+        );
+        assert_eq!(cycle.status, StatusCode::NO_CONTENT);
+        assert_eq!(sim.chassis(0).booted_from, BootDevice::Disk);
+    }
+    let boot = &get(&bmc, "/redfish/v1/Systems/system")["Boot"];
+    assert_eq!(
+        (
+            boot["BootSourceOverrideEnabled"].as_str(),
+            boot["BootSourceOverrideTarget"].as_str()
+        ),
+        (Some("Continuous"), Some("Hdd"))
+    );
+    // Disabled: the flags' valid bit goes, as ipmitool would see it.
+    let patch = br#"{"Boot": {"BootSourceOverrideEnabled": "Disabled"}}"#;
+    assert_eq!(
+        call(
+            &bmc,
+            Method::PATCH,
+            "/redfish/v1/Systems/system",
+            &admin(),
+            patch
+        )
+        .status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(sim.chassis(0).boot_device, BootDevice::None);
+    assert_eq!(
+        get(&bmc, "/redfish/v1/Systems/system")["Boot"]["BootSourceOverrideEnabled"],
+        "Disabled"
+    );
+
     let entries = get(
         &bmc,
         "/redfish/v1/Systems/system/LogServices/EventLog/Entries",

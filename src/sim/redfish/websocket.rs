@@ -5,7 +5,7 @@
 //! subprotocol (as bmcweb's web UI does).
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt};
 use hyper::body::Incoming;
@@ -23,6 +23,11 @@ use super::http::{Body, response};
 use super::routes::{self, Reply};
 use super::sessions::{Caller, authenticate};
 
+/// bmcweb's console clients at once, as SerialConsole reports.
+pub const MAX_CLIENTS: usize = 15;
+/// How often a quiet client is pinged; after three silent intervals it is
+/// dropped.
+const PING_INTERVAL: Duration = Duration::from_secs(30);
 /// Frames a console client sends are keystrokes and pastes.
 const MAX_MESSAGE: usize = 64 * 1024;
 
@@ -62,9 +67,15 @@ pub fn upgrade(bmc: Arc<Bmc>, mut req: Request<Incoming>) -> Response<Body> {
             "/console0 is a websocket: GET with Upgrade: websocket and Sec-WebSocket-Version: 13.";
         return response(routes::bad_request("GeneralError", text, &[]), false);
     };
+    let Ok(permit) = bmc.websockets.clone().try_acquire_owned() else {
+        let text = format!("/console0 already has {MAX_CLIENTS} clients.");
+        let reply = routes::general_error(StatusCode::SERVICE_UNAVAILABLE, &text);
+        return response(reply, false);
+    };
     let on_upgrade = hyper::upgrade::on(&mut req);
     let task_bmc = bmc.clone();
     bmc.spawn(async move {
+        let _permit = permit;
         match on_upgrade.await {
             Ok(upgraded) => relay(task_bmc, TokioIo::new(upgraded)).await,
             Err(e) => tracing::debug!(node = %task_bmc.name, "/console0 upgrade failed: {e}"),
@@ -97,9 +108,19 @@ where
     let ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
     let (mut sink, mut stream) = ws.split();
     let mut output = bmc.serial.output();
+    let mut ping = tokio::time::interval(PING_INTERVAL);
+    let mut last_heard = Instant::now();
     tracing::info!(node = %bmc.name, "/console0 opened");
     loop {
         tokio::select! {
+            _ = ping.tick() => {
+                // A peer gone without a word would hold its slot forever.
+                if last_heard.elapsed() > PING_INTERVAL * 3
+                    || sink.send(Message::Ping(Default::default())).await.is_err()
+                {
+                    break;
+                }
+            }
             chunk = output.recv() => match chunk {
                 Ok(bytes) => {
                     if sink.send(Message::Binary(bytes.into())).await.is_err() {
@@ -110,7 +131,7 @@ where
                 Err(RecvError::Lagged(_)) => {}
                 Err(RecvError::Closed) => break,
             },
-            message = stream.next() => match message {
+            message = stream.next() => match message.inspect(|_| last_heard = Instant::now()) {
                 Some(Ok(Message::Binary(bytes))) => {
                     bmc.serial.deliver(SerialInput::Data(bytes.to_vec()));
                 }
