@@ -27,6 +27,7 @@ mod host;
 mod http_get;
 pub mod lab;
 mod petitboot;
+pub mod redfish;
 mod sdr;
 mod serial;
 mod server;
@@ -158,6 +159,7 @@ impl BmcSpec {
 }
 
 struct Bmc {
+    name: String,
     addr: SocketAddr,
     state: server::Shared,
     chassis: watch::Receiver<ChassisState>,
@@ -237,6 +239,7 @@ impl Sim {
                 None => None,
             };
             bmcs.push(Bmc {
+                name: spec.name.clone(),
                 addr,
                 state,
                 chassis,
