@@ -191,29 +191,26 @@ impl Connector for WebsocketConsole {
         let config = WebSocketConfig::default()
             .max_message_size(Some(MAX_MESSAGE))
             .max_frame_size(Some(MAX_FRAME));
-        let (ws, _response) = tokio_tungstenite::client_async_with_config(
-            request,
-            tls,
-            Some(config),
-        )
-        .await
-        .map_err(|e| match e {
-            tungstenite::Error::Http(response) => {
-                let status = response.status();
-                let what = format!(
-                    "the BMC refused the console websocket {}: HTTP {status}",
-                    target.shown
-                );
-                if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
-                    self.fatal(format!(
+        let (ws, _response) =
+            tokio_tungstenite::client_async_with_config(request, tls, Some(config))
+                .await
+                .map_err(|e| match e {
+                    tungstenite::Error::Http(response) => {
+                        let status = response.status();
+                        let what = format!(
+                            "the BMC refused the console websocket {}: HTTP {status}",
+                            target.shown
+                        );
+                        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+                            self.fatal(format!(
                         "{what} (wrong session token, or the user lacks the host console privilege)"
                     ))
-                } else {
-                    self.transient(what)
-                }
-            }
-            e => self.transient(format!("websocket handshake with {}: {e}", target.shown)),
-        })?;
+                        } else {
+                            self.transient(what)
+                        }
+                    }
+                    e => self.transient(format!("websocket handshake with {}: {e}", target.shown)),
+                })?;
         Ok(WsLink {
             ws,
             last_heard: Instant::now(),

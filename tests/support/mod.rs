@@ -24,6 +24,8 @@ pub mod ramdisk;
 #[allow(dead_code)]
 pub mod service;
 #[allow(dead_code)]
+pub mod sshd;
+#[allow(dead_code)]
 pub mod tmux;
 #[allow(dead_code)]
 pub mod virtual_lab;
