@@ -28,6 +28,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use futures::{SinkExt, StreamExt};
 use rustls::pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_rustls::TlsConnector;
@@ -211,11 +212,7 @@ impl Connector for WebsocketConsole {
                     }
                     e => self.transient(format!("websocket handshake with {}: {e}", target.shown)),
                 })?;
-        Ok(WsLink {
-            ws,
-            last_heard: Instant::now(),
-            pinged: false,
-        })
+        Ok(WsLink::new(ws, PING_AFTER, PONG_WAIT))
     }
 }
 
@@ -227,24 +224,41 @@ fn is_certificate_error(e: &io::Error) -> bool {
     )
 }
 
-/// One open console websocket.
-pub struct WsLink {
-    ws: WebSocketStream<TlsStream<TcpStream>>,
+/// One open console websocket (over TLS; any stream in tests).
+pub struct WsLink<S = TlsStream<TcpStream>> {
+    ws: WebSocketStream<S>,
     last_heard: Instant,
     /// A ping is out, unanswered.
     pinged: bool,
+    ping_after: Duration,
+    pong_wait: Duration,
 }
 
-impl Link for WsLink {
+impl<S> WsLink<S> {
+    fn new(ws: WebSocketStream<S>, ping_after: Duration, pong_wait: Duration) -> WsLink<S> {
+        WsLink {
+            ws,
+            last_heard: Instant::now(),
+            pinged: false,
+            ping_after,
+            pong_wait,
+        }
+    }
+}
+
+impl<S> Link for WsLink<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     async fn read(&mut self) -> io::Result<Option<Vec<u8>>> {
         // Cancel-safe: the stream keeps partial frames, and the ping state
         // lives here, not in the future.
         loop {
             let deadline = self.last_heard
                 + if self.pinged {
-                    PING_AFTER + PONG_WAIT
+                    self.ping_after + self.pong_wait
                 } else {
-                    PING_AFTER
+                    self.ping_after
                 };
             tokio::select! {
                 message = self.ws.next() => {
@@ -256,6 +270,8 @@ impl Link for WsLink {
                         Some(Ok(Message::Binary(bytes))) => return Ok(Some(bytes.to_vec())),
                         Some(Ok(Message::Text(text))) => return Ok(Some(text.as_bytes().to_vec())),
                         Some(Ok(Message::Close(frame))) => {
+                            // Send tungstenite's queued reply: a polite end.
+                            let _ = tokio::time::timeout(Duration::from_secs(1), self.ws.flush()).await;
                             return Err(io::Error::new(io::ErrorKind::ConnectionAborted, closed_by_bmc(frame)));
                         }
                         // Pings are answered by tungstenite itself.
@@ -266,7 +282,7 @@ impl Link for WsLink {
                     if self.pinged {
                         return Err(io::Error::new(
                             io::ErrorKind::TimedOut,
-                            format!("no answer to a websocket ping within {} s", PONG_WAIT.as_secs()),
+                            format!("no answer to a websocket ping within {:?}", self.pong_wait),
                         ));
                     }
                     self.pinged = true;
@@ -386,6 +402,84 @@ mod tests {
         assert!(err.fatal);
         assert!(!err.message.contains("secret"), "{}", err.message);
         assert!(err.message.contains("X-Auth-Token"), "{}", err.message);
+    }
+
+    const QUIET: Duration = Duration::from_millis(100);
+
+    /// A link over an in-memory pipe, and the server's end.
+    async fn pair() -> (
+        WsLink<tokio::io::DuplexStream>,
+        WebSocketStream<tokio::io::DuplexStream>,
+    ) {
+        use tokio_tungstenite::tungstenite::protocol::Role;
+        let (a, b) = tokio::io::duplex(64 * 1024);
+        let client = WebSocketStream::from_raw_socket(a, Role::Client, None).await;
+        let server = WebSocketStream::from_raw_socket(b, Role::Server, None).await;
+        (WsLink::new(client, QUIET, QUIET), server)
+    }
+
+    #[tokio::test]
+    async fn a_silent_peer_is_pinged_then_declared_lost() {
+        let (mut link, _server) = pair().await;
+        let started = Instant::now();
+        // The server never reads, so never answers the ping.
+        let err = link.read().await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut, "{err}");
+        let waited = started.elapsed();
+        assert!(waited >= QUIET * 2 && waited < QUIET * 10, "{waited:?}");
+    }
+
+    #[tokio::test]
+    async fn an_answering_peer_keeps_the_link_through_quiet_spells() {
+        let (mut link, mut server) = pair().await;
+        let peer = tokio::spawn(async move {
+            let mut pings = 0;
+            // Reading answers pings (tungstenite queues and sends pongs).
+            while let Some(Ok(message)) = server.next().await {
+                if let Message::Ping(_) = message {
+                    pings += 1;
+                    if pings == 5 {
+                        server
+                            .send(Message::Binary(Bytes::from_static(b"late")))
+                            .await
+                            .unwrap();
+                    }
+                }
+            }
+            pings
+        });
+        // Five quiet spells answered, then the host speaks.
+        assert_eq!(link.read().await.unwrap(), Some(b"late".to_vec()));
+        link.close().await;
+        assert_eq!(peer.await.unwrap(), 5);
+    }
+
+    #[tokio::test]
+    async fn a_close_frame_is_an_error_naming_it_and_input_is_chunked() {
+        let (mut link, mut server) = pair().await;
+        link.write(&vec![7u8; 9000]).await.unwrap();
+        let mut sizes = Vec::new();
+        for _ in 0..3 {
+            match server.next().await.unwrap().unwrap() {
+                Message::Binary(bytes) => sizes.push(bytes.len()),
+                other => panic!("expected binary, got {other:?}"),
+            }
+        }
+        assert_eq!(sizes, [4096, 4096, 808]);
+        server
+            .close(Some(CloseFrame {
+                code: tungstenite::protocol::frame::coding::CloseCode::Error,
+                reason: "Error connecting to host port".into(),
+            }))
+            .await
+            .unwrap();
+        let err = link.read().await.unwrap_err();
+        assert!(err.to_string().contains("1011"), "{err}");
+        // The reply went out: the server sees the close completed.
+        assert!(matches!(
+            server.next().await,
+            Some(Ok(Message::Close(_))) | None
+        ));
     }
 
     #[test]

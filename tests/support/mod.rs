@@ -29,3 +29,5 @@ pub mod sshd;
 pub mod tmux;
 #[allow(dead_code)]
 pub mod virtual_lab;
+#[allow(dead_code)]
+pub mod ws_peer;
