@@ -14,7 +14,7 @@
 
 use std::fmt;
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -319,7 +319,7 @@ impl client::Handler for HostKeyCheck {
     }
 }
 
-async fn load_key(path: &PathBuf, node: &str) -> Result<russh::keys::PrivateKey, LinkError> {
+async fn load_key(path: &Path, node: &str) -> Result<russh::keys::PrivateKey, LinkError> {
     let unusable =
         |why: String| LinkError::fatal(format!("node {node}: SSH key {}: {why}", path.display()));
     let size = tokio::fs::metadata(path)
