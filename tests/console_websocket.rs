@@ -245,13 +245,14 @@ async fn reconnects_after_a_close_frame_and_a_dropped_connection() {
 
 #[tokio::test]
 async fn pings_are_answered_and_the_console_stays_up() {
-    // The server pings every 200 ms and drops a peer silent for 200 ms.
+    // The server pings every 200 ms and drops a peer that leaves one
+    // unanswered for 1 s.
     let mut peer = WsConsolePeer::start(Duration::from_millis(200)).await;
     let calls = Arc::new(AtomicUsize::new(0));
     let mut console = start(&peer, login(&[("X-Auth-Token", TOKEN)], calls));
     expect_connected_with_banner(&mut console, &peer).await;
     peer.expect("open 1").await;
-    let quiet = tokio::time::timeout(Duration::from_millis(1500), console.events.recv()).await;
+    let quiet = tokio::time::timeout(Duration::from_millis(2500), console.events.recv()).await;
     assert!(
         quiet.is_err(),
         "expected no event while idle, got {quiet:?}"

@@ -16,7 +16,7 @@ binary|text`, `closed`. Commands on stdin, each answered `done CMD`:
 `close` (close frame 1011, as bmcweb closes when the console socket
 fails), `abort` (drop the TCP connection without a close frame).
 Pings go out every PING_INTERVAL seconds; a peer that does not answer
-within the same time is dropped.
+within five intervals is dropped (close 1011 "keepalive ping timeout").
 """
 
 import asyncio
@@ -107,7 +107,7 @@ async def main():
         max_size=1 << 20,
         compression=None,
         ping_interval=PING,
-        ping_timeout=PING,
+        ping_timeout=5 * PING,
     ) as server:
         port = next(iter(server.sockets)).getsockname()[1]
         say(f"listening {port}")
