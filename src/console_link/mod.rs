@@ -9,7 +9,10 @@
 //! SSH and websocket share one reconnecting driver ([`reconnect::spawn`]):
 //! they only say how to connect and how to move bytes.
 
+pub mod known_hosts;
 pub mod reconnect;
+pub mod ssh;
+pub mod websocket;
 
 use std::time::Duration;
 

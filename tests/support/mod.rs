@@ -24,8 +24,12 @@ pub mod ramdisk;
 #[allow(dead_code)]
 pub mod service;
 #[allow(dead_code)]
+pub mod sshd;
+#[allow(dead_code)]
 pub mod sushy;
 #[allow(dead_code)]
 pub mod tmux;
 #[allow(dead_code)]
 pub mod virtual_lab;
+#[allow(dead_code)]
+pub mod ws_peer;
