@@ -1,15 +1,20 @@
-//! The front end's TLS identity: a CA made once, and a server certificate
-//! it signed for 127.0.0.1 and localhost, kept in the caller's directory so
-//! the fingerprint clients pin survives restarts. The CA's key is never
-//! written: nothing needs to sign again.
+//! The front end's TLS identity: a server certificate for 127.0.0.1 and
+//! localhost, signed by the virtual lab's own CA and kept in the caller's
+//! directory so the fingerprint clients pin survives restarts.
+//!
+//! The CA is fixed and in the source tree
+//! (`examples/secrets/virtual-lab-bmc-ca.pem`, its key beside this file), so
+//! a lab.toml can name it as `ca_file` before any simulator has run (the
+//! demo, the docs' examples). Its key is a simulator's, published with
+//! petitlab: never trust that CA for anything but the virtual lab.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair, KeyUsagePurpose,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose,
 };
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -19,6 +24,16 @@ use tokio_rustls::TlsAcceptor;
 pub const CA_FILE: &str = "redfish-ca.pem";
 pub const CERT_FILE: &str = "redfish-cert.pem";
 pub const KEY_FILE: &str = "redfish-key.pem";
+
+/// The virtual lab's CA certificate (what lab.toml's `ca_file` names).
+pub const VIRTUAL_LAB_CA: &str = include_str!("../../../examples/secrets/virtual-lab-bmc-ca.pem");
+/// Its key: a simulator's, public.
+const VIRTUAL_LAB_CA_KEY: &str = include_str!("virtual_lab_ca/ca-key.pem");
+/// `openssl x509 -noout -ext subjectKeyIdentifier` of that certificate.
+const VIRTUAL_LAB_CA_SKI: [u8; 20] = [
+    0xA8, 0x5D, 0x84, 0x08, 0xE8, 0xF7, 0xBA, 0x9A, 0xE6, 0xE2, 0xEA, 0xAF, 0x4D, 0x3C, 0xEE, 0xDC,
+    0xA3, 0x15, 0xA3, 0xDD,
+];
 
 pub struct Identity {
     pub acceptor: TlsAcceptor,
@@ -57,16 +72,34 @@ pub fn write_file(path: &Path, contents: &[u8], secret: bool) -> std::io::Result
     result.map_err(|e| error(format!("writing {}: {e}", path.display())))
 }
 
-/// Makes a CA and a server certificate signed by it, in `dir`.
+/// The virtual lab's CA as an issuer: its subject written as the CA
+/// certificate has it (openssl's UTF8Strings, O then CN), so certificates
+/// it signs chain to that certificate.
+fn virtual_lab_ca() -> Result<Issuer<'static, KeyPair>, rcgen::Error> {
+    let key = KeyPair::from_pem(VIRTUAL_LAB_CA_KEY)?;
+    let mut params = CertificateParams::new(Vec::<String>::new())?;
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    // Fresh, not the default one: its CommonName would come first.
+    params.distinguished_name = DistinguishedName::new();
+    params.distinguished_name.push(
+        DnType::OrganizationName,
+        "petitlab virtual lab (a simulator: never trust for real BMCs)",
+    );
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "petitlab virtual lab BMC CA");
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    // The CA certificate's subject key identifier (openssl's SHA-1 of the
+    // key): OpenSSL finds a leaf's issuer by it, and rcgen would otherwise
+    // name a different one in the leaf.
+    params.key_identifier_method = KeyIdMethod::PreSpecified(VIRTUAL_LAB_CA_SKI.to_vec());
+    Ok(Issuer::new(params, key))
+}
+
+/// Makes a server certificate signed by the virtual lab's CA, in `dir`.
 fn create(dir: &Path) -> std::io::Result<()> {
     let failed = |e: rcgen::Error| error(format!("generating the Redfish certificate: {e}"));
-    let mut ca = CertificateParams::new(Vec::<String>::new()).map_err(failed)?;
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(DnType::CommonName, "petitlab simulated BMC CA");
-    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let ca =
-        CertifiedIssuer::self_signed(ca, KeyPair::generate().map_err(failed)?).map_err(failed)?;
+    let ca = virtual_lab_ca().map_err(failed)?;
 
     let mut server = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
         .map_err(failed)?;
@@ -79,10 +112,10 @@ fn create(dir: &Path) -> std::io::Result<()> {
         KeyUsagePurpose::KeyEncipherment,
     ];
     let key = KeyPair::generate().map_err(failed)?;
-    let cert = server.signed_by(&key, &*ca).map_err(failed)?;
+    let cert = server.signed_by(&key, &ca).map_err(failed)?;
 
     write_file(&dir.join(KEY_FILE), key.serialize_pem().as_bytes(), true)?;
-    write_file(&dir.join(CA_FILE), ca.pem().as_bytes(), false)?;
+    write_file(&dir.join(CA_FILE), VIRTUAL_LAB_CA.as_bytes(), false)?;
     // Last: its presence means the set is complete.
     write_file(&dir.join(CERT_FILE), cert.pem().as_bytes(), false)
 }
@@ -137,9 +170,29 @@ mod tests {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
-        // A missing part: a new identity.
-        std::fs::remove_file(dir.path().join(CA_FILE)).unwrap();
+        // A missing part: a new certificate, from the same CA.
+        std::fs::remove_file(dir.path().join(CERT_FILE)).unwrap();
         let third = load_or_create(dir.path()).unwrap();
         assert_ne!(third.fingerprint, first.fingerprint);
+        let ca = std::fs::read_to_string(dir.path().join(CA_FILE)).unwrap();
+        assert_eq!(ca, VIRTUAL_LAB_CA);
+    }
+
+    /// OpenSSL (not ours) must chain the certificate to the committed CA,
+    /// as curl and Python do when lab.toml names it as `ca_file`.
+    #[test]
+    fn openssl_chains_the_certificate_to_the_virtual_lab_ca() {
+        let dir = tempfile::tempdir().unwrap();
+        let identity = load_or_create(dir.path()).unwrap();
+        let out = std::process::Command::new("openssl")
+            .arg("verify")
+            .arg("-CAfile")
+            .arg(&identity.ca_pem)
+            .arg(&identity.cert_pem)
+            .output()
+            .expect("run openssl (Debian openssl)");
+        let said = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "openssl verify: {said}");
     }
 }
