@@ -41,6 +41,15 @@ pub enum DemoError {
     },
 }
 
+impl DemoError {
+    fn from_start(source: std::io::Error) -> DemoError {
+        DemoError::Start {
+            what: "simulated BMCs",
+            source,
+        }
+    }
+}
+
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> DemoError + use<> {
     let path = path.to_path_buf();
     move |source| DemoError::Io { path, source }
@@ -63,6 +72,16 @@ fn free_ports(count: usize) -> Result<(u16, Vec<u16>), DemoError> {
         .collect::<Result<_, _>>()
         .map_err(start)?;
     Ok((tcp.local_addr().map_err(start)?.port(), ports))
+}
+
+/// A TCP port free on 127.0.0.1 now (the demo's simulated SSH consoles).
+fn free_tcp_port() -> Result<u16, DemoError> {
+    let start = |source| DemoError::Start {
+        what: "ports",
+        source,
+    };
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(start)?;
+    Ok(listener.local_addr().map_err(start)?.port())
 }
 
 /// Deterministic filler bytes, different per seed (artifacts for virtual labs).
@@ -116,6 +135,10 @@ pub fn generate(dir: &Path) -> Result<PathBuf, DemoError> {
     std::fs::set_permissions(&password, std::fs::Permissions::from_mode(0o600))
         .map_err(io(&password))?;
 
+    // The virtual lab's CA, which signs the simulated Redfish BMCs' certificates.
+    let ca = dir.join("virtual-lab-bmc-ca.pem");
+    std::fs::write(&ca, crate::sim::redfish::VIRTUAL_LAB_CA).map_err(io(&ca))?;
+
     let mut seed = 1;
     for (node, port) in nodes.iter_mut().zip(udp) {
         let Some(node) = node.as_table_mut() else {
@@ -128,6 +151,12 @@ pub fn generate(dir: &Path) -> Result<PathBuf, DemoError> {
                 "password_file".into(),
                 password.display().to_string().into(),
             );
+            if bmc.get("protocol").and_then(Value::as_str) == Some("redfish") {
+                // HTTPS on the same number as its IPMI (TCP beside UDP),
+                // the SSH console on a port of its own.
+                bmc.insert("ssh_port".into(), i64::from(free_tcp_port()?).into());
+                bmc.insert("ca_file".into(), ca.display().to_string().into());
+            }
         }
         for section in ["deploy", "instance"] {
             let Some(table) = node.get_mut(section).and_then(Value::as_table_mut) else {
@@ -166,6 +195,8 @@ pub fn generate(dir: &Path) -> Result<PathBuf, DemoError> {
 /// The demo lab's servers and simulator, running in this process.
 pub struct Running {
     pub sim: Sim,
+    /// The Redfish nodes' bmcweb-shaped front ends; dropping one stops it.
+    redfish: Vec<crate::sim::redfish::RedfishFrontend>,
     http: HttpHandle,
     tftp: TftpHandle,
     /// The simulated BMCs and hosts run on threads of their own, as real
@@ -198,11 +229,15 @@ impl Running {
             .enable_all()
             .build()
             .map_err(start)?;
-        let sim = sim_runtime
-            .spawn(Sim::start(specs))
+        let lab_for_sim = lab.clone();
+        let (sim, redfish) = sim_runtime
+            .spawn(async move {
+                let sim = Sim::start(specs).await.map_err(DemoError::from_start)?;
+                let redfish = crate::sim::lab::start_redfish(&sim, &lab_for_sim).await?;
+                Ok::<_, DemoError>((sim, redfish))
+            })
             .await
-            .map_err(|e| start(std::io::Error::other(e)))?
-            .map_err(start)?;
+            .map_err(|e| start(std::io::Error::other(e)))??;
         for root in [&lab.http.root, &lab.tftp.root] {
             std::fs::create_dir_all(root).map_err(io(root))?;
         }
@@ -229,6 +264,7 @@ impl Running {
         .spawn();
         Ok(Running {
             sim,
+            redfish: redfish.into_iter().map(|(_, front)| front).collect(),
             http,
             tftp,
             sim_runtime,
@@ -259,6 +295,9 @@ impl Running {
     pub async fn shutdown(self) {
         self.http.shutdown(Duration::from_secs(2)).await;
         let _ = self.tftp.shutdown().await;
+        for front in self.redfish {
+            front.shutdown().await;
+        }
         self.sim.shutdown().await;
         // Dropping a runtime may not block inside another one.
         self.sim_runtime.shutdown_background();

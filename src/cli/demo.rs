@@ -81,10 +81,16 @@ pub async fn run(
     }
     outln!("petitlab demo: lab {}", path.display());
     for (i, node) in lab.nodes.iter().enumerate() {
+        let bmc = match node.bmc.protocol {
+            inventory::BmcProtocol::Ipmi => format!("BMC on {}", running.sim.addr(i)),
+            inventory::BmcProtocol::Redfish => format!(
+                "Redfish BMC on https://{}:{}, SSH console on port {}",
+                node.bmc.host, node.bmc.port, node.bmc.ssh_port
+            ),
+        };
         outln!(
-            "petitlab demo: {}: BMC on {}, {} instance",
+            "petitlab demo: {}: {bmc}, {} instance",
             node.name,
-            running.sim.addr(i),
             match node.boot_option {
                 inventory::BootOption::Local => "local",
                 inventory::BootOption::Netboot => "netboot",

@@ -182,11 +182,27 @@ pub async fn run(lab: Option<&Lab>, opts: Options) -> anyhow::Result<ExitCode> {
             );
         }
     }
+    // Kept until the simulator stops: dropping one stops it.
+    let redfish = match lab.filter(|_| opts.count.is_none()) {
+        Some(lab) => petitlab::sim::lab::start_redfish(&sim, lab).await?,
+        None => Vec::new(),
+    };
+    for (name, front) in &redfish {
+        outln!(
+            "petitlab sim: {name}: Redfish on https://{} (CA {}), SSH console on {}",
+            front.https,
+            front.ca_pem.display(),
+            front.ssh
+        );
+    }
     let chatter = (opts.chatter > 0.0).then(|| spawn_chatter(&sim, opts.chatter));
     outln!("petitlab sim: running; Ctrl-C stops");
     super::wait_for_stop().await?;
     if let Some(chatter) = chatter {
         chatter.abort();
+    }
+    for (_, front) in redfish {
+        front.shutdown().await;
     }
     sim.shutdown().await;
     outln!("petitlab sim: stopped");

@@ -12,6 +12,8 @@ pub enum TargetError {
         "node {node}: bmc.ca_file: a Redfish BMC needs ca_file, fingerprint or insecure = true"
     )]
     Tls { node: String },
+    #[error("node {node}: bmc.console: {why}")]
+    Console { node: String, why: String },
     #[error("node {node}: bmc.host: cannot resolve {host:?}: {why}")]
     Resolve {
         node: String,

@@ -51,6 +51,11 @@ pub enum LabSimError {
     NotLoopback { node: String, host: String },
     #[error("node {node}: bmc.password: {why}")]
     Password { node: String, why: String },
+    #[error("node {node}: starting its simulated Redfish BMC: {source}")]
+    Redfish {
+        node: String,
+        source: std::io::Error,
+    },
     #[error("creating the virtual disk {}: {source}", .path.display())]
     Disk {
         path: PathBuf,
@@ -131,4 +136,45 @@ fn suites(choice: inventory::CipherSuite) -> Vec<CipherSuite> {
         inventory::CipherSuite::Suite3 => vec![CipherSuite::Suite3],
         inventory::CipherSuite::Suite17 => vec![CipherSuite::Suite17],
     }
+}
+
+/// The bmcweb-shaped front end of every node whose lab.toml says
+/// `protocol = "redfish"`: HTTPS on the node's `bmc.port` (TCP, beside its
+/// simulated IPMI on UDP) and the SSH console on `bmc.ssh_port`, with the
+/// certificate and host key kept in `<state_dir>/sim/redfish/<node>`. Each
+/// runs until its handle is dropped.
+pub async fn start_redfish(
+    sim: &super::Sim,
+    lab: &Lab,
+) -> Result<Vec<(String, super::redfish::RedfishFrontend)>, LabSimError> {
+    let mut started = Vec::new();
+    for (index, node) in lab.nodes.iter().enumerate() {
+        if node.bmc.protocol != inventory::BmcProtocol::Redfish {
+            continue;
+        }
+        let password = node
+            .bmc
+            .password
+            .read()
+            .map_err(|why| LabSimError::Password {
+                node: node.name.clone(),
+                why,
+            })?;
+        let mut spec = super::redfish::RedfishSpec::new(
+            lab.state_dir.join("sim").join("redfish").join(&node.name),
+            &node.bmc.username,
+            &password,
+        );
+        spec.https_port = node.bmc.port;
+        spec.ssh_port = node.bmc.ssh_port;
+        let front =
+            sim.start_redfish(index, spec)
+                .await
+                .map_err(|source| LabSimError::Redfish {
+                    node: node.name.clone(),
+                    source,
+                })?;
+        started.push((node.name.clone(), front));
+    }
+    Ok(started)
 }

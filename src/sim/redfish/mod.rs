@@ -31,6 +31,8 @@ mod ssh_console;
 mod tls;
 mod websocket;
 
+pub use tls::VIRTUAL_LAB_CA;
+
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
