@@ -1,6 +1,7 @@
 //! The dashboard end to end: the real `petitlab demo` in tmux, driven by
 //! keys as an admin would: filter, select, preview a config, deploy a node,
-//! watch its console reach the login prompt, undeploy, quit.
+//! watch its console reach the login prompt, undeploy; then the same deploy
+//! for the Redfish node, whose console is SSH; quit.
 
 mod support;
 
@@ -31,29 +32,29 @@ fn an_admin_deploys_and_undeploys_a_node_from_the_dashboard() {
         ),
     );
     let frame = tmux.wait_visible(W, "the node table", |f| {
-        ["p9-rack1-01", "p9-rack1-02", "p8-rack2-01"]
+        ["p9-rack1-01", "p9-rack1-02", "p8-rack2-01", "p10-rack3-01"]
             .iter()
             .all(|n| row(f, n).is_some())
             && f.contains("q quit")
     });
-    assert!(frame.contains("Nodes 3/3"), "{frame}");
+    assert!(frame.contains("Nodes 4/4"), "{frame}");
 
     // Filter by group: only rack2 is left; Esc brings the others back.
     tmux.keys(W, &["/"]);
     tmux.type_text(W, "group:rack2");
     tmux.keys(W, &["Enter"]);
-    let frame = tmux.wait_visible(W, "the filtered table", |f| f.contains("Nodes 1/3"));
+    let frame = tmux.wait_visible(W, "the filtered table", |f| f.contains("Nodes 1/4"));
     assert!(
         row(&frame, "p8-rack2-01").is_some() && row(&frame, "p9-rack1-01").is_none(),
         "{frame}"
     );
     tmux.keys(W, &["Escape"]);
-    tmux.wait_visible(W, "the filter cleared", |f| f.contains("Nodes 3/3"));
+    tmux.wait_visible(W, "the filter cleared", |f| f.contains("Nodes 4/4"));
     tmux.keys(W, &["/"]);
     tmux.type_text(W, "p9-rack1-01");
     tmux.keys(W, &["Enter"]);
     tmux.wait_visible(W, "p9-rack1-01 alone", |f| {
-        f.contains("Nodes 1/3") && row(f, "p9-rack1-01").is_some()
+        f.contains("Nodes 1/4") && row(f, "p9-rack1-01").is_some()
     });
 
     // Preview: the deploy config it would get, not yet on disk.
@@ -110,6 +111,30 @@ fn an_admin_deploys_and_undeploys_a_node_from_the_dashboard() {
         done.contains("undeploy"),
         "its last event is the undeploy: {frame}"
     );
+
+    // The Redfish node: powered and set to netboot over Redfish, its
+    // console over SSH to the simulated obmc-console.
+    tmux.keys(W, &["Escape"]);
+    tmux.wait_visible(W, "the filter cleared again", |f| f.contains("Nodes 4/4"));
+    tmux.keys(W, &["/"]);
+    tmux.type_text(W, "p10-rack3-01");
+    tmux.keys(W, &["Enter"]);
+    tmux.wait_visible(W, "p10-rack3-01 alone", |f| {
+        f.contains("Nodes 1/4") && row(f, "p10-rack3-01").is_some()
+    });
+    tmux.keys(W, &["d"]);
+    tmux.wait_visible(W, "the confirm popup for p10", |f| f.contains("[ No ]"));
+    tmux.keys(W, &["y"]);
+    tmux.keys(W, &["c"]);
+    let frame = tmux.wait_visible(W, "p10's login prompt on its SSH console", |f| {
+        f.contains("p10-rack3-01 login:") && f.contains("active")
+    });
+    assert!(
+        frame.contains("Welcome to rhel-9.4-ppc64le (petitlab demo)!"),
+        "{frame}"
+    );
+    tmux.wait_for(W, "deploy done: p10-rack3-01 is active");
+    tmux.keys(W, &["q"]);
 
     tmux.keys(W, &["q"]);
     let (code, screen) = tmux.wait_for_exit(W);

@@ -126,6 +126,12 @@ impl SshServer {
     }
 
     /// PIDs of the forced commands (the sessions' children) still running.
+    /// Every byte the console sessions were sent, in order (the forced
+    /// command echoes them and also appends them here).
+    pub fn typed(&self) -> Vec<u8> {
+        fs::read(self.path("typed")).unwrap_or_default()
+    }
+
     pub fn console_pids(&self) -> Vec<i32> {
         let mut pids = Vec::new();
         for entry in fs::read_dir(self.dir.path().join("consoles")).unwrap() {
@@ -208,11 +214,13 @@ impl SshServer {
         }
         let script = format!(
             "#!/bin/sh\n\
-             # Plays obmc-console-client: a banner, then the host's bytes raw.\n\
+             # Plays obmc-console-client: a banner, then the host's bytes raw\n\
+             # (an echo, kept for the tests to read).\n\
              echo $$ > '{consoles}/'$$\n\
              printf 'Press ~. to exit console\\r\\n'\n\
-             exec cat\n",
-            consoles = self.path("consoles").display()
+             exec tee -a '{typed}'\n",
+            consoles = self.path("consoles").display(),
+            typed = self.path("typed").display()
         );
         let script_path = self.path("console.sh");
         fs::write(&script_path, script).unwrap();
