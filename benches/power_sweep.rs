@@ -131,7 +131,7 @@ fn runtime() -> tokio::runtime::Runtime {
 fn targets(
     addrs: &[std::net::SocketAddr],
     suite: CipherSuite,
-) -> Vec<(String, Result<Target, String>)> {
+) -> Vec<(String, Result<petitlab::hardware::Target, String>)> {
     addrs
         .iter()
         .enumerate()
@@ -145,7 +145,10 @@ fn targets(
                 cipher: CipherChoice::Fixed(suite),
                 timing: Timing::default(),
             };
-            (format!("bmc{i}"), Ok(target))
+            (
+                format!("bmc{i}"),
+                Ok(petitlab::hardware::Target::Ipmi(target)),
+            )
         })
         .collect()
 }

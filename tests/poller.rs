@@ -43,7 +43,12 @@ async fn lab(sick: bool) -> Sim {
 
 fn poller(sim: &Sim, config: PollerConfig) -> Poller {
     let nodes = (0..sim.len())
-        .map(|i| (format!("n{i}"), Ok(target(sim, i))))
+        .map(|i| {
+            (
+                format!("n{i}"),
+                Ok(petitlab::hardware::Target::Ipmi(target(sim, i))),
+            )
+        })
         .collect();
     Poller::new(nodes, config)
 }

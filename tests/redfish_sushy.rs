@@ -447,3 +447,24 @@ async fn unreachable_and_silent_services() {
     );
     drop(silent);
 }
+
+/// The engine's view (petitlab::hardware, what deploys use) of sushy's
+/// ignored "Once": reported as kept, and cleared by setting none, as a
+/// deploy does before the instance boots.
+#[tokio::test]
+async fn the_management_interface_reports_a_kept_once_and_clears_it() {
+    use petitlab::hardware::{self, BootDevice};
+    let sushy = Sushy::start();
+    let target = target(&sushy, PASSWORD, pinned(&sushy));
+    let mut bmc = hardware::Bmc::new(hardware::Target::Redfish(Box::new(target)));
+    let set = bmc.set_boot_device(BootDevice::Pxe, false).await.unwrap();
+    assert!(set.once_ignored, "{set:?}");
+    assert_eq!(set.flags.label(), "pxe (persistent)");
+    let cleared = bmc.set_boot_device(BootDevice::None, false).await.unwrap();
+    assert!(!cleared.once_ignored, "{cleared:?}");
+    let now = bmc.boot_flags().await.unwrap().expect("an override");
+    assert_eq!(now.device, Some(BootDevice::None), "{now:?}");
+    // The same session goes on serving the other interfaces.
+    bmc.power_status().await.expect("the power state");
+    bmc.close().await;
+}

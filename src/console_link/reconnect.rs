@@ -103,10 +103,7 @@ async fn run<C: Connector>(
     let reason = loop {
         let attempt = tokio::select! {
             attempt = tokio::time::timeout(options.connect_timeout, connector.connect()) => attempt,
-            closed = closed(&mut inputs) => {
-                let _ = closed;
-                break "closed".to_string();
-            }
+            () = closed(&mut inputs) => break "closed".to_string(),
         };
         let lost = match attempt {
             Err(_) => format!(

@@ -63,6 +63,9 @@ pub struct BootSet {
 }
 
 /// One node's BMC over its management interface.
+// One per node, held for a session's life: boxing the larger IPMI variant
+// would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 pub enum Bmc {
     Ipmi(ipmi::Bmc),
     Redfish(Box<redfish_bmc::RedfishBmc>),
