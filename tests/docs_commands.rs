@@ -81,6 +81,7 @@ chapters! {
     deploying => "deploying.md",
     iscsi_deploy => "iscsi-deploy.md",
     consoles => "consoles.md",
+    redfish => "redfish.md",
     troubleshooting => "troubleshooting.md",
     cli_reference => "cli-reference.md",
 }
