@@ -56,8 +56,9 @@ struct Session {
     seen: watch::Receiver<Seen>,
     /// The pump: it deactivates SOL and closes the log when it ends.
     task: tokio::task::JoinHandle<()>,
-    /// IPMI requests inside the console's session (one session per BMC).
-    calls: sol_driver::CallHandle,
+    /// IPMI requests inside the console's session (one session per BMC);
+    /// none for a console that is not SOL.
+    calls: Option<sol_driver::CallHandle>,
 }
 
 /// How long the last user's `close` waits for SOL to be deactivated: a
@@ -152,7 +153,7 @@ impl ConsoleHub {
     /// console is open: the poller and actions use it instead of opening a
     /// session of their own (see `ipmi::Bmc::with_console`).
     pub fn call_handle(&self, node: &str) -> Option<sol_driver::CallHandle> {
-        self.sessions().get(node).map(|s| s.calls.clone())
+        self.sessions().get(node).and_then(|s| s.calls.clone())
     }
 
     /// A BMC connection for `node`: an IPMI one through its open SOL
@@ -223,8 +224,14 @@ impl ConsoleHub {
         let session = sessions.entry(node.name.clone()).or_insert_with(|| {
             let mut all = prepared.secrets();
             all.extend(secrets.iter().cloned());
-            let (calls, call_rx) = sol_driver::call_channel();
-            let console = prepared.spawn(false, Some(call_rx));
+            // Only SOL carries IPMI requests; SSH and websocket consoles
+            // leave the BMC's other interface to a session of its own.
+            let (calls, console) = if prepared.is_sol() {
+                let (calls, call_rx) = sol_driver::call_channel();
+                (Some(calls), prepared.spawn(false, Some(call_rx)))
+            } else {
+                (None, prepared.spawn(false, None))
+            };
             let (seen_tx, seen) = watch::channel(Seen::default());
             let (control, controls) = mpsc::unbounded_channel();
             let lab = self.lab();

@@ -119,6 +119,11 @@ fn redfish_login(target: crate::redfish::Target) -> Login {
 }
 
 impl Prepared {
+    /// IPMI Serial-over-LAN, whose session can carry other IPMI requests.
+    pub fn is_sol(&self) -> bool {
+        matches!(self, Prepared::Sol(_))
+    }
+
     /// What the console's log and screen must never show: the password
     /// the transport logs in with.
     pub fn secrets(&self) -> Vec<String> {
