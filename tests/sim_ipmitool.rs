@@ -3,6 +3,8 @@
 //! with a timeout so a hang fails the test instead of stalling CI. The
 //! clients are required: without them these tests fail, they never skip.
 
+mod support;
+
 use std::path::PathBuf;
 use std::process::Output;
 use std::time::{Duration, Instant};
@@ -12,14 +14,9 @@ use petitlab::sim::{BmcSpec, BootDevice, Fault, Sim};
 const INSTALL: &str = "apt-get install ipmitool freeipmi-tools";
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The tool's path; ipmipower lives in sbin, which a user's PATH may lack.
+/// The tool's path, or a failure that says what to install.
 fn tool(name: &str) -> PathBuf {
-    let path = std::env::var("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/sbin", "/usr/bin"].map(PathBuf::from))
-        .map(|dir| dir.join(name))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| panic!("`{name}` is not installed; these tests need it: {INSTALL}"))
+    support::tools::tool(name, INSTALL)
 }
 
 struct Run {

@@ -5,6 +5,8 @@
 //! `/console0`. Every client runs with a timeout and is killed when the
 //! test ends; a missing client fails the test, saying what to install.
 
+mod support;
+
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -21,14 +23,9 @@ const INSTALL: &str =
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 const WAIT: Duration = Duration::from_secs(15);
 
-/// The tool's path (sbin included), or a failure that says what to install.
+/// The tool's path, or a failure that says what to install.
 fn tool(name: &str) -> PathBuf {
-    let path = std::env::var("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/sbin", "/usr/bin"].map(PathBuf::from))
-        .map(|dir| dir.join(name))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| panic!("`{name}` is not installed; these tests need it: {INSTALL}"))
+    support::tools::tool(name, INSTALL)
 }
 
 struct Lab {

@@ -20,14 +20,9 @@ const INSTALL: &str = "apt-get install ipmitool tmux";
 /// How long one step (a line to show up, a command to finish) may take.
 const STEP: Duration = Duration::from_secs(10);
 
-/// The tool's path; fails (never skips) when it is missing.
+/// The tool's path, or a failure that says what to install.
 fn tool(name: &str) -> PathBuf {
-    let path = std::env::var("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/bin", "/usr/sbin", "/bin"].map(PathBuf::from))
-        .map(|dir| dir.join(name))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| panic!("`{name}` is not installed; these tests need it: {INSTALL}"))
+    support::tools::tool(name, INSTALL)
 }
 
 fn ipmitool_args(sim: &Sim, cipher: u8, command: &str) -> Vec<String> {

@@ -63,6 +63,17 @@ pub enum LabSimError {
     },
 }
 
+/// The node's BMC password: the simulated BMC's too.
+fn password_of(node: &Node) -> Result<String, LabSimError> {
+    node.bmc
+        .password
+        .read()
+        .map_err(|why| LabSimError::Password {
+            node: node.name.clone(),
+            why,
+        })
+}
+
 /// One BMC spec per node, with the node's disk file.
 pub fn specs_for_lab(lab: &Lab, opts: &LabSim) -> Result<Vec<(BmcSpec, PathBuf)>, LabSimError> {
     let mut specs = Vec::new();
@@ -78,14 +89,7 @@ pub fn specs_for_lab(lab: &Lab, opts: &LabSim) -> Result<Vec<(BmcSpec, PathBuf)>
                 host: host.clone(),
             });
         }
-        let password = node
-            .bmc
-            .password
-            .read()
-            .map_err(|why| LabSimError::Password {
-                node: node.name.clone(),
-                why,
-            })?;
+        let password = password_of(node)?;
         let mut spec = BmcSpec::new(&node.name, node.bmc.port, &node.bmc.username, &password);
         spec.cipher_suites = suites(node.bmc.cipher_suite);
         if let Some(delay) = opts.line_delay {
@@ -152,14 +156,7 @@ pub async fn start_redfish(
         if node.bmc.protocol != inventory::BmcProtocol::Redfish {
             continue;
         }
-        let password = node
-            .bmc
-            .password
-            .read()
-            .map_err(|why| LabSimError::Password {
-                node: node.name.clone(),
-                why,
-            })?;
+        let password = password_of(node)?;
         let mut spec = super::redfish::RedfishSpec::new(
             lab.state_dir.join("sim").join("redfish").join(&node.name),
             &node.bmc.username,

@@ -30,6 +30,8 @@ pub mod sushy;
 #[allow(dead_code)]
 pub mod tmux;
 #[allow(dead_code)]
+pub mod tools;
+#[allow(dead_code)]
 pub mod virtual_lab;
 #[allow(dead_code)]
 pub mod ws_peer;
