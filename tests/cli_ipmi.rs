@@ -6,7 +6,7 @@ mod support;
 
 use std::process::{Command, Stdio};
 
-use support::lab::{NODES, loopback_lab, ok, petitlab, repo, show, start_sim};
+use support::lab::{NODES, REDFISH_NODE, loopback_lab, ok, petitlab, repo, show, start_sim};
 
 fn ipmitool(port: u16, suite: &str, args: &[&str]) -> String {
     let out = Command::new("ipmitool")
@@ -36,8 +36,9 @@ fn power_bootdev_and_sensors_through_the_cli() {
     let (lab, ports) = loopback_lab(dir.path());
     let sim = start_sim(&lab);
 
+    // --all spans both protocols: the IPMI nodes and the Redfish one.
     let status = ok(&lab, &["power", "--all", "status"]);
-    for node in NODES {
+    for node in NODES.iter().chain([&REDFISH_NODE]) {
         assert!(status.contains(&format!("{node}: off")), "{status}");
     }
     assert!(ok(&lab, &["power", NODES[0], "on"]).contains("on sent; power is on"));

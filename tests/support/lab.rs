@@ -9,8 +9,12 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+/// lab.toml.example's IPMI nodes.
 pub const NODES: [&str; 3] = ["p9-rack1-01", "p9-rack1-02", "p8-rack2-01"];
 const EXAMPLE_HOSTS: [&str; 3] = ["10.77.1.11", "10.77.1.12", "10.77.1.21"];
+/// lab.toml.example's Redfish node (a simulated bmcweb, its console SSH).
+pub const REDFISH_NODE: &str = "p10-rack3-01";
+const REDFISH_HOST: &str = "10.77.1.31";
 
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -21,8 +25,26 @@ fn free_port() -> u16 {
     s.local_addr().unwrap().port()
 }
 
+fn free_tcp_port() -> u16 {
+    let l = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// A port number free for TCP and for UDP alike.
+fn free_tcp_and_udp_port() -> u16 {
+    for _ in 0..100 {
+        let tcp = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let port = tcp.local_addr().unwrap().port();
+        if UdpSocket::bind((Ipv4Addr::LOCALHOST, port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no port free for both TCP and UDP in 100 tries");
+}
+
 /// lab.toml.example with its BMCs moved to loopback ports and its paths
-/// made absolute. Returns the lab file and the ports, in node order.
+/// made absolute. Returns the lab file and the IPMI nodes' ports, in
+/// [`NODES`] order.
 pub fn loopback_lab(dir: &Path) -> (PathBuf, Vec<u16>) {
     let mut text = std::fs::read_to_string(repo().join("lab.toml.example")).unwrap();
     let ports: Vec<u16> = NODES.iter().map(|_| free_port()).collect();
@@ -31,6 +53,15 @@ pub fn loopback_lab(dir: &Path) -> (PathBuf, Vec<u16>) {
         assert!(text.contains(&from), "lab.toml.example changed: no {from}");
         text = text.replace(&from, &format!("host = \"127.0.0.1\"\nport = {port}"));
     }
+    // The Redfish node: HTTPS (TCP) and its simulated IPMI (UDP) share the
+    // port number; its SSH console has a port of its own.
+    let from = format!("host = \"{REDFISH_HOST}\"");
+    assert!(text.contains(&from), "lab.toml.example changed: no {from}");
+    let (https, ssh) = (free_tcp_and_udp_port(), free_tcp_port());
+    text = text.replace(
+        &from,
+        &format!("host = \"127.0.0.1\"\nport = {https}\nssh_port = {ssh}"),
+    );
     // State (console logs, staged files) stays inside the test's dir.
     let state = format!("state_dir = \"{}/state\"", dir.display());
     assert!(
@@ -148,14 +179,19 @@ impl Drop for Daemon {
     }
 }
 
-/// `petitlab sim` serving the example lab's BMCs, one startup line each.
+/// `petitlab sim` serving the example lab's BMCs: one startup line for
+/// each, and one more for the Redfish node's bmcweb front end.
 pub fn start_sim(lab: &Path) -> Daemon {
     let sim = Daemon::start(lab, &["sim"]);
-    assert_eq!(
-        sim.startup.len(),
-        NODES.len(),
-        "one line per BMC: {:?}",
-        sim.startup
-    );
+    let said = &sim.startup;
+    let bmcs = said
+        .iter()
+        .filter(|l| l.contains(": BMC on 127.0.0.1:"))
+        .count();
+    let redfish = said
+        .iter()
+        .filter(|l| l.contains(&format!("{REDFISH_NODE}: Redfish on https://127.0.0.1:")))
+        .count();
+    assert_eq!((bmcs, redfish), (NODES.len() + 1, 1), "{said:?}");
     sim
 }
