@@ -233,7 +233,8 @@ impl Running {
         let (sim, redfish) = sim_runtime
             .spawn(async move {
                 let sim = Sim::start(specs).await.map_err(DemoError::from_start)?;
-                let redfish = crate::sim::lab::start_redfish(&sim, &lab_for_sim).await?;
+                let redfish =
+                    crate::sim::lab::start_redfish(&sim, &lab_for_sim, &Default::default()).await?;
                 Ok::<_, DemoError>((sim, redfish))
             })
             .await

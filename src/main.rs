@@ -164,7 +164,7 @@ enum Command {
         /// Directory of the nodes' virtual disks (default: <state_dir>/sim/disks).
         #[arg(long, value_name = "DIR")]
         disks: Option<PathBuf>,
-        /// Inject a fault: NODE=agent-silent, NODE=wrong-token, NODE=iscsi-target-vanishes or NODE=bmc-silent (repeatable).
+        /// Inject a fault: NODE=agent-silent, NODE=wrong-token, NODE=iscsi-target-vanishes, NODE=bmc-silent or NODE=redfish-keeps-once (repeatable).
         #[arg(long = "fault", value_name = "NODE=KIND")]
         faults: Vec<String>,
         /// Pause after each line a virtual host prints (default: 10).

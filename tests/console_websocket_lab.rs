@@ -78,7 +78,9 @@ async fn a_websocket_console_sees_the_boot_that_redfish_power_on_starts() {
     let sim = Sim::start(specs.into_iter().map(|(s, _)| s).collect())
         .await
         .unwrap();
-    let fronts = start_redfish(&sim, &lab).await.unwrap();
+    let fronts = start_redfish(&sim, &lab, &Default::default())
+        .await
+        .unwrap();
     let node = &lab.nodes[0];
 
     let prepared = hardware::console::prepare(&lab, node).await.unwrap();

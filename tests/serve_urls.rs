@@ -5,52 +5,15 @@
 
 mod support;
 
-use std::net::{Ipv4Addr, TcpListener, UdpSocket};
 use std::path::Path;
 use std::process::Command;
 
 use petitlab::boot::pxeconf;
-use support::lab::{Daemon, NODES, loopback_lab, ok, repo};
-
-fn free_tcp() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn free_udp() -> u16 {
-    UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use support::lab::{Daemon, NODES, ok, repo, served_loopback_lab};
 
 /// The example lab on loopback, its servers on free ports, using `protocol`.
 fn lab(dir: &Path, protocol: &str) -> std::path::PathBuf {
-    let (path, _) = loopback_lab(dir);
-    let (http, tftp) = (free_tcp(), free_udp());
-    let mut text = std::fs::read_to_string(&path).unwrap();
-    for (from, to) in [
-        (
-            "http://10.77.0.1:8080/",
-            format!("http://127.0.0.1:{http}/"),
-        ),
-        ("\"0.0.0.0:8080\"", format!("\"127.0.0.1:{http}\"")),
-        ("tftp://10.77.0.1/", format!("tftp://127.0.0.1:{tftp}/")),
-        ("\"0.0.0.0:69\"", format!("\"127.0.0.1:{tftp}\"")),
-        (
-            "# protocol = \"http\"",
-            format!("protocol = \"{protocol}\""),
-        ),
-    ] {
-        assert!(text.contains(from), "lab.toml.example changed: no {from}");
-        text = text.replace(from, &to);
-    }
-    std::fs::write(&path, text).unwrap();
-    path
+    served_loopback_lab(dir, protocol)
 }
 
 fn fetch(url: &str) -> Vec<u8> {

@@ -1,6 +1,7 @@
 //! `petitlab console NODE` through the lab service: the service holds the
-//! node's one SOL session; any number of clients watch it, one writes
-//! (`--force` takes the write lock, `--read-only` never asks for it), and
+//! node's one console session (SOL, SSH or websocket); any number of
+//! clients watch it, one writes (`--force` takes the write lock,
+//! `--read-only` never asks for it), and
 //! `~.` leaves without disturbing the others. `--log` reads the service's
 //! log of the console.
 

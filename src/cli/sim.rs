@@ -45,7 +45,7 @@ fn parse_faults(lab: &Lab, faults: &[String]) -> anyhow::Result<HashMap<String, 
     for fault in faults {
         let Some((node, kind)) = fault.split_once('=') else {
             bail!(
-                "--fault {fault:?}: expected NODE=KIND (KIND: agent-silent, wrong-token, iscsi-target-vanishes, bmc-silent)"
+                "--fault {fault:?}: expected NODE=KIND (KIND: agent-silent, wrong-token, iscsi-target-vanishes, bmc-silent, redfish-keeps-once)"
             );
         };
         if lab.node(node).is_none() {
@@ -59,11 +59,12 @@ fn parse_faults(lab: &Lab, faults: &[String]) -> anyhow::Result<HashMap<String, 
         let entry = out.entry(node.to_string()).or_default();
         match kind {
             "bmc-silent" => entry.bmc = Fault::Silent,
+            "redfish-keeps-once" => entry.redfish_keeps_once = true,
             "agent-silent" | "wrong-token" | "iscsi-target-vanishes" => {
                 entry.host = kind.parse().map_err(|why: String| anyhow::anyhow!(why))?
             }
             other => bail!(
-                "--fault {fault:?}: unknown fault kind {other:?} (known: agent-silent, wrong-token, iscsi-target-vanishes, bmc-silent)"
+                "--fault {fault:?}: unknown fault kind {other:?} (known: agent-silent, wrong-token, iscsi-target-vanishes, bmc-silent, redfish-keeps-once)"
             ),
         }
     }
@@ -131,6 +132,10 @@ pub async fn run(lab: Option<&Lab>, opts: Options) -> anyhow::Result<ExitCode> {
             opts.chatter
         );
     }
+    let faults = match (opts.count, lab) {
+        (None, Some(lab)) => parse_faults(lab, &opts.faults)?,
+        _ => HashMap::new(),
+    };
     let with_disks = match (opts.count, lab) {
         (Some(_), _)
             if !opts.faults.is_empty() || opts.disks.is_some() || !opts.vm_bmc.is_empty() =>
@@ -146,7 +151,7 @@ pub async fn run(lab: Option<&Lab>, opts: Options) -> anyhow::Result<ExitCode> {
             if let Some(dir) = &opts.disks {
                 sim.disks = dir.clone();
             }
-            sim.faults = parse_faults(lab, &opts.faults)?;
+            sim.faults = faults.clone();
             sim.vm_bmc = parse_vm_bmc(lab, &opts.vm_bmc)?;
             specs_for_lab(lab, &sim)?
         }
@@ -184,7 +189,7 @@ pub async fn run(lab: Option<&Lab>, opts: Options) -> anyhow::Result<ExitCode> {
     }
     // Kept until the simulator stops: dropping one stops it.
     let redfish = match lab.filter(|_| opts.count.is_none()) {
-        Some(lab) => petitlab::sim::lab::start_redfish(&sim, lab).await?,
+        Some(lab) => petitlab::sim::lab::start_redfish(&sim, lab, &faults).await?,
         None => Vec::new(),
     };
     for (name, front) in &redfish {

@@ -1,5 +1,6 @@
-//! The engine's consoles: at most one SOL session per node (a BMC allows one),
-//! shared by whoever needs it — a deploy watching for the login prompt, the
+//! The engine's consoles: at most one console session per node (SOL, SSH
+//! or websocket, as lab.toml says; a BMC allows one SOL session), shared by
+//! whoever needs it — a deploy watching for the login prompt, the
 //! dashboard showing it — opened on the first attach and closed after the
 //! last. Each session is logged to the node's console log (secrets
 //! redacted), fed to the boot-stage detector, and reported as engine events.

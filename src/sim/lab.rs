@@ -17,6 +17,8 @@ use crate::ipmi::CipherSuite;
 pub struct NodeFaults {
     pub bmc: Fault,
     pub host: HostFault,
+    /// The Redfish front end keeps a one-shot boot override (sushy-tools').
+    pub redfish_keeps_once: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -150,6 +152,7 @@ fn suites(choice: inventory::CipherSuite) -> Vec<CipherSuite> {
 pub async fn start_redfish(
     sim: &super::Sim,
     lab: &Lab,
+    faults: &HashMap<String, NodeFaults>,
 ) -> Result<Vec<(String, super::redfish::RedfishFrontend)>, LabSimError> {
     let mut started = Vec::new();
     for (index, node) in lab.nodes.iter().enumerate() {
@@ -164,6 +167,7 @@ pub async fn start_redfish(
         );
         spec.https_port = node.bmc.port;
         spec.ssh_port = node.bmc.ssh_port;
+        spec.keeps_once = faults.get(&node.name).is_some_and(|f| f.redfish_keeps_once);
         let front =
             sim.start_redfish(index, spec)
                 .await

@@ -76,6 +76,32 @@ pub fn loopback_lab(dir: &Path) -> (PathBuf, Vec<u16>) {
     (path, ports)
 }
 
+/// [`loopback_lab`] with `petitlab serve`'s HTTP and TFTP servers on free
+/// loopback ports, configs using `protocol` ("http" or "tftp").
+pub fn served_loopback_lab(dir: &Path, protocol: &str) -> PathBuf {
+    let (path, _) = loopback_lab(dir);
+    let (http, tftp) = (free_tcp_port(), free_port());
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    for (from, to) in [
+        (
+            "http://10.77.0.1:8080/",
+            format!("http://127.0.0.1:{http}/"),
+        ),
+        ("\"0.0.0.0:8080\"", format!("\"127.0.0.1:{http}\"")),
+        ("tftp://10.77.0.1/", format!("tftp://127.0.0.1:{tftp}/")),
+        ("\"0.0.0.0:69\"", format!("\"127.0.0.1:{tftp}\"")),
+        (
+            "# protocol = \"http\"",
+            format!("protocol = \"{protocol}\""),
+        ),
+    ] {
+        assert!(text.contains(from), "lab.toml.example changed: no {from}");
+        text = text.replace(from, &to);
+    }
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
 pub fn petitlab(lab: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_petitlab"))
         .arg("--lab")

@@ -60,6 +60,9 @@ pub struct RedfishSpec {
     pub ssh_port: u16,
     pub username: String,
     pub password: String,
+    /// Keep a one-shot boot override for every boot, as sushy-tools'
+    /// emulator does (`--fault NODE=redfish-keeps-once`).
+    pub keeps_once: bool,
 }
 
 impl RedfishSpec {
@@ -71,6 +74,7 @@ impl RedfishSpec {
             ssh_port: 0,
             username: username.to_string(),
             password: password.to_string(),
+            keeps_once: false,
         }
     }
 }
@@ -144,6 +148,8 @@ pub(crate) struct Bmc {
     pub websockets: Arc<Semaphore>,
     /// Cancelled when the front end stops: every task it spawned ends.
     pub stop: CancellationToken,
+    /// See [`RedfishSpec::keeps_once`].
+    pub keeps_once: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -168,6 +174,7 @@ impl Bmc {
             readings: AtomicU8::new(0),
             websockets: Arc::new(Semaphore::new(websocket::MAX_CLIENTS)),
             stop,
+            keeps_once: spec.keeps_once,
         }
     }
 

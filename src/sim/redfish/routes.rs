@@ -440,6 +440,9 @@ fn patch_system(bmc: &Bmc, body: &[u8]) -> Reply {
             return reply;
         }
     }
+    if bmc.keeps_once && enabled == Some("Once") {
+        enabled = Some("Continuous");
+    }
     model::set_boot_override(&bmc.state, enabled, target, mode);
     tracing::info!(node = %bmc.name, ?enabled, ?target, ?mode, "Redfish boot override set");
     Reply::no_content()
