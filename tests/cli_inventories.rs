@@ -63,7 +63,7 @@ fn the_shipped_example_passes_check() {
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
     assert!(
-        stdout.contains("lab.toml.example: ok, 3 node(s)"),
+        stdout.contains("lab.toml.example: ok, 4 node(s)"),
         "{stdout}"
     );
     assert!(!stdout.contains("error:"), "{stdout}");
