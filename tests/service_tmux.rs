@@ -33,7 +33,7 @@ fn select(tmux: &Tmux, window: &str) {
     tmux.keys(window, &["/"]);
     tmux.type_text(window, NODE);
     tmux.keys(window, &["Enter"]);
-    tmux.wait_visible(window, "the node alone", |f| f.contains("Nodes 1/3"));
+    tmux.wait_visible(window, "the node alone", |f| f.contains("Nodes 1/4"));
 }
 
 #[test]
