@@ -18,7 +18,22 @@ pub async fn set_boot_device(
     persistent: bool,
 ) -> Result<BootSet, BmcError> {
     chassis::set_boot_device(bmc, device, persistent).await?;
-    let flags = chassis::boot_flags(bmc).await?;
+    let flags = match chassis::boot_flags(bmc).await {
+        Ok(flags) => flags,
+        // A BMC that takes the override but cannot read it back: what was
+        // set is all there is to say (the set itself succeeded).
+        Err(IpmiError::Completion { .. }) => BootFlags {
+            valid: device != BootDevice::None,
+            persistent,
+            device: Some(device),
+            selector: match device {
+                BootDevice::None => 0,
+                BootDevice::Pxe => 1,
+                BootDevice::Disk => 2,
+            },
+        },
+        Err(e) => return Err(e.into()),
+    };
     // IPMI BMCs clear a one-shot override themselves (ipmi_sim reports
     // the flags oddly; see `BootFlags::valid`), so none is left behind.
     Ok(BootSet {
