@@ -9,49 +9,20 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use support::lab::one_node_lab;
 use support::sshd::{Kind, Options, SshServer};
 use support::tmux::Tmux;
 
 /// A one-node lab whose console is the server's SSH console, logged into
 /// with the server's client key.
 fn lab_for(dir: &Path, server: &SshServer) -> PathBuf {
-    for file in ["k", "r", "disk.img"] {
-        std::fs::write(dir.join(file), b"x").unwrap();
-    }
-    std::fs::write(dir.join("pw"), "unused-for-ssh\n").unwrap();
-    let lab = dir.join("lab.toml");
-    let text = format!(
-        r#"state_dir = "{state}"
-
-[http]
-base_url = "http://127.0.0.1:8080/"
-
-[[node]]
-name = "p10-ssh"
-macs = ["08:94:ef:30:00:09"]
-
-[node.bmc]
-host = "127.0.0.1"
-username = "{user}"
-password_file = "pw"
-console = "ssh"
-ssh_port = {port}
-ssh_key = "{key}"
-
-[node.deploy]
-kernel = "k"
-ramdisk = "r"
-
-[node.instance]
-image = "disk.img"
-"#,
-        state = dir.join("state").display(),
-        user = server.user(),
-        port = server.port(),
-        key = server.client_key().display(),
+    let bmc = format!(
+        "username = \"{}\"\nconsole = \"ssh\"\nssh_port = {}\nssh_key = \"{}\"\n",
+        server.user(),
+        server.port(),
+        server.client_key().display()
     );
-    std::fs::write(&lab, text).unwrap();
-    lab
+    one_node_lab(dir, "p10-ssh", "unused-for-ssh", &bmc)
 }
 
 fn tilde_dot_is_petitlabs_own_escape(kind: Kind) {

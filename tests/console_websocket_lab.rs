@@ -15,7 +15,7 @@ use petitlab::console_link::ConsoleEvent;
 use petitlab::hardware::{self, PowerAction};
 use petitlab::sim::Sim;
 use petitlab::sim::lab::{LabSim, specs_for_lab, start_redfish};
-use support::lab::repo;
+use support::lab::{one_node_lab, repo};
 
 fn free_tcp() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -23,49 +23,15 @@ fn free_tcp() -> u16 {
 }
 
 fn write_lab(dir: &Path) -> std::path::PathBuf {
-    for file in ["k", "r", "disk.img"] {
-        std::fs::write(dir.join(file), b"x").unwrap();
-    }
-    std::fs::write(dir.join("pw"), "ws-password\n").unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(dir.join("pw"), std::fs::Permissions::from_mode(0o600)).unwrap();
-    let lab = dir.join("lab.toml");
-    let text = format!(
-        r#"state_dir = "{state}"
-
-[http]
-base_url = "http://127.0.0.1:8080/"
-
-[[node]]
-name = "p10-ws"
-macs = ["08:94:ef:30:00:0a"]
-
-[node.bmc]
-protocol = "redfish"
-console = "websocket"
-host = "127.0.0.1"
-port = {https}
-ssh_port = {ssh}
-username = "root"
-password_file = "pw"
-ca_file = "{ca}"
-
-[node.deploy]
-kernel = "k"
-ramdisk = "r"
-
-[node.instance]
-image = "disk.img"
-"#,
-        state = dir.join("state").display(),
-        https = free_tcp(),
-        ssh = free_tcp(),
-        ca = repo()
-            .join("examples/secrets/virtual-lab-bmc-ca.pem")
-            .display(),
+    let ca = repo().join("examples/secrets/virtual-lab-bmc-ca.pem");
+    let bmc = format!(
+        "protocol = \"redfish\"\nconsole = \"websocket\"\nport = {}\nssh_port = {}\n\
+         username = \"root\"\nca_file = \"{}\"\n",
+        free_tcp(),
+        free_tcp(),
+        ca.display()
     );
-    std::fs::write(&lab, text).unwrap();
-    lab
+    one_node_lab(dir, "p10-ws", "ws-password", &bmc)
 }
 
 #[tokio::test]

@@ -102,6 +102,31 @@ pub fn served_loopback_lab(dir: &Path, protocol: &str) -> PathBuf {
     path
 }
 
+/// A lab of one node, `name`, whose `[node.bmc]` has `bmc` (TOML lines)
+/// plus `host = "127.0.0.1"` and `password_file` (0600, holding
+/// `password`); stand-in deploy and instance files; state in `dir/state`.
+/// Nothing serves its HTTP URL: for commands that never send a node there.
+pub fn one_node_lab(dir: &Path, name: &str, password: &str, bmc: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    for file in ["k", "r", "disk.img"] {
+        std::fs::write(dir.join(file), b"x").unwrap();
+    }
+    let pw = dir.join("pw");
+    std::fs::write(&pw, format!("{password}\n")).unwrap();
+    std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let text = format!(
+        "state_dir = \"{state}\"\n\n[http]\nbase_url = \"http://127.0.0.1:8080/\"\n\n\
+         [[node]]\nname = \"{name}\"\nmacs = [\"08:94:ef:30:00:09\"]\n\n\
+         [node.bmc]\nhost = \"127.0.0.1\"\npassword_file = \"pw\"\n{bmc}\n\
+         [node.deploy]\nkernel = \"k\"\nramdisk = \"r\"\n\n\
+         [node.instance]\nimage = \"disk.img\"\n",
+        state = dir.join("state").display(),
+    );
+    let lab = dir.join("lab.toml");
+    std::fs::write(&lab, text).unwrap();
+    lab
+}
+
 pub fn petitlab(lab: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_petitlab"))
         .arg("--lab")
