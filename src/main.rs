@@ -4,7 +4,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
+use clap_complete::engine::ArgValueCompleter;
 use petitlab::boot::{BootInterface, Stage};
 use petitlab::engine::lab::Action;
 use petitlab::inventory::{self, Lab, Node, Scope};
@@ -12,6 +13,8 @@ use petitlab::inventory::{self, Lab, Node, Scope};
 mod cli;
 
 use cli::out::errln;
+use cli::route::{Load, Route, pick, route};
+use petitlab::engine::bmc_ops::Toolbox;
 
 #[derive(Parser)]
 #[command(
@@ -20,9 +23,10 @@ use cli::out::errln;
     about = "Lab manager for OpenPOWER servers that netboot through petitboot"
 )]
 struct Cli {
-    /// The lab inventory.
-    #[arg(long, global = true, default_value = "lab.toml", value_name = "PATH")]
-    lab: PathBuf,
+    /// The lab inventory [default: ./lab.toml if it exists, else
+    /// $PETITLAB_LAB, else /etc/petitlab/lab.toml if it exists].
+    #[arg(long, global = true, value_name = "PATH")]
+    lab: Option<PathBuf>,
     /// Machine-readable output.
     #[arg(long, global = true)]
     json: bool,
@@ -65,9 +69,9 @@ enum Command {
     PrepareInstance(Targets),
     /// Remove exactly what prepare-instance wrote.
     CleanUpInstance(Targets),
-    /// Power status or control over IPMI: `power NODE… status|on|off|cycle|reset|soft`.
+    /// Power status or control: `power RANGE… status|on|off|cycle|reset|soft`.
     Power(VerbArgs),
-    /// Set the boot device override: `bootdev NODE… pxe|disk|none [--persistent]`.
+    /// Set the boot device override: `bootdev RANGE… pxe|disk|none [--persistent]`.
     Bootdev {
         #[command(flatten)]
         args: VerbArgs,
@@ -75,12 +79,40 @@ enum Command {
         #[arg(long)]
         persistent: bool,
     },
-    /// Read a node's sensors (SDR) and DCMI power reading.
-    Sensors { node: String },
+    /// Read nodes' sensors (SDR or Redfish) and DCMI power readings, as one table.
+    Sensors(Nodes),
+    /// The BMCs' event logs (IPMI SEL or Redfish log), decoded; --clear empties them.
+    Events {
+        #[command(flatten)]
+        nodes: Nodes,
+        /// Clear the event log after reading it (what it held is printed first).
+        #[arg(long)]
+        clear: bool,
+    },
+    /// Hardware inventory from the BMCs: FRU board, product and chassis
+    /// (manufacturer, part and serial numbers), or Redfish's.
+    Inventory(Nodes),
+    /// Firmware revisions: the BMC's own and what it reports of the host's.
+    Firmware(Nodes),
+    /// Turn the chassis identify light on or off: `identify RANGE… on|off`.
+    Identify(VerbArgs),
+    /// Cold-reset the nodes' BMCs (the hosts keep running); asks first on a
+    /// terminal.
+    BmcReset {
+        #[command(flatten)]
+        nodes: Nodes,
+        /// Do not ask (scripts).
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
     /// The node's serial console over IPMI SOL (~. quits, ~B break, ~? help);
     /// through the lab service when one runs (--read-only watches only).
     Console {
+        #[arg(add = ArgValueCompleter::new(cli::shell::complete_nodes))]
         node: String,
+        /// Through the service: watch only, never take the write lock.
+        #[arg(long)]
+        read_only: bool,
         /// Take the console over from another session holding it (through
         /// the service: take the write lock from whoever has it).
         #[arg(long)]
@@ -94,22 +126,17 @@ enum Command {
     },
     /// Deploy nodes: netboot the deploy ramdisk, let its agent write the
     /// image, boot the instance; resumes a deploy left waiting on its node.
-    Deploy {
-        #[arg(required = true)]
-        nodes: Vec<String>,
-    },
+    Deploy(Nodes),
     /// Power nodes off and remove everything their deploy wrote.
-    Undeploy {
-        #[arg(required = true)]
-        nodes: Vec<String>,
-    },
+    Undeploy(Nodes),
     /// Stop nodes' deploys (the process running them stops at its next check).
-    Abort {
-        #[arg(required = true)]
+    Abort(Nodes),
+    /// Provisioning state, step, reservation and failure reason of nodes
+    /// (all without a range).
+    Status {
+        #[arg(value_name = "RANGE", add = ArgValueCompleter::new(cli::shell::complete_nodes))]
         nodes: Vec<String>,
     },
-    /// Provisioning state, step, reservation and failure reason of nodes.
-    Status { nodes: Vec<String> },
     /// The audit log: who did what to which node, when, and how it went.
     History {
         node: Option<String>,
@@ -120,6 +147,8 @@ enum Command {
     /// The built-in virtual lab (lab.toml.example on loopback, simulated nodes
     /// that really netboot), in this process; `--headless` drives it from the CLI.
     Demo {
+        #[command(flatten)]
+        dashboard: cli::dashboard::DashboardArgs,
         /// Run the lab for the CLI: print its lab.toml path and wait.
         #[arg(long)]
         headless: bool,
@@ -146,6 +175,18 @@ enum Command {
     /// Make the lab service re-read lab.toml (as SIGHUP does): added nodes'
     /// consoles connect, removed ones close, the others keep their sessions.
     Reload,
+    /// Print the shell code that completes petitlab's commands and the lab's
+    /// node names: `source <(petitlab completions bash)`.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: String,
+    },
+    /// Write petitlab's man pages (petitlab.1, petitlab-COMMAND.1) into DIR,
+    /// e.g. /usr/local/share/man/man1.
+    Man {
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+    },
     /// Run simulated BMCs on 127.0.0.1: the lab's nodes, or --count of them.
     Sim {
         /// Simulate N anonymous BMCs instead of the lab's nodes.
@@ -183,25 +224,49 @@ enum Command {
 
 #[derive(clap::Args)]
 struct VerbArgs {
-    /// Node names, then the action.
-    #[arg(required = true, num_args = 1.., value_name = "NODE… ACTION")]
+    /// Node ranges, then the action.
+    #[arg(
+        required = true,
+        num_args = 1..,
+        value_name = "RANGE… ACTION",
+        add = ArgValueCompleter::new(cli::shell::complete_nodes)
+    )]
     args: Vec<String>,
-    /// Every node in the lab.
+    /// Every node in the lab (the range `all`).
     #[arg(long)]
     all: bool,
 }
 
 #[derive(clap::Args)]
 struct Targets {
-    /// Node names.
-    #[arg(required_unless_present = "all")]
+    /// Node ranges.
+    #[arg(
+        required_unless_present = "all",
+        value_name = "RANGE",
+        add = ArgValueCompleter::new(cli::shell::complete_nodes)
+    )]
     nodes: Vec<String>,
-    /// Every node in the lab.
+    /// Every node in the lab (the range `all`).
     #[arg(long, conflicts_with = "nodes")]
     all: bool,
 }
 
+/// The nodes a command acts on.
+#[derive(clap::Args)]
+struct Nodes {
+    /// Node ranges: names, p9-rack1-[01-04], group:NAME, state:STATE, all;
+    /// `,-TERM` leaves TERM's nodes out (`all,-p8-rack2-01`).
+    #[arg(
+        required = true,
+        value_name = "RANGE",
+        add = ArgValueCompleter::new(cli::shell::complete_nodes)
+    )]
+    nodes: Vec<String>,
+}
+
 fn main() -> ExitCode {
+    // `COMPLETE=bash petitlab -- WORDS…`: the shell asking for completions.
+    clap_complete::CompleteEnv::with_factory(Cli::command).complete();
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
@@ -228,8 +293,9 @@ fn one_line(e: &anyhow::Error) -> String {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let json = cli.json;
+    let lab_path = cli::shell::lab_path(cli.lab.as_deref());
     let Some(command) = cli.command else {
-        let lab = load_lab(&cli.lab)?;
+        let lab = load_lab(&lab_path)?;
         let log = lab.state_dir.join("petitlab.log");
         petitlab::logging::to_file(&log, cli.verbose)
             .with_context(|| format!("opening the dashboard's log {}", log.display()))?;
@@ -248,105 +314,130 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         _ => petitlab::logging::to_stderr(cli.verbose),
     }
     match command {
-        Command::Check { lab } => cli::files::check(lab.as_deref().unwrap_or(&cli.lab), json),
-        Command::Properties => cli::files::properties(json),
-        Command::Render { node, stage } => cli::files::render(&cli.lab, &node, stage, json),
-        Command::PrepareRamdisk(t) => {
-            cli::files::act(&cli.lab, &t.nodes, t.all, json, |b, n| b.prepare_ramdisk(n))
+        Command::Check { lab } => cli::files::check(lab.as_deref().unwrap_or(&lab_path), json),
+        Command::Completions { shell } => {
+            cli::out::outln!("{}", cli::shell::registration(&shell)?);
+            Ok(ExitCode::SUCCESS)
         }
-        Command::CleanUpRamdisk(t) => cli::files::act(&cli.lab, &t.nodes, t.all, json, |b, n| {
+        Command::Man { dir } => {
+            for page in cli::shell::write_man_pages(Cli::command(), &dir)? {
+                cli::out::outln!("{}", page.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Properties => cli::files::properties(json),
+        Command::Render { node, stage } => cli::files::render(&lab_path, &node, stage, json),
+        Command::PrepareRamdisk(t) => cli::files::act(&lab_path, &t.nodes, t.all, json, |b, n| {
+            b.prepare_ramdisk(n)
+        }),
+        Command::CleanUpRamdisk(t) => cli::files::act(&lab_path, &t.nodes, t.all, json, |b, n| {
             b.clean_up_ramdisk(n)
         }),
-        Command::PrepareInstance(t) => cli::files::act(&cli.lab, &t.nodes, t.all, json, |b, n| {
+        Command::PrepareInstance(t) => cli::files::act(&lab_path, &t.nodes, t.all, json, |b, n| {
             b.prepare_instance(n)
         }),
-        Command::CleanUpInstance(t) => cli::files::act(&cli.lab, &t.nodes, t.all, json, |b, n| {
+        Command::CleanUpInstance(t) => cli::files::act(&lab_path, &t.nodes, t.all, json, |b, n| {
             b.clean_up_instance(n)
         }),
         Command::Power(v) => {
-            let (names, verb) = cli::bmc::split_verb(&v.args, v.all)?;
+            let (words, verb) = cli::bmc::split_verb(&v.args, v.all)?;
             runtime()?.block_on(async {
-                let results = match route(&cli.lab, cli.local, scope(&names, v.all)).await? {
-                    Route::Service(client, all) => {
-                        let names = if v.all { all } else { names };
+                let results = match pick(&lab_path, cli.local, &words, v.all, Load::Named).await? {
+                    (Route::Service(client, _), names) => {
                         cli::remote::power(&client, names, verb).await?
                     }
-                    Route::Local(lab) => {
-                        let nodes = select_nodes(&lab, &names, v.all)?;
-                        cli::bmc::power(nodes, verb).await
+                    (Route::Local(lab), names) => {
+                        cli::bmc::power(select_nodes(&lab, &names)?, verb).await
                     }
                 };
                 cli::bmc::print_results(&results, json)
             })
         }
         Command::Bootdev { args, persistent } => {
-            let (names, device) = cli::bmc::split_verb(&args.args, args.all)?;
+            let (words, device) = cli::bmc::split_verb(&args.args, args.all)?;
             runtime()?.block_on(async {
-                let results = match route(&cli.lab, cli.local, scope(&names, args.all)).await? {
-                    Route::Service(client, all) => {
-                        let names = if args.all { all } else { names };
-                        cli::remote::bootdev(&client, names, device, persistent).await?
-                    }
-                    Route::Local(lab) => {
-                        let nodes = select_nodes(&lab, &names, args.all)?;
-                        cli::bmc::bootdev(nodes, device, persistent).await
-                    }
-                };
+                let results =
+                    match pick(&lab_path, cli.local, &words, args.all, Load::Named).await? {
+                        (Route::Service(client, _), names) => {
+                            cli::remote::bootdev(&client, names, device, persistent).await?
+                        }
+                        (Route::Local(lab), names) => {
+                            cli::bmc::bootdev(select_nodes(&lab, &names)?, device, persistent).await
+                        }
+                    };
                 cli::bmc::print_results(&results, json)
             })
         }
-        Command::Sensors { node } => runtime()?.block_on(async {
-            let report = match route(&cli.lab, cli.local, Scope::only(&[&node])).await? {
-                Route::Service(client, _) => cli::remote::sensors(&client, &node).await?,
-                Route::Local(lab) => cli::bmc::sensors(find_node(&lab, &node)?).await?,
-            };
-            cli::bmc::print_sensors(&node, report, json)
-        }),
+        Command::Sensors(n) => toolbox(&lab_path, cli.local, &n.nodes, Toolbox::Sensors, json),
+        Command::Events { nodes, clear } => toolbox(
+            &lab_path,
+            cli.local,
+            &nodes.nodes,
+            Toolbox::Events { clear },
+            json,
+        ),
+        Command::Inventory(n) => toolbox(&lab_path, cli.local, &n.nodes, Toolbox::Inventory, json),
+        Command::Firmware(n) => toolbox(&lab_path, cli.local, &n.nodes, Toolbox::Firmware, json),
+        Command::Identify(v) => {
+            let (words, state) = cli::bmc::split_verb::<cli::toolbox::OnOff>(&v.args, v.all)?;
+            let words = if v.all { vec!["all".into()] } else { words };
+            let on = state == cli::toolbox::OnOff::On;
+            toolbox(&lab_path, cli.local, &words, Toolbox::Identify { on }, json)
+        }
+        Command::BmcReset { nodes, yes } => {
+            let op = Toolbox::BmcReset;
+            let ask = (!yes).then_some(cli::toolbox::confirm_bmc_reset as Confirm);
+            toolbox_asking(&lab_path, cli.local, &nodes.nodes, op, json, ask)
+        }
         Command::Console {
             node,
+            read_only,
             force,
             log,
             timestamps,
-        } => {
-            let read_only = cli.dashboard.read_only;
-            runtime()?.block_on(async {
-                match (
-                    route(&cli.lab, cli.local, Scope::only(&[&node])).await?,
-                    log,
-                ) {
-                    (Route::Service(client, _), true) => {
-                        cli::console_remote::follow_log(&client, &node, timestamps).await
-                    }
-                    (Route::Service(client, _), false) => {
-                        cli::console_remote::attach(&client, &node, force, read_only).await
-                    }
-                    (Route::Local(lab), true) => {
-                        cli::console::follow_log(&lab, find_node(&lab, &node)?, timestamps).await
-                    }
-                    (Route::Local(lab), false) if read_only => anyhow::bail!(
-                        "--read-only watches a console the lab service holds, and no service \
-                         runs for this lab ({}); `petitlab console --log {node}` follows its log",
-                        lab.service.socket.display(),
-                    ),
-                    (Route::Local(lab), false) => {
-                        cli::console::attach(&lab, find_node(&lab, &node)?, force).await
-                    }
+        } => runtime()?.block_on(async {
+            match (
+                route(&lab_path, cli.local, Scope::only(&[&node])).await?,
+                log,
+            ) {
+                (Route::Service(client, _), true) => {
+                    cli::console_remote::follow_log(&client, &node, timestamps).await
                 }
-            })
-        }
-        Command::Deploy { nodes } => lifecycle(&cli.lab, cli.local, Action::Deploy, nodes, json),
-        Command::Undeploy { nodes } => {
-            lifecycle(&cli.lab, cli.local, Action::Undeploy, nodes, json)
-        }
-        Command::Abort { nodes } => lifecycle(&cli.lab, cli.local, Action::Abort, nodes, json),
+                (Route::Service(client, _), false) => {
+                    cli::console_remote::attach(&client, &node, force, read_only).await
+                }
+                (Route::Local(lab), true) => {
+                    cli::console::follow_log(&lab, find_node(&lab, &node)?, timestamps).await
+                }
+                (Route::Local(lab), false) if read_only => anyhow::bail!(
+                    "--read-only watches a console the lab service holds, and no service \
+                         runs for this lab ({}); `petitlab console --log {node}` follows its log",
+                    lab.service.socket.display(),
+                ),
+                (Route::Local(lab), false) => {
+                    cli::console::attach(&lab, find_node(&lab, &node)?, force).await
+                }
+            }
+        }),
+        Command::Deploy(n) => lifecycle(&lab_path, cli.local, Action::Deploy, n.nodes, json),
+        Command::Undeploy(n) => lifecycle(&lab_path, cli.local, Action::Undeploy, n.nodes, json),
+        Command::Abort(n) => lifecycle(&lab_path, cli.local, Action::Abort, n.nodes, json),
         Command::Status { nodes } => runtime()?.block_on(async {
-            match route(&cli.lab, cli.local, engine_scope(&nodes, nodes.is_empty())).await? {
-                Route::Service(client, _) => cli::remote::status(&client, &nodes, json).await,
-                Route::Local(lab) => cli::lifecycle::status(&lab, &nodes, json),
+            let all = nodes.is_empty();
+            match pick(&lab_path, cli.local, &nodes, all, Load::Engine).await? {
+                // Without a range: every node, in the service's order.
+                (Route::Service(client, _), names) => {
+                    let names = if all { Vec::new() } else { names };
+                    cli::remote::status(&client, &names, json).await
+                }
+                (Route::Local(lab), names) => {
+                    let names = if all { Vec::new() } else { names };
+                    cli::lifecycle::status(&lab, &names, json)
+                }
             }
         }),
         Command::History { node, limit } => runtime()?.block_on(async {
-            match route(&cli.lab, cli.local, Scope::nodes(node.as_slice())).await? {
+            match route(&lab_path, cli.local, Scope::nodes(node.as_slice())).await? {
                 Route::Service(client, _) => {
                     cli::remote::history(&client, node.as_deref(), limit, json).await
                 }
@@ -359,7 +450,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }),
         Command::Reload => runtime()?.block_on(async {
-            match route(&cli.lab, false, Scope::only::<&str>(&[])).await? {
+            match route(&lab_path, false, Scope::only::<&str>(&[])).await? {
                 Route::Service(client, _) => cli::remote::reload(&client, json).await,
                 Route::Local(lab) => anyhow::bail!(
                     "no lab service runs for {} (nothing answers on {}); start one with \
@@ -369,11 +460,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ),
             }
         }),
-        Command::Demo { headless, dir } => {
-            runtime()?.block_on(cli::demo::run(headless, dir, &cli.dashboard))
-        }
+        Command::Demo {
+            dashboard,
+            headless,
+            dir,
+        } => runtime()?.block_on(cli::demo::run(headless, dir, &dashboard)),
         Command::Serve { http, tftp, only } => {
-            let lab = load_lab(&cli.lab)?;
+            let lab = load_lab(&lab_path)?;
             let opts = cli::serve::Options { http, tftp, only };
             match only {
                 Some(_) => runtime()?.block_on(cli::serve::run(&lab, opts)),
@@ -393,7 +486,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let lab = match count {
                 Some(_) => None,
-                None => Some(load_lab(&cli.lab)?),
+                None => Some(load_lab(&lab_path)?),
             };
             let opts = cli::sim::Options {
                 count,
@@ -415,55 +508,53 @@ fn lifecycle(
     path: &Path,
     local: bool,
     action: Action,
-    nodes: Vec<String>,
+    words: Vec<String>,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async {
-        match route(path, local, engine_scope(&nodes, false)).await? {
-            Route::Service(client, _) => cli::remote::lifecycle(&client, action, nodes, json).await,
-            Route::Local(lab) => {
-                for name in &nodes {
-                    find_node(&lab, name)?;
-                }
-                cli::lifecycle::run(*lab, action, nodes, json).await
+        match pick(path, local, &words, false, Load::Engine).await? {
+            (Route::Service(client, _), names) => {
+                cli::remote::lifecycle(&client, action, names, json).await
             }
+            (Route::Local(lab), names) => cli::lifecycle::run(*lab, action, names, json).await,
         }
     })
 }
 
-/// Where a command runs.
-enum Route {
-    /// The lab's service answers: it checks what it is asked (node names
-    /// included) against the lab it serves, listed here.
-    Service(petitlab::service::Client, Vec<String>),
-    /// In this process, on the lab loaded and validated here.
-    Local(Box<Lab>),
+/// A BMC toolbox command on every node of a range, at most a bounded
+/// number at once, through the service when one runs.
+fn toolbox(
+    path: &Path,
+    local: bool,
+    words: &[String],
+    op: Toolbox,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    toolbox_asking(path, local, words, op, json, None)
 }
 
-/// The lab's service when one answers (and `local` is not set), else the
-/// lab loaded, with the nodes in `scope` validated, for an in-process run.
-/// Reaching the service needs only the socket's path: a member of the
-/// service's group need not be able to read the lab's secrets.
-async fn route(path: &Path, local: bool, scope: Scope) -> anyhow::Result<Route> {
-    let loaded = inventory::load_scoped(path, &scope)?;
-    if !local {
-        let socket = &loaded.lab.service.socket;
-        if let Some((client, nodes)) = cli::remote::service_at(socket, path, false).await? {
-            return Ok(Route::Service(client, nodes));
+/// Asks whether to go on with these nodes; an error stops the command.
+type Confirm = fn(&[String]) -> anyhow::Result<()>;
+
+fn toolbox_asking(
+    path: &Path,
+    local: bool,
+    words: &[String],
+    op: Toolbox,
+    json: bool,
+    confirm: Option<Confirm>,
+) -> anyhow::Result<ExitCode> {
+    runtime()?.block_on(async {
+        let (route, names) = pick(path, local, words, false, Load::Named).await?;
+        if let Some(confirm) = confirm {
+            confirm(&names)?;
         }
-    }
-    Ok(Route::Local(Box::new(valid_lab(loaded)?)))
-}
-
-/// The nodes a command names, or every node.
-pub(crate) fn scope(names: &[String], all: bool) -> Scope {
-    if all { Scope::All } else { Scope::only(names) }
-}
-
-/// For commands that run the engine, which knows every node: all of them
-/// are loaded, but only the named ones are checked closely.
-fn engine_scope(names: &[String], all: bool) -> Scope {
-    if all { Scope::All } else { Scope::nodes(names) }
+        let results = match (route, names) {
+            (Route::Service(client, _), names) => cli::remote::toolbox(&client, names, op).await?,
+            (Route::Local(lab), names) => cli::bmc::toolbox(select_nodes(&lab, &names)?, op).await,
+        };
+        cli::toolbox::print(op, &results, json)
+    })
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -472,14 +563,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
-pub(crate) fn select_nodes<'a>(
-    lab: &'a Lab,
-    names: &[String],
-    all: bool,
-) -> anyhow::Result<Vec<&'a Node>> {
-    if all {
-        return Ok(lab.nodes.iter().collect());
-    }
+pub(crate) fn select_nodes<'a>(lab: &'a Lab, names: &[String]) -> anyhow::Result<Vec<&'a Node>> {
     names.iter().map(|name| find_node(lab, name)).collect()
 }
 
@@ -493,7 +577,7 @@ pub(crate) fn load_lab_for(path: &Path, scope: &Scope) -> anyhow::Result<Lab> {
     valid_lab(inventory::load_scoped(path, scope)?)
 }
 
-fn valid_lab(loaded: inventory::Loaded) -> anyhow::Result<Lab> {
+pub(crate) fn valid_lab(loaded: inventory::Loaded) -> anyhow::Result<Lab> {
     match loaded.into_valid() {
         Ok((lab, warnings)) => {
             for w in warnings {

@@ -1,4 +1,4 @@
-//! `petitlab power`, `bootdev` and `sensors`: BMC actions on many nodes at
+//! `petitlab power`, `bootdev` and the toolbox (`sensors`, `events`…): BMC actions on many nodes at
 //! once, bounded, each node's result reported on its own line. In process
 //! here, or by the lab service (`cli::remote`), printed the same way.
 
@@ -6,9 +6,9 @@ use std::process::ExitCode;
 
 use anyhow::bail;
 use futures::StreamExt;
-use petitlab::engine::bmc_ops::{self, PowerVerb};
+use petitlab::engine::bmc_ops::{self, PowerVerb, Toolbox};
 use petitlab::engine::targets::management_target;
-use petitlab::hardware::{Bmc, BmcError, BootDevice, PowerReading, SensorReading};
+use petitlab::hardware::{Bmc, BmcError, BootDevice};
 use petitlab::inventory::Node;
 use serde_json::{Value, json};
 
@@ -124,43 +124,11 @@ pub async fn bootdev(nodes: Vec<&Node>, device: BootDevice, persistent: bool) ->
     .await
 }
 
-pub async fn sensors(node: &Node) -> anyhow::Result<Value> {
-    let target = management_target(node).await?;
-    let mut bmc = Bmc::new(target);
-    let result = bmc_ops::sensors(&mut bmc).await;
-    bmc.close().await;
-    result.map_err(|e| anyhow::anyhow!("node {}: {e}", node.name))
-}
-
-pub fn print_sensors(node: &str, report: Value, json: bool) -> anyhow::Result<ExitCode> {
-    if json {
-        let mut report = report;
-        report["node"] = json!(node);
-        out::json_pretty(&report)?;
-        return Ok(ExitCode::SUCCESS);
-    }
-    let readings: Vec<SensorReading> = serde_json::from_value(report["sensors"].clone())?;
-    let power: Option<PowerReading> = serde_json::from_value(report["dcmi_power"].clone())?;
-    // Sensor names and readings are the BMC's strings.
-    let names: Vec<String> = readings
-        .iter()
-        .map(|r| safe(&r.name).into_owned())
-        .collect();
-    let width = names.iter().map(|n| n.chars().count()).max().unwrap_or(0);
-    for (r, name) in readings.iter().zip(&names) {
-        let value = safe(r.reading.as_deref().unwrap_or("unavailable"));
-        outln!("{name:width$}  {value}");
-    }
-    match power {
-        Some(p) => outln!(
-            "{:width$}  {} W now (min {} W, max {} W, avg {} W)",
-            "DCMI power",
-            p.current_watts,
-            p.minimum_watts,
-            p.maximum_watts,
-            p.average_watts
-        ),
-        None => outln!("{:width$}  not offered by this BMC", "DCMI power"),
-    }
-    Ok(ExitCode::SUCCESS)
+/// A toolbox operation on every node, each with its own BMC session.
+pub async fn toolbox(nodes: Vec<&Node>, op: Toolbox) -> NodeResults {
+    for_each_bmc(nodes, |mut bmc| async move {
+        let result = op.run(&mut bmc).await;
+        (bmc, result)
+    })
+    .await
 }

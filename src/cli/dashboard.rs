@@ -16,13 +16,13 @@ use petitlab::tui::theme::Theme;
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct DashboardArgs {
     /// Dashboard: refuse every action (look, don't touch).
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub read_only: bool,
     /// Dashboard theme: dark, light, high-contrast, or a theme file.
-    #[arg(long, global = true, value_name = "NAME|PATH")]
+    #[arg(long, value_name = "NAME|PATH")]
     pub theme: Option<String>,
     /// Dashboard key bindings to override (default: $XDG_CONFIG_HOME/petitlab/keymap.toml if present).
-    #[arg(long, global = true, value_name = "PATH")]
+    #[arg(long, value_name = "PATH")]
     pub keymap: Option<PathBuf>,
 }
 

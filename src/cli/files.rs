@@ -10,7 +10,7 @@ use petitlab::boot::{BootError, BootInterface, Changes, PetitbootBoot, Stage};
 use petitlab::inventory::{self, Node, Problem, Scope};
 
 use super::out::{self, errln, outln};
-use crate::{find_node, load_lab_for, scope, select_nodes};
+use crate::{find_node, load_lab_for};
 
 pub fn check(path: &Path, json: bool) -> anyhow::Result<ExitCode> {
     let loaded = inventory::load(path)?;
@@ -126,8 +126,11 @@ pub fn act(
     json: bool,
     action: impl Fn(&PetitbootBoot, &Node) -> Result<Changes, BootError>,
 ) -> anyhow::Result<ExitCode> {
-    let lab = load_lab_for(path, &scope(names, all))?;
-    let nodes = select_nodes(&lab, names, all)?;
+    let (lab, names) = super::route::pick_local(path, names, all)?;
+    let nodes = names
+        .iter()
+        .map(|n| crate::find_node(&lab, n))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let boot = PetitbootBoot::new(&lab)?;
     // Refuse the whole batch before writing anything if any node is invalid.
     let problems: Vec<Problem> = nodes.iter().flat_map(|n| boot.validate(n)).collect();

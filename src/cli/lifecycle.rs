@@ -167,7 +167,7 @@ fn describe(event: &EngineEvent) -> Option<String> {
     })
 }
 
-fn open_store(lab: &Lab) -> anyhow::Result<Store> {
+pub(crate) fn open_store(lab: &Lab) -> anyhow::Result<Store> {
     // Opening through the engine enrolls new nodes and recovers dead actions,
     // so status shows the truth rather than a dead process's last word.
     let path = Engine::store_path(lab);

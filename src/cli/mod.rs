@@ -9,9 +9,12 @@ pub mod files;
 pub mod lifecycle;
 pub mod out;
 pub mod remote;
+pub mod route;
 pub mod serve;
 pub mod service;
+pub mod shell;
 pub mod sim;
+pub mod toolbox;
 
 /// Until Ctrl-C or SIGTERM (a service manager's stop).
 pub async fn wait_for_stop() -> anyhow::Result<()> {

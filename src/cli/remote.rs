@@ -5,7 +5,7 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
-use petitlab::engine::bmc_ops::PowerVerb;
+use petitlab::engine::bmc_ops::{PowerVerb, Toolbox};
 use petitlab::engine::lab::{Action, EngineEvent};
 use petitlab::engine::store::EventRecord;
 use petitlab::inventory::Lab;
@@ -116,8 +116,18 @@ pub async fn bootdev(
     Ok(node_results(client.call("bootdev", params).await?))
 }
 
-pub async fn sensors(client: &Client, node: &str) -> anyhow::Result<Value> {
-    Ok(client.call("sensors", json!({"node": node})).await?)
+/// A toolbox operation (sensors, events, inventory…) on every node, by
+/// the service's BMC sessions.
+pub async fn toolbox(
+    client: &Client,
+    nodes: Vec<String>,
+    op: Toolbox,
+) -> anyhow::Result<NodeResults> {
+    Ok(node_results(
+        client
+            .call("toolbox", json!({"nodes": nodes, "op": op}))
+            .await?,
+    ))
 }
 
 /// Deploy, undeploy or abort by the service: the actions run there, so

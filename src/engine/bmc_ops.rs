@@ -90,3 +90,67 @@ pub async fn sensors(bmc: &mut Bmc) -> Result<Value, BmcError> {
     let power = bmc.power_draw().await?;
     Ok(json!({"sensors": readings, "dcmi_power": power}))
 }
+
+/// The admin's toolbox beyond power and boot device: one operation on one
+/// BMC, the same through the service and in process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "op", rename_all = "kebab-case")]
+pub enum Toolbox {
+    /// Sensors and the DCMI power reading.
+    Sensors,
+    /// The event log (SEL), emptied afterwards with `clear`.
+    Events { clear: bool },
+    /// FRU (or Redfish) board, product and chassis data.
+    Inventory,
+    /// The BMC's firmware revision and the host firmware it reports.
+    Firmware,
+    /// The chassis identify light.
+    Identify { on: bool },
+    /// A BMC cold reset.
+    BmcReset,
+}
+
+impl Toolbox {
+    /// The audit log's name for it; `None` for what only reads.
+    pub fn audited_as(self) -> Option<&'static str> {
+        match self {
+            Toolbox::Sensors | Toolbox::Inventory | Toolbox::Firmware => None,
+            Toolbox::Events { clear } => clear.then_some("clear-events"),
+            Toolbox::Identify { .. } => Some("identify"),
+            Toolbox::BmcReset => Some("bmc-reset"),
+        }
+    }
+
+    /// `{…, "summary"}`: the operation's answer, and one line saying it.
+    pub async fn run(self, bmc: &mut Bmc) -> Result<Value, BmcError> {
+        match self {
+            Toolbox::Sensors => sensors(bmc).await,
+            Toolbox::Events { clear } => {
+                let events = bmc.events().await?;
+                let n = events.len();
+                let mut summary = format!("{n} event{}", if n == 1 { "" } else { "s" });
+                if clear {
+                    bmc.clear_events().await?;
+                    summary.push_str(", then cleared");
+                }
+                Ok(json!({"events": events, "cleared": clear, "summary": summary}))
+            }
+            Toolbox::Inventory => {
+                let inventory = bmc.inventory().await?;
+                Ok(json!({"inventory": inventory, "summary": "inventory"}))
+            }
+            Toolbox::Firmware => {
+                let firmware = bmc.firmware().await?;
+                Ok(json!({"firmware": firmware, "summary": "firmware"}))
+            }
+            Toolbox::Identify { on } => {
+                bmc.identify(on).await?;
+                Ok(json!({"identify": on_off(on), "summary": format!("identify {}", on_off(on))}))
+            }
+            Toolbox::BmcReset => {
+                let note = bmc.bmc_reset().await?;
+                Ok(json!({"summary": note}))
+            }
+        }
+    }
+}

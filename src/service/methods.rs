@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use super::fanout::Mode;
 use super::protocol::{RpcError, code, decode_bytes, encode_bytes};
 use super::server::{Conn, Service};
-use crate::engine::bmc_ops::{self, PowerVerb};
+use crate::engine::bmc_ops::{self, PowerVerb, Toolbox};
 use crate::engine::lab::{Action, Command, Engine, LabHandle};
 use crate::engine::report;
 use crate::engine::targets::management_target;
@@ -208,13 +208,50 @@ pub(super) async fn call(
             )
             .await)
         }
-        "sensors" => {
-            let OneNode { node } = params(p)?;
-            let node = known(&engine, &node)?.clone();
-            let mut bmc = open_bmc(&engine, &node).await?;
-            let result = bmc_ops::sensors(&mut bmc).await;
-            bmc.close().await;
-            result.map_err(|e| RpcError::failed(format!("node {}: {e}", node.name)))
+        "toolbox" => {
+            #[derive(Deserialize)]
+            struct P {
+                nodes: Vec<String>,
+                op: Toolbox,
+            }
+            let P { nodes: names, op } = params(p)?;
+            let targets = nodes(&engine, &names)?;
+            let audited = op.audited_as();
+            Ok(each_bmc(
+                &engine,
+                targets,
+                &who,
+                audited.unwrap_or_default(),
+                audited.is_some(),
+                |mut bmc| async move {
+                    let result = op.run(&mut bmc).await;
+                    (bmc, result)
+                },
+            )
+            .await)
+        }
+        "resolve" => {
+            #[derive(Deserialize)]
+            struct P {
+                range: Vec<String>,
+            }
+            let P { range } = params(p)?;
+            let range = crate::inventory::range::parse_words(&range)
+                .map_err(|e| RpcError::failed(e.to_string()))?;
+            blocking(move || {
+                let states = engine.store().nodes()?;
+                let names = resolve(&engine, &range, &states)
+                    .map_err(|e| format!("{e} (in {})", engine.lab.path.display()));
+                Ok(match names {
+                    Ok(names) => json!({"ok": true, "nodes": names}),
+                    Err(e) => json!({"ok": false, "error": e}),
+                })
+            })
+            .await
+            .and_then(|v| match v["ok"].as_bool() {
+                Some(true) => Ok(v["nodes"].clone()),
+                _ => Err(RpcError::failed(v["error"].as_str().unwrap_or_default())),
+            })
         }
         "console.attach" => {
             #[derive(Deserialize)]
@@ -326,6 +363,30 @@ pub(super) async fn call(
             format!("no method {other:?}"),
         )),
     }
+}
+
+/// The nodes a range names in the service's lab, states from its store.
+fn resolve(
+    engine: &Engine,
+    range: &crate::inventory::range::NodeRange,
+    records: &[crate::engine::store::NodeRecord],
+) -> Result<Vec<String>, crate::inventory::range::RangeError> {
+    use crate::inventory::range::Candidate;
+    let states: std::collections::HashMap<&str, &str> = records
+        .iter()
+        .map(|r| (r.name.as_str(), r.state.as_str()))
+        .collect();
+    let candidates: Vec<Candidate> = engine
+        .lab
+        .nodes
+        .iter()
+        .map(|n| Candidate {
+            name: &n.name,
+            group: n.group.as_deref(),
+            state: states.get(n.name.as_str()).and_then(|s| s.parse().ok()),
+        })
+        .collect();
+    range.resolve(&candidates)
 }
 
 async fn blocking(

@@ -1,0 +1,184 @@
+//! How the toolbox commands (`sensors`, `events`, `inventory`, `firmware`,
+//! `identify`, `bmc-reset`) print many nodes' answers: one table or one
+//! line per row, each starting with its node, so `grep` and `sort` work.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::process::ExitCode;
+
+use petitlab::engine::bmc_ops::Toolbox;
+use serde_json::{Value, json};
+
+use super::bmc::NodeResults;
+use super::out::{self, errln, outln, safe};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OnOff {
+    On,
+    Off,
+}
+
+/// `bmc-reset` without `--yes`: asks on a terminal, refuses elsewhere (a
+/// script must say it means it).
+pub fn confirm_bmc_reset(names: &[String]) -> anyhow::Result<()> {
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        anyhow::bail!(
+            "bmc-reset resets {} BMC(s) and asks first, but standard input is not a terminal: \
+             give --yes to reset without asking",
+            names.len()
+        );
+    }
+    let shown = if names.len() > 8 {
+        format!("{}, … ({} nodes)", names[..8].join(", "), names.len())
+    } else {
+        names.join(", ")
+    };
+    eprint!("Cold-reset the BMC of {shown}? The hosts keep running. [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    stdin.lock().read_line(&mut answer)?;
+    if !matches!(answer.trim(), "y" | "Y" | "yes") {
+        anyhow::bail!("nothing was reset");
+    }
+    Ok(())
+}
+
+/// Every node's answer; fails if any node failed (each failure on stderr).
+pub fn print(op: Toolbox, results: &NodeResults, json: bool) -> anyhow::Result<ExitCode> {
+    if json {
+        let report: Vec<Value> = results
+            .iter()
+            .map(|(name, r)| match r {
+                Ok(v) => json!({"node": name, "ok": true, "result": v}),
+                Err(e) => json!({"node": name, "ok": false, "error": e}),
+            })
+            .collect();
+        out::json_pretty(&report)?;
+    } else {
+        let answered: Vec<(&str, &Value)> = results
+            .iter()
+            .filter_map(|(n, r)| r.as_ref().ok().map(|v| (n.as_str(), v)))
+            .collect();
+        let rows = match op {
+            Toolbox::Sensors => sensor_rows(&answered),
+            Toolbox::Events { .. } => event_rows(&answered),
+            Toolbox::Inventory => field_rows(&answered, "inventory"),
+            Toolbox::Firmware => field_rows(&answered, "firmware"),
+            Toolbox::Identify { .. } | Toolbox::BmcReset => answered
+                .iter()
+                .map(|(n, v)| vec![n.to_string(), text(&v["summary"])])
+                .collect(),
+        };
+        print_table(&rows);
+        for (_, r) in results {
+            if let Err(e) = r {
+                errln!("petitlab: {}", safe(e));
+            }
+        }
+    }
+    Ok(if results.iter().all(|(_, r)| r.is_ok()) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// A JSON value as one line of text ("" for null).
+fn text(v: &Value) -> String {
+    match v {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Columns padded to their widest cell (the last one is not), every cell
+/// escaped: BMCs choose these strings.
+fn print_table(rows: &[Vec<String>]) {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| r.iter().map(|c| safe(c).into_owned()).collect())
+        .collect();
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..columns)
+        .map(|i| {
+            rows.iter()
+                .filter_map(|r| r.get(i))
+                .map(|c| c.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    for row in rows {
+        let mut line = String::new();
+        for (i, cell) in row.iter().enumerate() {
+            if i + 1 == row.len() {
+                line.push_str(cell);
+            } else {
+                line.push_str(&format!("{cell:w$}  ", w = widths[i]));
+            }
+        }
+        outln!("{}", line.trim_end());
+    }
+}
+
+/// NODE  SENSOR  READING, with the DCMI power reading as one more sensor.
+fn sensor_rows(answered: &[(&str, &Value)]) -> Vec<Vec<String>> {
+    let mut rows = Vec::new();
+    for (node, v) in answered {
+        for s in v["sensors"].as_array().into_iter().flatten() {
+            let reading = s["reading"].as_str().unwrap_or("unavailable");
+            rows.push(vec![
+                node.to_string(),
+                text(&s["name"]),
+                reading.to_string(),
+            ]);
+        }
+        let power = &v["dcmi_power"];
+        let reading = match power["current_watts"].as_u64() {
+            Some(now) => format!(
+                "{now} W now (min {} W, max {} W, avg {} W)",
+                power["minimum_watts"], power["maximum_watts"], power["average_watts"]
+            ),
+            None => "not offered by this BMC".to_string(),
+        };
+        rows.push(vec![node.to_string(), "DCMI power".into(), reading]);
+    }
+    rows
+}
+
+/// NODE  ID  TIME  SENSOR  EVENT  DIRECTION, oldest first as the BMC keeps them.
+fn event_rows(answered: &[(&str, &Value)]) -> Vec<Vec<String>> {
+    let mut rows = Vec::new();
+    for (node, v) in answered {
+        let events = v["events"].as_array().cloned().unwrap_or_default();
+        if events.is_empty() {
+            rows.push(vec![node.to_string(), "(no events)".into()]);
+        }
+        for e in events {
+            rows.push(vec![
+                node.to_string(),
+                text(&e["id"]),
+                text(&e["time"]),
+                text(&e["sensor"]),
+                text(&e["event"]),
+                text(&e["direction"]),
+            ]);
+        }
+        if v["cleared"].as_bool() == Some(true) {
+            rows.push(vec![node.to_string(), "(event log cleared)".into()]);
+        }
+    }
+    rows
+}
+
+/// NODE  FIELD  VALUE, for an answer that is a list of `{field, value}`.
+fn field_rows(answered: &[(&str, &Value)], key: &str) -> Vec<Vec<String>> {
+    let mut rows = Vec::new();
+    for (node, v) in answered {
+        for f in v[key]["fields"].as_array().into_iter().flatten() {
+            rows.push(vec![node.to_string(), text(&f["field"]), text(&f["value"])]);
+        }
+    }
+    rows
+}
