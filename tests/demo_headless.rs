@@ -1,13 +1,14 @@
 //! `petitlab demo --headless`: the built-in virtual lab runs in one process,
-//! and the CLI deploys its four example nodes to active and back: three
-//! behind IPMI with SOL consoles, one behind Redfish with an SSH console.
+//! and the CLI deploys its four example nodes to active and back (named by
+//! node ranges: `all`, `state:active`): three behind IPMI with SOL
+//! consoles, one behind Redfish with an SSH console.
 
 mod support;
 
 use std::path::Path;
 
 use support::cast::{console_path, console_text};
-use support::lab::{Daemon, ok};
+use support::lab::{Daemon, ok, petitlab, show};
 
 #[test]
 fn the_demo_lab_deploys_its_example_nodes_and_stops_cleanly() {
@@ -39,9 +40,29 @@ fn the_demo_lab_deploys_its_example_nodes_and_stops_cleanly() {
         "{text}"
     );
 
-    let all = ["p9-rack1-01", "p9-rack1-02", "p8-rack2-01", "p10-rack3-01"];
-    let out = ok(&lab, &[&["deploy"][..], &all].concat());
+    // Node ranges, resolved by the lab service (groups and states are its).
+    let out = ok(&lab, &["power", "p9-rack1-[01-02],p8-rack2-01", "status"]);
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        ["p9-rack1-01: off", "p9-rack1-02: off", "p8-rack2-01: off"],
+        "{out}"
+    );
+    let out = ok(&lab, &["power", "group:rack1", "status"]);
+    assert_eq!(out.lines().count(), 2, "{out}");
+    let out = petitlab(&lab, &["power", "p9-rack9-[01-03],group:rack1", "status"]);
+    assert!(!out.status.success());
+    assert!(
+        show(&out).contains("p9-rack9-[01-03] matches no node"),
+        "{}",
+        show(&out)
+    );
+    let out = ok(&lab, &["deploy", "all"]);
     assert_eq!(out.matches("is active").count(), 4, "{out}");
+    let out = ok(&lab, &["status", "state:active,-group:rack1"]);
+    assert!(
+        out.contains("p8-rack2-01") && out.contains("p10-rack3-01") && !out.contains("p9-rack1"),
+        "{out}"
+    );
     // The Redfish node: powered and set to netboot over Redfish, its boot
     // watched on the SSH console to the instance's login prompt.
     let log = console_text(&console_path(&keep.join("state"), "p10-rack3-01"));
@@ -61,7 +82,7 @@ fn the_demo_lab_deploys_its_example_nodes_and_stops_cleanly() {
         log.contains("Kernel command line: root=/dev/sda2"),
         "netboot instance: {log}"
     );
-    let out = ok(&lab, &[&["undeploy"][..], &all].concat());
+    let out = ok(&lab, &["undeploy", "state:active"]);
     assert_eq!(out.matches("is available").count(), 4, "{out}");
     let power = ok(&lab, &["power", "p10-rack3-01", "status"]);
     assert_eq!(power.trim(), "p10-rack3-01: off", "{power}");
