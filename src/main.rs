@@ -91,6 +91,14 @@ enum Command {
         /// With --log: start each line with its UTC time.
         #[arg(long, requires = "log")]
         timestamps: bool,
+        /// Free the node's SOL payload (left active by a killed console)
+        /// without attaching, like `ipmitool sol deactivate`.
+        #[arg(long, conflicts_with_all = ["log", "force"])]
+        deactivate: bool,
+        /// The escape character instead of `~` (one printable character),
+        /// or `none`: no escapes, only closing the terminal ends the console.
+        #[arg(short = 'e', long, value_name = "CHAR", default_value = "~")]
+        escape: petitlab::console::escape::EscapeChar,
     },
     /// Deploy nodes: netboot the deploy ramdisk, let its agent write the
     /// image, boot the instance; resumes a deploy left waiting on its node.
@@ -307,6 +315,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             force,
             log,
             timestamps,
+            deactivate,
+            escape,
         } => {
             let read_only = cli.dashboard.read_only;
             runtime()?.block_on(async {
@@ -314,11 +324,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     route(&cli.lab, cli.local, Scope::only(&[&node])).await?,
                     log,
                 ) {
+                    (Route::Service(client, _), _) if deactivate => {
+                        cli::console_remote::deactivate(&client, &node).await
+                    }
+                    (Route::Local(lab), _) if deactivate => {
+                        cli::console::deactivate(find_node(&lab, &node)?).await
+                    }
                     (Route::Service(client, _), true) => {
                         cli::console_remote::follow_log(&client, &node, timestamps).await
                     }
                     (Route::Service(client, _), false) => {
-                        cli::console_remote::attach(&client, &node, force, read_only).await
+                        cli::console_remote::attach(&client, &node, force, read_only, escape).await
                     }
                     (Route::Local(lab), true) => {
                         cli::console::follow_log(&lab, find_node(&lab, &node)?, timestamps).await
@@ -329,7 +345,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         lab.service.socket.display(),
                     ),
                     (Route::Local(lab), false) => {
-                        cli::console::attach(&lab, find_node(&lab, &node)?, force).await
+                        cli::console::attach(&lab, find_node(&lab, &node)?, force, escape).await
                     }
                 }
             })
