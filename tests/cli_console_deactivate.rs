@@ -287,3 +287,53 @@ fn deactivate_refuses_a_console_that_is_not_sol() {
         assert_eq!(out.status.code(), Some(2), "{}", show(&out));
     }
 }
+
+/// Through the lab service, which holds the node's console itself: its
+/// console, refused at start by the stuck payload, is connected again after
+/// `--deactivate` (what the host prints reaches the service's log).
+#[test]
+fn through_the_service_the_payload_is_freed_and_its_console_reconnects() {
+    let (sim, serial) = IpmiSim::start_with_sol();
+    let serial = Mutex::new(serial);
+    let dir = tempfile::tempdir().unwrap();
+    let lab = ipmi_sim_lab(dir.path(), &sim);
+    let args = ipmi_sim_args(&sim);
+    let mut stuck = StuckConsole::start(&args);
+    wait_payload_active(&args, &stuck);
+    stuck.kill();
+    let _serve = support::lab::Daemon::start(&lab, &["serve"]);
+
+    let out = petitlab(&lab, &["console", "osim-01", "--deactivate"]);
+    assert!(out.status.success(), "{}", show(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "osim-01: SOL payload deactivated; the lab service's console reconnected\n",
+        "{}",
+        show(&out)
+    );
+    let log = support::cast::console_path(&dir.path().join("state"), "osim-01");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        serial
+            .lock()
+            .unwrap()
+            .write_all(b"host after deactivate\r\n");
+        std::thread::sleep(Duration::from_millis(300));
+        if log.exists() && support::cast::console_text(&log).contains("host after deactivate") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the service's console did not show the host: {:?}",
+            log.exists().then(|| support::cast::console_text(&log))
+        );
+    }
+    // Not SOL, or not there: refused by the service with the same words.
+    let out = petitlab(&lab, &["console", "nope", "--deactivate"]);
+    assert!(!out.status.success(), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no node named \"nope\""),
+        "{}",
+        show(&out)
+    );
+}
