@@ -180,7 +180,12 @@ fn ipmi_sim_payload_left_by_a_killed_ipmitool_is_freed() {
     let mut stuck = StuckConsole::start(&args);
     wait_payload_active(&args, &stuck);
     stuck.kill();
-    let says = || serial.lock().unwrap().write_all(b"host after deactivate\r\n");
+    let says = || {
+        serial
+            .lock()
+            .unwrap()
+            .write_all(b"host after deactivate\r\n")
+    };
     refused_freed_and_attached(&lab, "osim-01", says, "host after deactivate");
 }
 
@@ -257,7 +262,14 @@ fn escape_values_that_cannot_be_typed_are_refused() {
         ("é", "must be printable ASCII"),
     ] {
         let out = Command::new(bin())
-            .args(["--lab", "/nonexistent/lab.toml", "console", "n1", "-e", value])
+            .args([
+                "--lab",
+                "/nonexistent/lab.toml",
+                "console",
+                "n1",
+                "-e",
+                value,
+            ])
             .stdin(Stdio::null())
             .output()
             .unwrap();
@@ -328,7 +340,17 @@ fn through_the_service_the_payload_is_freed_and_its_console_reconnects() {
             log.exists().then(|| support::cast::console_text(&log))
         );
     }
-    // Not SOL, or not there: refused by the service with the same words.
+    // Again, now that the service's own console holds the payload.
+    let out = petitlab(&lab, &["console", "osim-01", "--deactivate"]);
+    assert!(out.status.success(), "{}", show(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "osim-01: SOL payload deactivated (the lab service's own console held it); \
+         the lab service's console reconnected\n",
+        "{}",
+        show(&out)
+    );
+    // Not there: refused by the service.
     let out = petitlab(&lab, &["console", "nope", "--deactivate"]);
     assert!(!out.status.success(), "{}", show(&out));
     assert!(

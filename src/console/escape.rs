@@ -334,7 +334,10 @@ mod tests {
                 "{bad:?}"
             );
         }
-        assert_eq!(".".parse::<EscapeChar>(), Err(EscapeCharError::Command('.')));
+        assert_eq!(
+            ".".parse::<EscapeChar>(),
+            Err(EscapeCharError::Command('.'))
+        );
         let message = "\x03".parse::<EscapeChar>().unwrap_err().to_string();
         assert!(message.contains("printable ASCII"), "{message}");
     }

@@ -431,6 +431,7 @@ fn read_log(
 /// one activates after the payload is free.
 async fn console_deactivate(svc: &Service, who: &str, p: Value) -> Result<Value, RpcError> {
     use crate::console::deactivate::{check_sol, deactivate_sol, describe};
+    use crate::ipmi::sol_driver::Deactivation;
     let OneNode { node } = params(p)?;
     let engine = svc.engine();
     let node = known(&engine, &node)?.clone();
@@ -441,6 +442,12 @@ async fn console_deactivate(svc: &Service, who: &str, p: Value) -> Result<Value,
     // Clients watch a kept console through the kept session, else
     // through the UI's hold (see `console.attach`).
     let watched = !kept && svc.fanout.has_viewers(&node.name);
+    // Connected: the service's own console holds the payload, and letting
+    // it go deactivates it before the fresh session asks.
+    let held = (kept || watched)
+        && hub
+            .wait_connected(&node.name, std::time::Duration::ZERO)
+            .await;
     if kept {
         hub.let_go(&node.name).await;
     }
@@ -468,10 +475,18 @@ async fn console_deactivate(svc: &Service, who: &str, p: Value) -> Result<Value,
         reopened = hub.watch_ui(&node, true).await;
     }
     let outcome = deactivated.map_err(|e| RpcError::failed(e.to_string()))?;
-    let mut message = describe(&node.name, outcome);
+    let mut message = match outcome {
+        Deactivation::WasInactive if held => format!(
+            "{}: SOL payload deactivated (the lab service's own console held it)",
+            node.name
+        ),
+        outcome => describe(&node.name, outcome),
+    };
     let reconnected = match reopened {
         Err(why) => {
-            message.push_str(&format!("; the lab service's console did not reopen: {why}"));
+            message.push_str(&format!(
+                "; the lab service's console did not reopen: {why}"
+            ));
             false
         }
         Ok(()) if kept || watched => {
@@ -497,7 +512,7 @@ async fn console_deactivate(svc: &Service, who: &str, p: Value) -> Result<Value,
     let _ = engine.store().append_event(&event);
     Ok(json!({
         "node": node.name,
-        "deactivated": outcome == crate::ipmi::sol_driver::Deactivation::Deactivated,
+        "deactivated": held || outcome == Deactivation::Deactivated,
         "reconnected": reconnected,
         "message": message,
     }))
