@@ -123,6 +123,14 @@ enum Command {
         /// With --log: start each line with its UTC time.
         #[arg(long, requires = "log")]
         timestamps: bool,
+        /// Free the node's SOL payload (left active by a killed console)
+        /// without attaching, like `ipmitool sol deactivate`.
+        #[arg(long, conflicts_with_all = ["log", "force"])]
+        deactivate: bool,
+        /// The escape character instead of `~` (one printable character),
+        /// or `none`: no escapes, only closing the terminal ends the console.
+        #[arg(short = 'e', long, value_name = "CHAR", default_value = "~")]
+        escape: petitlab::console::escape::EscapeChar,
     },
     /// Deploy nodes: netboot the deploy ramdisk, let its agent write the
     /// image, boot the instance; resumes a deploy left waiting on its node.
@@ -395,27 +403,35 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             force,
             log,
             timestamps,
+            deactivate,
+            escape,
         } => runtime()?.block_on(async {
             match (
                 route(&lab_path, cli.local, Scope::only(&[&node])).await?,
                 log,
             ) {
+                (Route::Service(client, _), _) if deactivate => {
+                    cli::console_remote::deactivate(&client, &node).await
+                }
+                (Route::Local(lab), _) if deactivate => {
+                    cli::console::deactivate(find_node(&lab, &node)?).await
+                }
                 (Route::Service(client, _), true) => {
                     cli::console_remote::follow_log(&client, &node, timestamps).await
                 }
                 (Route::Service(client, _), false) => {
-                    cli::console_remote::attach(&client, &node, force, read_only).await
+                    cli::console_remote::attach(&client, &node, force, read_only, escape).await
                 }
                 (Route::Local(lab), true) => {
                     cli::console::follow_log(&lab, find_node(&lab, &node)?, timestamps).await
                 }
                 (Route::Local(lab), false) if read_only => anyhow::bail!(
                     "--read-only watches a console the lab service holds, and no service \
-                         runs for this lab ({}); `petitlab console --log {node}` follows its log",
+                     runs for this lab ({}); `petitlab console --log {node}` follows its log",
                     lab.service.socket.display(),
                 ),
                 (Route::Local(lab), false) => {
-                    cli::console::attach(&lab, find_node(&lab, &node)?, force).await
+                    cli::console::attach(&lab, find_node(&lab, &node)?, force, escape).await
                 }
             }
         }),

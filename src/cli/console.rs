@@ -1,8 +1,10 @@
 //! `petitlab console NODE`: the node's serial console (IPMI SOL, SSH to
 //! obmc-console or bmcweb's websocket, as lab.toml says) in this
 //! terminal, like `ipmitool sol activate` (`~.` quits, `~B` breaks, `~?`
-//! helps), logged to the state dir as an asciinema cast. `--log` follows
+//! helps; `-e CHAR` picks another escape character, `-e none` turns them
+//! off), logged to the state dir as an asciinema cast. `--log` follows
 //! that log as text instead (`--timestamps`: each line with its UTC time).
+//! `--deactivate` frees a SOL payload a killed console left active.
 
 use std::io::Write;
 use std::os::unix::fs::DirBuilderExt;
@@ -11,6 +13,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
+use petitlab::console::escape::EscapeChar;
 use petitlab::console::gap::now_ms;
 use petitlab::console::{
     Action, ConsoleLog, EscapeMachine, GapTracker, LOG_LIMITS, cast, log_path,
@@ -65,7 +68,36 @@ pub(super) fn say(text: &str) {
     let _ = err.flush();
 }
 
-pub async fn attach(lab: &Lab, node: &Node, force: bool) -> anyhow::Result<ExitCode> {
+/// Frees the node's SOL payload without attaching (a fresh IPMI session
+/// sends Deactivate Payload) and says what it found.
+pub async fn deactivate(node: &Node) -> anyhow::Result<ExitCode> {
+    use petitlab::console::deactivate::{deactivate_sol, describe};
+    let outcome = deactivate_sol(node).await?;
+    out::outln!("{}", describe(&node.name, outcome));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Ends the console as `~.` does when the terminal goes away (SIGHUP) or
+/// the client is told to stop (SIGTERM), so that SOL is deactivated rather
+/// than left active on the BMC: with `-e none` that is the way out.
+fn hangups() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut term = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = hup.recv() => {}
+            _ = term.recv() => {}
+        }
+    })
+}
+
+pub async fn attach(
+    lab: &Lab,
+    node: &Node,
+    force: bool,
+    escape_char: EscapeChar,
+) -> anyhow::Result<ExitCode> {
     let prepared = petitlab::hardware::console::prepare(lab, node).await?;
     let via = prepared.via();
     let path = log_path(lab, node);
@@ -80,9 +112,11 @@ pub async fn attach(lab: &Lab, node: &Node, force: bool) -> anyhow::Result<ExitC
     let mut log = ConsoleLog::open(&path, LOG_LIMITS, &prepared.secrets())
         .with_context(|| format!("node {}: opening console log {}", node.name, path.display()))?;
 
+    let hangup = hangups()?;
+    tokio::pin!(hangup);
     let mut console = prepared.spawn(force, None);
     let _raw = RawTerminal::enable();
-    let mut escape = EscapeMachine::new();
+    let mut escape = EscapeMachine::with_escape(escape_char);
     let mut keys = stdin_chunks();
     let mut quitting = false;
     let mut gaps = GapTracker::default();
@@ -106,8 +140,9 @@ pub async fn attach(lab: &Lab, node: &Node, force: bool) -> anyhow::Result<ExitC
                         out::raw(marker.as_bytes());
                     }
                     None => say(&format!(
-                        "console of {} over {via}; ~. quits, ~? helps; log {}",
+                        "console of {} over {via}; {}; log {}",
                         node.name,
+                        escape_char.reminder("quits"),
                         path.display()
                     )),
                 },
@@ -127,6 +162,10 @@ pub async fn attach(lab: &Lab, node: &Node, force: bool) -> anyhow::Result<ExitC
                 }
                 None => break "closed".to_string(),
             },
+            _ = &mut hangup, if !quitting => {
+                quitting = true;
+                let _ = console.input.send(ConsoleInput::Close).await;
+            }
             typed = keys.recv(), if !quitting => {
                 // End of input (a pipe closed) quits like `~.`.
                 let actions = match typed {

@@ -8,6 +8,7 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
+use petitlab::console::escape::EscapeChar;
 use petitlab::console::{Action, EscapeMachine};
 use petitlab::engine::lab::EngineEvent;
 use petitlab::service::Client;
@@ -23,6 +24,7 @@ pub async fn attach(
     node: &str,
     force: bool,
     read_only: bool,
+    escape_char: EscapeChar,
 ) -> anyhow::Result<ExitCode> {
     let mut notes = client.notifications().context("notifications taken")?;
     let mode = match (force, read_only) {
@@ -44,9 +46,10 @@ pub async fn attach(
         _ => "read-only".to_string(),
     };
     say(&format!(
-        "console of {node} from the lab service; {role}; ~. leaves, ~? helps"
+        "console of {node} from the lab service; {role}; {}",
+        escape_char.reminder("leaves")
     ));
-    let mut escape = EscapeMachine::new();
+    let mut escape = EscapeMachine::with_escape(escape_char);
     let mut keys = stdin_chunks();
     let mut told_read_only = false;
     let mut input_open = true;
@@ -131,6 +134,28 @@ pub async fn attach(
             }
         }
     }
+}
+
+/// `--deactivate` through the lab service: the service frees the SOL
+/// payload (a fresh IPMI session) and reconnects the console it holds.
+pub async fn deactivate(client: &Client, node: &str) -> anyhow::Result<ExitCode> {
+    let done = client
+        .call("console.deactivate", json!({"node": node}))
+        .await
+        .map_err(|e| match e {
+            petitlab::service::ClientError::Rpc(rpc)
+                if rpc.code == petitlab::service::protocol::code::METHOD_NOT_FOUND =>
+            {
+                anyhow::anyhow!(
+                    "this lab service predates console --deactivate; restart it, or run \
+                     `petitlab --local console {node} --deactivate`"
+                )
+            }
+            e => e.into(),
+        })?;
+    let what = done["message"].as_str().unwrap_or("done");
+    out::outln!("{}", display_safe(what));
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn leave(client: &Client, node: &str) -> anyhow::Result<ExitCode> {

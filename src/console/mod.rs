@@ -11,8 +11,11 @@
 //!   lines by [`lines`].
 //! - [`escape`]: `~.` / `~B` / `~?` escapes typed in `petitlab console`.
 //! - [`gap`]: stretches without a console, marked in the log and the pane.
+//! - [`deactivate`]: frees a SOL payload a killed console left active (the
+//!   one module here that talks to a BMC).
 
 pub mod cast;
+pub mod deactivate;
 pub mod escape;
 pub mod gap;
 pub mod lines;

@@ -282,6 +282,40 @@ async fn activate(target: &Target, force: bool) -> Result<(Session, usize)> {
     Ok((session, inbound.saturating_sub(4).max(1)))
 }
 
+/// What [`deactivate_payload`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deactivation {
+    /// The SOL payload was active (in whichever session) and is now free.
+    Deactivated,
+    /// Nothing to free: the BMC answered "payload already deactivated"
+    /// (completion code 0x80, from ipmi_sim and our simulator alike).
+    WasInactive,
+}
+
+/// Completion code of Deactivate Payload when the payload is not active
+/// (IPMI 2.0 §24.3).
+const ALREADY_DEACTIVATED: u8 = 0x80;
+
+/// Frees the BMC's SOL payload (instance 1) from a fresh session without
+/// attaching, as `ipmitool sol deactivate` does: for a payload a killed
+/// console left active. Idempotent.
+pub async fn deactivate_payload(target: &Target) -> Result<Deactivation> {
+    let mut session = Session::open(target).await?;
+    let off = [SOL_INSTANCE[0], SOL_INSTANCE[1], 0, 0, 0, 0];
+    let answer = session
+        .call(netfn::APP, DEACTIVATE, &off, "Deactivate Payload (SOL)")
+        .await;
+    session.close().await;
+    match answer {
+        Ok(_) => Ok(Deactivation::Deactivated),
+        Err(IpmiError::Completion {
+            code: ALREADY_DEACTIVATED,
+            ..
+        }) => Ok(Deactivation::WasInactive),
+        Err(e) => Err(e),
+    }
+}
+
 async fn deactivate(mut session: Session) -> String {
     let off = [SOL_INSTANCE[0], SOL_INSTANCE[1], 0, 0, 0, 0];
     let _ = session

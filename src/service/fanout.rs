@@ -151,6 +151,11 @@ impl Fanout {
         first
     }
 
+    /// Whether any client watches the node's console.
+    pub fn has_viewers(&self, node: &str) -> bool {
+        self.viewers().get(node).is_some_and(|set| !set.is_empty())
+    }
+
     /// Removes a viewer (and its write lock); true when it was the last.
     pub fn remove_viewer(&self, node: &str, client: u64) -> bool {
         let last = {

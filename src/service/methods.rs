@@ -323,6 +323,7 @@ pub(super) async fn call(
             }
             Ok(json!({}))
         }
+        "console.deactivate" => console_deactivate(svc, &who, p).await,
         "console.log" => {
             #[derive(Deserialize)]
             struct P {
@@ -482,4 +483,98 @@ fn read_log(
         }
         Err(e) => json!({"path": path, "error": e.to_string()}),
     })
+}
+
+/// `console.deactivate {node}`: frees the node's SOL payload (a killed
+/// client elsewhere left it active) and reconnects the console the service
+/// holds for it, kept open or watched by clients. The service's own hold
+/// is let go first, so that its session deactivates cleanly and the fresh
+/// one activates after the payload is free.
+async fn console_deactivate(svc: &Service, who: &str, p: Value) -> Result<Value, RpcError> {
+    use crate::console::deactivate::{check_sol, deactivate_sol, describe};
+    use crate::ipmi::sol_driver::Deactivation;
+    let OneNode { node } = params(p)?;
+    let engine = svc.engine();
+    let node = known(&engine, &node)?.clone();
+    // Before anything is let go.
+    check_sol(&node).map_err(|e| RpcError::failed(e.to_string()))?;
+    let hub = &engine.consoles;
+    let kept = hub.is_kept(&node.name);
+    // Clients watch a kept console through the kept session, else
+    // through the UI's hold (see `console.attach`).
+    let watched = !kept && svc.fanout.has_viewers(&node.name);
+    // Connected: the service's own console holds the payload, and letting
+    // it go deactivates it before the fresh session asks.
+    let held = (kept || watched)
+        && hub
+            .wait_connected(&node.name, std::time::Duration::ZERO)
+            .await;
+    if kept {
+        hub.let_go(&node.name).await;
+    }
+    if watched {
+        let _ = hub.watch_ui(&node, false).await;
+    }
+    let deactivated = deactivate_sol(&node).await;
+    // Another holder (a deploy watching the console) keeps the session:
+    // if the BMC ended it, the next attach must not reuse it half-dead.
+    let ended = tokio::time::Instant::now() + std::time::Duration::from_secs(3);
+    while hub
+        .wait_connected(&node.name, std::time::Duration::ZERO)
+        .await
+        && deactivated.is_ok()
+        && tokio::time::Instant::now() < ended
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // Reconnected whatever the outcome: the service's console was let go.
+    let mut reopened = Ok(());
+    if kept {
+        reopened = hub.keep_open(&node).await;
+    }
+    if watched && reopened.is_ok() {
+        reopened = hub.watch_ui(&node, true).await;
+    }
+    let outcome = deactivated.map_err(|e| RpcError::failed(e.to_string()))?;
+    let mut message = match outcome {
+        Deactivation::WasInactive if held => format!(
+            "{}: SOL payload deactivated (the lab service's own console held it)",
+            node.name
+        ),
+        outcome => describe(&node.name, outcome),
+    };
+    let reconnected = match reopened {
+        Err(why) => {
+            message.push_str(&format!(
+                "; the lab service's console did not reopen: {why}"
+            ));
+            false
+        }
+        Ok(()) if kept || watched => {
+            let up = hub
+                .wait_connected(&node.name, std::time::Duration::from_secs(5))
+                .await;
+            message.push_str(if up {
+                "; the lab service's console reconnected"
+            } else {
+                "; the lab service's console is reconnecting"
+            });
+            up
+        }
+        Ok(()) => false,
+    };
+    let event = crate::engine::store::Event {
+        node: Some(node.name.clone()),
+        who: format!("{who} via {}", engine.holder),
+        action: "console-deactivate".into(),
+        result: "ok".into(),
+        detail: message.clone(),
+    };
+    let _ = engine.store().append_event(&event);
+    Ok(json!({
+        "node": node.name,
+        "deactivated": held || outcome == Deactivation::Deactivated,
+        "reconnected": reconnected,
+        "message": message,
+    }))
 }
