@@ -44,6 +44,8 @@ use crate::engine::lifecycle::{ALL_STATES, State};
 pub const MAX_NAMES: usize = 10_000;
 /// The longest range text accepted (all words, with a space between them).
 pub const MAX_LEN: usize = 4096;
+/// The longest node name (as lab.toml allows).
+const MAX_NAME_LEN: usize = 63;
 /// Digits in one bracket number: enough for any lab, far from u64 overflow.
 const MAX_DIGITS: usize = 9;
 
@@ -302,15 +304,40 @@ fn expand(
     }
     parts.push(vec![literal]);
     check_budget(word, count, *budget)?;
-    *budget -= count as usize;
-    let mut names = vec![String::new()];
-    for part in &parts {
-        names = names
-            .iter()
-            .flat_map(|prefix| part.iter().map(move |p| format!("{prefix}{p}")))
-            .collect();
+    // Node names are at most 63 bytes: longer ones (say `n[0][0][0]…`)
+    // could name nothing, and would cost count × length to build.
+    let longest: usize = parts
+        .iter()
+        .map(|p| p.iter().map(String::len).max().unwrap_or(0))
+        .sum();
+    if longest > MAX_NAME_LEN {
+        return Err(syntax(
+            word,
+            at,
+            format!("names {longest} characters long are not node names (at most {MAX_NAME_LEN})"),
+        ));
     }
-    Ok(names)
+    *budget -= count as usize;
+    // Every combination, the last part turning fastest (an odometer).
+    let mut names = Vec::with_capacity(count as usize);
+    let mut digits = vec![0usize; parts.len()];
+    loop {
+        names.push(
+            parts
+                .iter()
+                .zip(&digits)
+                .map(|(p, &d)| p[d].as_str())
+                .collect(),
+        );
+        let Some(k) = (0..parts.len())
+            .rev()
+            .find(|&k| digits[k] + 1 < parts[k].len())
+        else {
+            return Ok(names);
+        };
+        digits[k] += 1;
+        digits[k + 1..].fill(0);
+    }
 }
 
 /// `count` more names must fit in the `budget` left.

@@ -324,6 +324,12 @@ fn hostile_sizes_are_refused_before_allocating() {
         Err(RangeError::TooLarge { .. })
     ));
     assert_eq!(literal("n[1-10000]").len(), MAX_NAMES);
+    // Many brackets of one number each would be 10000 long names to build.
+    let long = format!("n[1-10000]{}", "[0]".repeat(60));
+    assert_eq!(
+        parse(&long).unwrap_err().to_string(),
+        format!("{long:?} column 1: names 66 characters long are not node names (at most 63)")
+    );
     assert!(parse("n[1-10000],x").is_err());
     let long = "n,".repeat(2048) + "n";
     assert_eq!(parse(&long).unwrap_err(), RangeError::TooLong { len: 4097 });
