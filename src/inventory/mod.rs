@@ -12,6 +12,7 @@ mod interfaces;
 mod iscsi;
 mod mac;
 mod node;
+pub mod range;
 mod raw;
 mod reduce;
 mod service;

@@ -156,6 +156,8 @@ pub struct App {
     pub(crate) offset: usize,
     pub(crate) filter_text: String,
     filter: Filter,
+    /// What is wrong with the filter's node ranges (shown while typing it).
+    pub(crate) filter_problem: Option<String>,
     /// The filter before `/` started editing, restored by Esc.
     pub(crate) filter_before: String,
     pub(crate) sort: Column,
@@ -221,6 +223,7 @@ impl App {
             offset: 0,
             filter_text: String::new(),
             filter: Filter::default(),
+            filter_problem: None,
             filter_before: String::new(),
             sort: Column::Name,
             descending: false,
@@ -375,6 +378,7 @@ impl App {
         if self.filter_text != text {
             self.filter_text = text.to_string();
             self.filter = Filter::parse(text);
+            self.filter_problem = self.filter.problem(&self.rows);
             self.view_dirty = true;
             self.dirty = true;
         }
@@ -400,10 +404,7 @@ impl App {
         }
         let selected = self.view.get(self.cursor).copied();
         let rows = &self.rows;
-        let filter = &self.filter;
-        self.view.clear();
-        self.view
-            .extend((0..rows.len()).filter(|&i| filter.matches(&rows[i])));
+        self.view = self.filter.select(rows);
         model::sort_view(rows, &mut self.view, self.sort, self.descending);
         self.cursor = selected
             .and_then(|s| self.view.iter().position(|&i| i == s))

@@ -4,6 +4,7 @@
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
 use crate::engine::lab::{Action, Command};
+use crate::inventory::range::{NodeRange, RangeError};
 use crate::ipmi::chassis::{BootDevice, PowerAction};
 use crate::tui::app::{App, Confirm, Effect, Focus, Mode};
 use crate::tui::command::{self, CommandLine};
@@ -354,6 +355,7 @@ impl App {
                     return self.run_command(&line);
                 }
                 self.mode = Mode::Normal;
+                self.flash_filter_problem();
                 return Vec::new();
             }
             KeyCode::Backspace => {
@@ -385,9 +387,17 @@ impl App {
             }
         };
         match parsed {
-            CommandLine::Act { action, nodes } => return self.request_action(action, nodes),
+            CommandLine::Act { action, nodes } => {
+                let Some(nodes) = self.range_names(nodes.as_ref()) else {
+                    return Vec::new();
+                };
+                return self.request_action(action, nodes);
+            }
             CommandLine::Quit => return vec![Effect::Quit],
-            CommandLine::Filter(text) => self.set_filter(&text),
+            CommandLine::Filter(text) => {
+                self.set_filter(&text);
+                self.flash_filter_problem();
+            }
             CommandLine::Sort { column, descending } => self.set_sort(column, descending),
             CommandLine::Theme(name) => match Theme::builtin(&name) {
                 Some(theme) => {
@@ -414,12 +424,7 @@ impl App {
                 }
             }
             CommandLine::Wall(nodes) => {
-                if let Some(unknown) = nodes.iter().find(|n| !self.knows(n)) {
-                    self.flash(
-                        format!("no node named {unknown:?} in {}", self.lab_name),
-                        true,
-                    );
-                } else {
+                if let Some(nodes) = self.range_names(nodes.as_ref()) {
                     return self.open_wall(nodes);
                 }
             }
@@ -427,5 +432,31 @@ impl App {
         }
         self.dirty = true;
         Vec::new()
+    }
+
+    /// The nodes a command's range names, in the lab's order (none given:
+    /// empty, for the marked or selected ones); `None` after flashing why
+    /// not, when a term matches no node.
+    fn range_names(&mut self, range: Option<&NodeRange>) -> Option<Vec<String>> {
+        let Some(range) = range else {
+            return Some(Vec::new());
+        };
+        match range.resolve(&model::candidates(&self.rows)) {
+            Ok(names) => Some(names),
+            Err(e @ RangeError::NoMatch { .. }) => {
+                self.flash(format!("{e} in {}", self.lab_name), true);
+                None
+            }
+            Err(e) => {
+                self.flash(e.to_string(), true);
+                None
+            }
+        }
+    }
+
+    fn flash_filter_problem(&mut self) {
+        if let Some(problem) = self.filter_problem.clone() {
+            self.flash(format!("filter: {problem}"), true);
+        }
     }
 }

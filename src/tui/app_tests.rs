@@ -5,6 +5,7 @@ use crate::engine::lab::Action;
 use crate::engine::lifecycle::{State, Step};
 use crate::ipmi::chassis::{BootDevice, PowerAction};
 use crate::tui::test_fixture::*;
+use crate::tui::theme::Role;
 
 fn engine_commands(effects: &[Effect]) -> Vec<(Action, String)> {
     effects
@@ -99,6 +100,130 @@ fn filter_matches_name_state_and_group_and_esc_restores() {
     // Esc in the table clears the filter.
     app.update(key(KeyCode::Esc));
     assert_eq!(shown(&app).len(), 6);
+}
+
+#[test]
+fn filter_words_with_brackets_or_commas_are_node_ranges() {
+    let fx = fixture();
+    let mut app = populated(&fx.lab);
+    app.update(ch('/'));
+    // Half-typed: every row stays, and the line says what is wrong.
+    type_text(&mut app, "p9-rack1-[01-0");
+    assert_eq!(shown(&app).len(), 6);
+    assert_eq!(
+        app.filter_problem.as_deref(),
+        Some(r#""p9-rack1-[01-0" column 10: '[' is never closed"#)
+    );
+    let terminal = draw(&mut app, 100, 24);
+    assert_text_role(
+        &app.theme,
+        terminal.backend().buffer(),
+        "column 10: '[' is never closed",
+        Role::Error,
+    );
+    type_text(&mut app, "2]");
+    assert_eq!(shown(&app), ["p9-rack1-01", "p9-rack1-02"]);
+    assert_eq!(app.filter_problem, None);
+    app.update(key(KeyCode::Enter));
+    assert_eq!(app.flash, None, "a good range flashes nothing");
+
+    command(&mut app, "filter group:rack1,-p9-rack1-02");
+    assert_eq!(shown(&app), ["p9-rack1-01", "p9-rack1-03"]);
+    // Exact states, several at once; sorted as the table is.
+    command(&mut app, "filter state:error,state:active");
+    assert_eq!(shown(&app), ["p8-rack2-02", "p9-rack1-01"]);
+    // Ranges and text terms must all match.
+    command(&mut app, "filter group:rack1,group:rack2 power:on");
+    assert_eq!(shown(&app), ["p9-rack1-01", "p9-rack1-02"]);
+    command(&mut app, "filter all,-group:rack1 rack");
+    assert_eq!(shown(&app), ["p8-rack2-01", "p8-rack2-02"]);
+
+    // A term that matches no node: the others still filter, and it is named.
+    command(&mut app, "filter p9-rack1-03,p9-rack9-[01-02]");
+    assert_eq!(shown(&app), ["p9-rack1-03"]);
+    assert_eq!(
+        app.flash.as_ref().unwrap().text,
+        "filter: p9-rack9-[01-02] matches no node"
+    );
+    // A bad range filters nothing out, and says why.
+    command(&mut app, "filter n[5-1] rack1");
+    assert_eq!(shown(&app), ["p9-rack1-01", "p9-rack1-02", "p9-rack1-03"]);
+    let flash = app.flash.as_ref().unwrap();
+    assert!(flash.error);
+    assert_eq!(
+        flash.text,
+        r#"filter: "n[5-1]" column 3: range 5-1 runs backwards (write 1-5)"#
+    );
+    command(&mut app, "filter state:nope,p9");
+    assert_eq!(shown(&app).len(), 6);
+    assert!(app.flash.as_ref().unwrap().text.contains("unknown state"));
+    // A word starting with '-' is still text to look for.
+    command(&mut app, "filter -01");
+    assert_eq!(shown(&app), ["p10-lab-01", "p8-rack2-01", "p9-rack1-01"]);
+    assert_eq!(app.filter_problem, None);
+}
+
+#[test]
+fn commands_take_node_ranges() {
+    let fx = fixture();
+    let mut app = populated(&fx.lab);
+    // Named nodes need not be shown.
+    command(&mut app, "filter p10");
+    let effects = command(&mut app, "bootdev pxe group:rack2");
+    let pxe = Action::BootDevice(BootDevice::Pxe);
+    assert_eq!(
+        engine_commands(&effects),
+        [
+            (pxe, "p8-rack2-01".to_string()),
+            (pxe, "p8-rack2-02".to_string())
+        ]
+    );
+    // The lab's order, each node once.
+    let on = Action::Power(PowerAction::On);
+    let effects = command(
+        &mut app,
+        "power on p9-rack1-[01-03],-p9-rack1-02 p8-rack2-01 p9-rack1-01",
+    );
+    assert_eq!(
+        engine_commands(&effects),
+        [
+            (on, "p9-rack1-01".to_string()),
+            (on, "p9-rack1-03".to_string()),
+            (on, "p8-rack2-01".to_string())
+        ]
+    );
+    // Destructive: confirmed first, on the range's nodes.
+    assert!(command(&mut app, "deploy state:deploy-failed,state:available").is_empty());
+    assert_eq!(app.mode(), Mode::Confirm);
+    assert_eq!(
+        app.confirm.as_ref().unwrap().nodes,
+        ["p9-rack1-03", "p8-rack2-01"]
+    );
+    app.update(ch('n'));
+    // Unmatched terms: every one named, nothing done.
+    assert!(command(&mut app, "power on p9-rack9-[01-02],group:nope,p10-lab-01").is_empty());
+    assert_eq!(
+        app.flash.as_ref().unwrap().text,
+        "p9-rack9-[01-02], group:nope match no node in lab.toml"
+    );
+    assert!(command(&mut app, "power on group:rack2,-group:rack2").is_empty());
+    assert_eq!(
+        app.flash.as_ref().unwrap().text,
+        "group:rack2,-group:rack2 leaves no node"
+    );
+    assert!(command(&mut app, "power on p9-rack1-[1-").is_empty());
+    assert_eq!(
+        app.flash.as_ref().unwrap().text,
+        r#""p9-rack1-[1-" column 10: '[' is never closed"#
+    );
+    assert_eq!(app.mode(), Mode::Normal);
+    // The wall too.
+    command(&mut app, "wall group:rack2");
+    assert_eq!(app.mode(), Mode::Wall);
+    assert_eq!(
+        app.wall.as_ref().unwrap().nodes,
+        ["p8-rack2-01", "p8-rack2-02"]
+    );
 }
 
 #[test]
@@ -325,12 +450,9 @@ fn command_line_runs_actions_and_view_commands() {
     app.update(ch('n'));
     // Mistakes flash and do nothing.
     assert!(command(&mut app, "deploy p9-nope").is_empty());
-    assert!(
-        app.flash
-            .as_ref()
-            .unwrap()
-            .text
-            .contains("no node named \"p9-nope\"")
+    assert_eq!(
+        app.flash.as_ref().unwrap().text,
+        "p9-nope matches no node in lab.toml"
     );
     assert!(command(&mut app, "power sideways").is_empty());
     assert!(app.flash.as_ref().unwrap().error);

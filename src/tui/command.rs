@@ -1,17 +1,21 @@
 //! The `:` command line: `:deploy`, `:power cycle`, `:bootdev pxe`, `:q`…
-//! Node names after an action name the nodes; without them the action
-//! applies to the marked nodes, else the selected one.
+//! Node ranges after an action name the nodes (`p9-rack1-[01-04]`,
+//! `group:rack1,-p9-rack1-02`, `state:active`: see
+//! [`crate::inventory::range`]); without them the action applies to the
+//! marked nodes, else the selected one. Ranges are parsed here and resolved
+//! by the app against its rows.
 
 use crate::engine::lab::Action;
+use crate::inventory::range::{self, NodeRange};
 use crate::ipmi::chassis::{BootDevice, PowerAction};
 use crate::tui::model::Column;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum CommandLine {
-    /// An engine action on the named nodes (empty: marked, else selected).
+    /// An engine action on the range's nodes (none: marked, else selected).
     Act {
         action: Action,
-        nodes: Vec<String>,
+        nodes: Option<NodeRange>,
     },
     Quit,
     Filter(String),
@@ -22,21 +26,22 @@ pub enum CommandLine {
     Theme(String),
     Help,
     Console(Option<String>),
-    Wall(Vec<String>),
+    /// The range's consoles (none: marked, else the shown nodes).
+    Wall(Option<NodeRange>),
     Mark(bool),
 }
 
 /// Usage lines, for the help.
 pub const USAGE: &[(&str, &str)] = &[
-    (":deploy [NODE…]", "deploy (asks first)"),
-    (":undeploy [NODE…]", "undeploy (asks first)"),
-    (":abort [NODE…]", "abort a running deploy (asks first)"),
-    (":prepare [NODE…]", "prepare the deploy ramdisk"),
+    (":deploy [RANGE…]", "deploy (asks first)"),
+    (":undeploy [RANGE…]", "undeploy (asks first)"),
+    (":abort [RANGE…]", "abort a running deploy (asks first)"),
+    (":prepare [RANGE…]", "prepare the deploy ramdisk"),
     (
-        ":power on|off|cycle|reset|soft [NODE…]",
+        ":power on|off|cycle|reset|soft [RANGE…]",
         "power control (all but on ask first)",
     ),
-    (":bootdev pxe|disk|none [NODE…]", "one-shot boot device"),
+    (":bootdev pxe|disk|none [RANGE…]", "one-shot boot device"),
     (":filter [TEXT]", "set (or clear) the filter"),
     (
         ":sort COLUMN [desc]",
@@ -44,7 +49,7 @@ pub const USAGE: &[(&str, &str)] = &[
     ),
     (":mark all|none", "mark every shown node, or none"),
     (":console [NODE]", "open a console"),
-    (":wall [NODE…]", "console wall"),
+    (":wall [RANGE…]", "console wall"),
     (":theme NAME", "dark, light, high-contrast"),
     (":help", "this help"),
     (":q", "quit"),
@@ -56,16 +61,18 @@ pub fn parse(line: &str) -> Result<CommandLine, String> {
         return Err("empty command; :help lists them".into());
     };
     let rest: Vec<String> = words.map(str::to_string).collect();
-    let act = |action: Action, nodes: &[String]| CommandLine::Act {
-        action,
-        nodes: nodes.to_vec(),
+    let act = |action: Action, words: &[String]| -> Result<CommandLine, String> {
+        Ok(CommandLine::Act {
+            action,
+            nodes: nodes(words)?,
+        })
     };
     Ok(match verb {
         "q" | "q!" | "quit" | "qa" => CommandLine::Quit,
-        "deploy" => act(Action::Deploy, &rest),
-        "undeploy" => act(Action::Undeploy, &rest),
-        "abort" => act(Action::Abort, &rest),
-        "prepare" | "prepare-ramdisk" => act(Action::PrepareRamdisk, &rest),
+        "deploy" => act(Action::Deploy, &rest)?,
+        "undeploy" => act(Action::Undeploy, &rest)?,
+        "abort" => act(Action::Abort, &rest)?,
+        "prepare" | "prepare-ramdisk" => act(Action::PrepareRamdisk, &rest)?,
         "power" => {
             let Some(what) = rest.first() else {
                 return Err(":power needs on, off, cycle, reset or soft".into());
@@ -80,7 +87,7 @@ pub fn parse(line: &str) -> Result<CommandLine, String> {
                     return Err(format!(":power {other}: use on, off, cycle, reset or soft"));
                 }
             };
-            act(Action::Power(p), &rest[1..])
+            act(Action::Power(p), &rest[1..])?
         }
         "bootdev" | "boot" => {
             let Some(what) = rest.first() else {
@@ -92,7 +99,7 @@ pub fn parse(line: &str) -> Result<CommandLine, String> {
                 "none" | "clear" => BootDevice::None,
                 other => return Err(format!(":{verb} {other}: use pxe, disk or none")),
             };
-            act(Action::BootDevice(d), &rest[1..])
+            act(Action::BootDevice(d), &rest[1..])?
         }
         "filter" | "f" => CommandLine::Filter(rest.join(" ")),
         "sort" => {
@@ -121,7 +128,7 @@ pub fn parse(line: &str) -> Result<CommandLine, String> {
             [node] => CommandLine::Console(Some(node.clone())),
             _ => return Err(":console takes one node".into()),
         },
-        "wall" => CommandLine::Wall(rest),
+        "wall" => CommandLine::Wall(nodes(&rest)?),
         "mark" => match rest.first().map(String::as_str) {
             Some("all") => CommandLine::Mark(true),
             Some("none") => CommandLine::Mark(false),
@@ -131,6 +138,16 @@ pub fn parse(line: &str) -> Result<CommandLine, String> {
     })
 }
 
+/// The node range the words after a command name, if any.
+fn nodes(words: &[String]) -> Result<Option<NodeRange>, String> {
+    if words.is_empty() {
+        return Ok(None);
+    }
+    range::parse_words(words)
+        .map(Some)
+        .map_err(|e| e.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,7 +155,7 @@ mod tests {
     fn act(action: Action, nodes: &[&str]) -> CommandLine {
         CommandLine::Act {
             action,
-            nodes: nodes.iter().map(|s| s.to_string()).collect(),
+            nodes: (!nodes.is_empty()).then(|| range::parse_words(nodes).unwrap()),
         }
     }
 
@@ -194,9 +211,61 @@ mod tests {
             parse("console n1"),
             Ok(CommandLine::Console(Some("n1".into())))
         );
-        assert_eq!(parse("wall"), Ok(CommandLine::Wall(vec![])));
+        assert_eq!(parse("wall"), Ok(CommandLine::Wall(None)));
         assert_eq!(parse("mark all"), Ok(CommandLine::Mark(true)));
         assert_eq!(parse("help"), Ok(CommandLine::Help));
+    }
+
+    #[test]
+    fn node_words_are_ranges() {
+        assert_eq!(
+            parse("deploy p9-rack1-[01-02]"),
+            Ok(act(Action::Deploy, &["p9-rack1-[01-02]"]))
+        );
+        assert_eq!(
+            parse("power cycle group:rack1 n7"),
+            Ok(act(
+                Action::Power(PowerAction::Cycle),
+                &["group:rack1", "n7"]
+            ))
+        );
+        let Ok(CommandLine::Act { nodes: Some(r), .. }) = parse("bootdev pxe n[1-3],-n2") else {
+            panic!("a range")
+        };
+        assert_eq!(r.literal_names(), None, "an exclusion needs the lab");
+        assert_eq!(
+            parse("wall state:active"),
+            Ok(CommandLine::Wall(Some(
+                range::parse("state:active").unwrap()
+            )))
+        );
+        // Words are ranges of their own: an exclusion cannot start one.
+        assert_eq!(
+            parse("undeploy all -n2"),
+            Err(r#""-n2" column 1: -n2 excludes from nothing: put it after the terms it narrows (all,-n2)"#.into())
+        );
+    }
+
+    #[test]
+    fn bad_ranges_are_refused_with_the_reason() {
+        assert_eq!(
+            parse("deploy p9-rack1-[01-"),
+            Err(r#""p9-rack1-[01-" column 10: '[' is never closed"#.into())
+        );
+        assert_eq!(
+            parse("power off n[5-1]"),
+            Err(r#""n[5-1]" column 3: range 5-1 runs backwards (write 1-5)"#.into())
+        );
+        assert!(
+            parse("wall state:broken")
+                .unwrap_err()
+                .starts_with("unknown state \"broken\"")
+        );
+        assert!(
+            parse("abort n[1-100000]")
+                .unwrap_err()
+                .contains("a range may name at most 10000")
+        );
     }
 
     #[test]

@@ -142,7 +142,7 @@ const DEFAULTS: &[Default] = {
         (A::PageDown, "page_down", Nav, &["pagedown", "ctrl-f"], "one page down"),
         (A::Mark, "mark", Nav, &["space"], "mark/unmark the node for bulk actions"),
         (A::MarkAll, "mark_all", Nav, &["ctrl-a"], "mark every shown node (again: unmark all)"),
-        (A::Filter, "filter", Nav, &["/"], "filter: text, group:NAME, state:NAME, power:on"),
+        (A::Filter, "filter", Nav, &["/"], "filter: text, group:NAME, state:NAME, power:on, a range"),
         (A::Sort, "sort", Nav, &["o"], "sort by the next column"),
         (A::SortReverse, "sort_reverse", Nav, &["O"], "reverse the sort"),
         (A::Detail, "detail", View, &["enter"], "show/hide the detail pane (inventory, config, history)"),

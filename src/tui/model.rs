@@ -7,6 +7,7 @@ use crate::console::Stage as ConsoleStage;
 use crate::engine::lab::Action;
 use crate::engine::lifecycle::State;
 use crate::engine::store::{EventRecord, NodeRecord};
+use crate::inventory::range::{self, Candidate, NodeRange, RangeError};
 use crate::ipmi::chassis::{BootDevice, PowerAction};
 use crate::tui::theme::Role;
 
@@ -430,10 +431,16 @@ fn last_at(r: &NodeRow) -> i64 {
 /// The `/` filter: whitespace-separated terms, all of which must match.
 /// A plain term matches the name, state or group (substring, any case);
 /// `name:`, `group:`, `state:`, `power:`, `stage:` and `holder:` look at
-/// one field only.
+/// one field only. A term with `[`, `]` or `,` in it is a node range
+/// ([`crate::inventory::range`]: `p9-rack1-[01-04]`, `group:rack1,-p9-rack1-02`):
+/// it keeps the nodes the range picks. A range that does not parse filters
+/// nothing out; [`Filter::problem`] says why.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Filter {
     terms: Vec<(Option<Field>, String)>,
+    ranges: Vec<NodeRange>,
+    /// The first range term that did not parse, and why.
+    error: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -446,37 +453,99 @@ enum Field {
     Holder,
 }
 
+/// Whether a filter word is a node range rather than text to look for.
+/// A word starting with `-` stays text: as a range it could only be an
+/// error (an exclusion with nothing before it), and `/-01` finds names.
+pub fn is_range_word(word: &str) -> bool {
+    word.contains(['[', ']', ','])
+}
+
+/// The rows as a range sees them: name, group and state, in table order.
+pub fn candidates(rows: &[NodeRow]) -> Vec<Candidate<'_>> {
+    rows.iter()
+        .map(|r| Candidate {
+            name: &r.name,
+            group: r.group.as_deref(),
+            state: r.parsed_state(),
+        })
+        .collect()
+}
+
 impl Filter {
     pub fn parse(text: &str) -> Filter {
-        let terms = text
-            .split_whitespace()
-            .map(|t| {
-                let lower = t.to_lowercase();
-                if let Some((prefix, rest)) = lower.split_once(':') {
-                    let field = match prefix {
-                        "name" => Some(Field::Name),
-                        "group" => Some(Field::Group),
-                        "state" => Some(Field::State),
-                        "power" => Some(Field::Power),
-                        "stage" => Some(Field::Stage),
-                        "holder" => Some(Field::Holder),
-                        _ => None,
-                    };
-                    if let Some(f) = field {
-                        return (Some(f), rest.to_string());
+        let mut filter = Filter::default();
+        for t in text.split_whitespace() {
+            if is_range_word(t) {
+                match range::parse(t) {
+                    Ok(r) => filter.ranges.push(r),
+                    Err(e) => {
+                        filter.error.get_or_insert_with(|| e.to_string());
                     }
                 }
-                (None, lower)
-            })
-            .collect();
-        Filter { terms }
+                continue;
+            }
+            let lower = t.to_lowercase();
+            if let Some((prefix, rest)) = lower.split_once(':') {
+                let field = match prefix {
+                    "name" => Some(Field::Name),
+                    "group" => Some(Field::Group),
+                    "state" => Some(Field::State),
+                    "power" => Some(Field::Power),
+                    "stage" => Some(Field::Stage),
+                    "holder" => Some(Field::Holder),
+                    _ => None,
+                };
+                if let Some(f) = field {
+                    filter.terms.push((Some(f), rest.to_string()));
+                    continue;
+                }
+            }
+            filter.terms.push((None, lower));
+        }
+        filter
+    }
+
+    /// What is wrong with the filter's ranges over `rows`: a range that
+    /// does not parse (left out), or terms that match no node.
+    pub fn problem(&self, rows: &[NodeRow]) -> Option<String> {
+        if let Some(e) = &self.error {
+            return Some(e.clone());
+        }
+        if self.ranges.is_empty() {
+            return None;
+        }
+        let candidates = candidates(rows);
+        let mut terms = Vec::new();
+        for r in &self.ranges {
+            terms.extend(r.select(&candidates).unmatched);
+        }
+        (!terms.is_empty()).then(|| RangeError::NoMatch { terms }.to_string())
+    }
+
+    /// Indices of the rows the filter keeps, ascending.
+    pub fn select(&self, rows: &[NodeRow]) -> Vec<usize> {
+        let mut keep: Vec<bool> = rows.iter().map(|r| self.matches(r)).collect();
+        if !self.ranges.is_empty() {
+            let candidates = candidates(rows);
+            for r in &self.ranges {
+                let mut picked = vec![false; rows.len()];
+                for i in r.select(&candidates).indices {
+                    picked[i] = true;
+                }
+                for (k, p) in keep.iter_mut().zip(picked) {
+                    *k &= p;
+                }
+            }
+        }
+        (0..rows.len()).filter(|&i| keep[i]).collect()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.terms.is_empty()
+        self.terms.is_empty() && self.ranges.is_empty()
     }
 
-    pub fn matches(&self, row: &NodeRow) -> bool {
+    /// The text terms only: ranges need every row ([`Filter::select`]).
+    fn matches(&self, row: &NodeRow) -> bool {
         self.terms.iter().all(|(field, term)| {
             let has = |s: &str| s.to_lowercase().contains(term.as_str());
             let group = row.group.as_deref().unwrap_or("");

@@ -1,5 +1,6 @@
-//! The status line above the hints: the `/` filter or `:` command being
-//! typed, else the flash message, else the selected node's failure reason.
+//! The status line above the hints: the `/` filter (and what is wrong with
+//! its node ranges) or `:` command being typed, else the flash message,
+//! else the selected node's failure reason.
 
 use ratatui::Frame;
 use ratatui::layout::{Position, Rect};
@@ -24,11 +25,19 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
         let room = width.saturating_sub(2);
         let skip = app.input.chars().count().saturating_sub(room);
         let shown: String = app.input.chars().skip(skip).collect();
-        let line = Line::from(vec![
+        let mut spans = vec![
             Span::styled(prompt, style(app, Role::Key)),
             Span::styled(shown.clone(), style(app, Role::Text)),
-        ]);
-        frame.render_widget(line, area);
+        ];
+        // A filter's bad range, after what is typed, while there is room.
+        let room = room.saturating_sub(shown.chars().count() + 2);
+        if let (Mode::Filter, Some(problem), true) = (app.mode, &app.filter_problem, room > 8) {
+            spans.push(Span::styled(
+                format!("  {}", fit(problem, room)),
+                style(app, Role::Error),
+            ));
+        }
+        frame.render_widget(Line::from(spans), area);
         let x = area.x + u16::try_from(1 + shown.chars().count()).unwrap_or(0);
         frame.set_cursor_position(Position::new(x.min(area.right().saturating_sub(1)), area.y));
         return;

@@ -1,6 +1,6 @@
 //! `?`: the help, generated from the keymap (each binding's keys and
 //! `desc`, grouped by context), then the console pane's keys, the text
-//! inputs and the `:` commands.
+//! inputs, the `:` commands and the node ranges they take.
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -32,6 +32,25 @@ const INPUT_KEYS: &[(&str, &str)] = &[
     (
         "Bksp ctrl-w ctrl-u",
         "delete a character, a word, everything",
+    ),
+];
+
+/// Node ranges, in `:` commands' RANGE and in the `/` filter.
+const RANGES: &[(&str, &str)] = &[
+    (
+        "p9-r1-[01-20]",
+        "names; [1-3,7] lists, [01-20] pads to 2 digits",
+    ),
+    ("group:NAME", "a lab.toml group (exact)"),
+    ("state:NAME", "a state: active, deploy-failed, error…"),
+    (
+        "all,-p8-r2-01",
+        "every node but one: -TERM narrows the terms before",
+    ),
+    ("a,b c", "several terms or words: every node they name"),
+    (
+        "/ a filter word",
+        "with [ ] or , it is a range, else text to look for",
     ),
 ];
 
@@ -76,6 +95,9 @@ pub fn help_lines(app: &App) -> Vec<Line<'static>> {
             .iter()
             .map(|(k, d)| entry(app, k, d)),
     );
+    out.push(Line::default());
+    out.push(heading("Node ranges (RANGE)"));
+    out.extend(RANGES.iter().map(|(k, d)| entry(app, k, d)));
     out.push(Line::default());
     out.push(Line::styled(
         "Bindings can be changed in keymap.toml: [bindings] deploy = \"D\"",
