@@ -10,6 +10,7 @@ pub mod message;
 pub mod packet;
 pub mod rakp;
 pub mod rmcp;
+pub mod sel;
 pub mod sensors;
 pub mod seq_window;
 pub mod sol;
