@@ -4,6 +4,7 @@
 pub mod chassis;
 pub mod crypto;
 pub mod error;
+pub mod fru;
 mod handshake;
 mod link;
 pub mod message;
