@@ -1,5 +1,6 @@
 //! IPMI over LAN (RMCP+): the wire format and crypto shared by the client and
-//! the BMC simulator, the async client session, and chassis/sensor commands.
+//! the BMC simulator, the async client session, chassis/sensor commands, and
+//! the BMC toolbox: event log (sel), inventory (fru), controller (mc).
 
 pub mod chassis;
 pub mod crypto;
@@ -7,6 +8,7 @@ pub mod error;
 pub mod fru;
 mod handshake;
 mod link;
+pub mod mc;
 pub mod message;
 pub mod packet;
 pub mod rakp;
