@@ -178,7 +178,10 @@ pub enum IdentifyMode {
 /// second byte) gets the longest interval, 255 s.
 pub async fn identify(bmc: &mut Bmc, on: bool) -> Result<IdentifyMode> {
     const IDENTIFY: &str = "Chassis Identify";
-    match bmc.call(CHASSIS, 0x04, identify_request(on), IDENTIFY).await {
+    match bmc
+        .call(CHASSIS, 0x04, identify_request(on), IDENTIFY)
+        .await
+    {
         Ok(_) if on => Ok(IdentifyMode::Forced),
         Ok(_) => Ok(IdentifyMode::Off),
         Err(IpmiError::Completion {

@@ -123,7 +123,10 @@ pub fn parse_header(image: &[u8]) -> std::result::Result<[Option<usize>; 3], Str
         .get(..8)
         .ok_or_else(|| format!("FRU image of {} bytes has no common header", image.len()))?;
     if h[0] & 0x0F != 0x01 {
-        return Err(format!("common header format version {:#04x}, expected 1", h[0]));
+        return Err(format!(
+            "common header format version {:#04x}, expected 1",
+            h[0]
+        ));
     }
     if checksum(h) != 0 {
         return Err("common header checksum mismatch".into());
@@ -161,10 +164,17 @@ pub fn parse_fru(image: &[u8]) -> FruInfo {
     info
 }
 
-fn parse_area(image: &[u8], offset: usize, kind: Kind, problems: &mut Vec<String>) -> Option<FruArea> {
+fn parse_area(
+    image: &[u8],
+    offset: usize,
+    kind: Kind,
+    problems: &mut Vec<String>,
+) -> Option<FruArea> {
     let label = kind.label();
     let Some(head) = image.get(offset..offset + 2) else {
-        problems.push(format!("{label} area at byte {offset} is past the end of the image"));
+        problems.push(format!(
+            "{label} area at byte {offset} is past the end of the image"
+        ));
         return None;
     };
     let declared = usize::from(head[1]) * 8;
@@ -208,7 +218,9 @@ fn parse_area(image: &[u8], offset: usize, kind: Kind, problems: &mut Vec<String
     // Every field takes at least one byte, so this ends.
     loop {
         let Some(&tl) = area.get(i) else {
-            problems.push(format!("{label} area ends without its end-of-fields marker"));
+            problems.push(format!(
+                "{label} area ends without its end-of-fields marker"
+            ));
             break;
         };
         if tl == 0xC1 {
@@ -222,7 +234,11 @@ fn parse_area(image: &[u8], offset: usize, kind: Kind, problems: &mut Vec<String
             break;
         };
         i += 1 + len;
-        let name = if n < fixed.len() { fixed[n] } else { Some(kind.extra()) };
+        let name = if n < fixed.len() {
+            fixed[n]
+        } else {
+            Some(kind.extra())
+        };
         n += 1;
         let Some(name) = name else { continue };
         let value = decode_field(tl, bytes);
@@ -378,7 +394,10 @@ pub async fn read_range(
             })?
             .to_le_bytes();
         let count = want.div_ceil(unit) as u8;
-        match bmc.call(STORAGE, 0x11, &[device, lo, hi, count], READ).await {
+        match bmc
+            .call(STORAGE, 0x11, &[device, lo, hi, count], READ)
+            .await
+        {
             Ok(data) => {
                 let got = usize::from(*data.first().unwrap_or(&0)) * unit;
                 let bytes = data.get(1..).unwrap_or(&[]);
@@ -411,7 +430,10 @@ pub async fn read_inventory(bmc: &mut Bmc, device: u8) -> Result<FruInfo> {
     let info = area_info(bmc, device).await?;
     if info.size < 8 {
         return Ok(FruInfo {
-            problems: vec![format!("FRU device {device} is {} bytes: no header", info.size)],
+            problems: vec![format!(
+                "FRU device {device} is {} bytes: no header",
+                info.size
+            )],
             ..FruInfo::default()
         });
     }

@@ -9,7 +9,7 @@ fn text(s: &str) -> Vec<u8> {
 /// 6-bit packed ASCII, padded with spaces to whole groups of four.
 fn packed(s: &str) -> Vec<u8> {
     let mut vals: Vec<u32> = s.bytes().map(|c| u32::from(c - 0x20)).collect();
-    while vals.len() % 4 != 0 {
+    while !vals.len().is_multiple_of(4) {
         vals.push(0);
     }
     let mut out = Vec::new();
@@ -88,7 +88,10 @@ fn every_area_decodes_with_ipmitools_names() {
     assert_eq!(chassis.get("Chassis Extra"), Some("custom1"));
     let board = info.board.unwrap();
     // What `ipmitool fru print` showed for this image on ipmi_sim.
-    assert_eq!(board.get("Board Mfg Date"), Some("Sun Dec 30 05:36:00 2001 UTC"));
+    assert_eq!(
+        board.get("Board Mfg Date"),
+        Some("Sun Dec 30 05:36:00 2001 UTC")
+    );
     let names: Vec<&str> = board.fields.iter().map(|f| f.name.as_str()).collect();
     assert_eq!(
         names,
@@ -151,7 +154,10 @@ fn truncated_and_hostile_images_do_not_panic() {
         "{:?}",
         info.problems
     );
-    assert_eq!(info.product.unwrap().get("Product Manufacturer"), Some("ACME Corp"));
+    assert_eq!(
+        info.product.unwrap().get("Product Manufacturer"),
+        Some("ACME Corp")
+    );
 
     assert!(!parse_fru(&[]).problems.is_empty());
     assert!(!parse_fru(&[2, 0, 0, 0, 0, 0, 0, 0xFE]).problems.is_empty());
@@ -160,7 +166,11 @@ fn truncated_and_hostile_images_do_not_panic() {
     let sum = header.iter().fold(0u8, |s, x| s.wrapping_add(*x));
     header.push(sum.wrapping_neg());
     let info = parse_fru(&header);
-    assert!(info.problems[0].contains("past the end"), "{:?}", info.problems);
+    assert!(
+        info.problems[0].contains("past the end"),
+        "{:?}",
+        info.problems
+    );
     // Fuzz: every prefix and some byte flips of a real image.
     for n in 0..image.len() {
         let _ = parse_fru(&image[..n]);

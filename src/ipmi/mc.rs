@@ -130,7 +130,8 @@ pub async fn system_firmware_version(bmc: &mut Bmc) -> Result<Option<String>> {
             // 0x80: parameter not supported; 0xC1/0xCC/0xD4/0xD5/0xD6: the
             // BMC does not do this here. Only a first set may be missing.
             Err(IpmiError::Completion { code, .. })
-                if set == 0 && matches!(code, 0x80 | 0xC1 | 0xC9 | 0xCB | 0xCC | 0xD4 | 0xD5 | 0xD6) =>
+                if set == 0
+                    && matches!(code, 0x80 | 0xC1 | 0xC9 | 0xCB | 0xCC | 0xD4 | 0xD5 | 0xD6) =>
             {
                 return Ok(None);
             }
@@ -228,7 +229,10 @@ mod tests {
         let mut set0 = vec![0x00, 20];
         set0.extend_from_slice(b"open-power-20");
         set0.push(b'2');
-        assert_eq!(firmware_version_from_sets(std::slice::from_ref(&set0)), None);
+        assert_eq!(
+            firmware_version_from_sets(std::slice::from_ref(&set0)),
+            None
+        );
         let sets = vec![set0, b"4.01-x\0\0\0\0\0\0\0\0\0\0".to_vec()];
         assert_eq!(
             firmware_version_from_sets(&sets),
@@ -246,7 +250,10 @@ mod tests {
             firmware_version_from_sets(&[vec![0x07, 1, b'x']]),
             Some(Err(_))
         ));
-        assert!(matches!(firmware_version_from_sets(&[vec![0]]), Some(Err(_))));
+        assert!(matches!(
+            firmware_version_from_sets(&[vec![0]]),
+            Some(Err(_))
+        ));
         assert_eq!(firmware_version_from_sets(&[]), None);
     }
 }

@@ -143,7 +143,10 @@ impl SystemEvent {
         match name {
             Some(n) => n.to_string(),
             None if (0x70..=0x7F).contains(&self.event_type) => {
-                format!("OEM event type 0x{:02X} offset 0x{offset:X}", self.event_type)
+                format!(
+                    "OEM event type 0x{:02X} offset 0x{offset:X}",
+                    self.event_type
+                )
             }
             None => format!("Unknown event offset 0x{offset:X}"),
         }
@@ -175,7 +178,9 @@ pub enum SelBody {
         data: Vec<u8>,
     },
     /// Types 0xE0-0xFF, and any other type: the 13 bytes after the type.
-    Oem { data: Vec<u8> },
+    Oem {
+        data: Vec<u8>,
+    },
 }
 
 impl SelRecord {

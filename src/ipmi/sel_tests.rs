@@ -3,8 +3,8 @@ use super::*;
 /// The record ipmi_sim returned for `sel_add 0x20 2 … 0x01 0x30 0x01 0x00
 /// 0xff 0xff` (read with `ipmitool raw 0x0a 0x43 0 0 1 0 0 0xff`).
 const IPMI_SIM_THRESHOLD: [u8; 18] = [
-    0x02, 0x00, 0x01, 0x00, 0x02, 0x86, 0xcb, 0x00, 0x00, 0x20, 0x00, 0x04, 0x01, 0x30, 0x01,
-    0x00, 0xff, 0xff,
+    0x02, 0x00, 0x01, 0x00, 0x02, 0x86, 0xcb, 0x00, 0x00, 0x20, 0x00, 0x04, 0x01, 0x30, 0x01, 0x00,
+    0xff, 0xff,
 ];
 
 fn system(sensor_type: u8, event_type: u8, data: [u8; 3]) -> SystemEvent {
@@ -63,15 +63,15 @@ fn direction_and_sensor_specific_offsets() {
         "PXE boot completed"
     );
     assert_eq!(system(0x07, 0x6F, [0x00, 0, 0]).description(), "IERR");
-    assert_eq!(
-        system(0x23, 0x6F, [0x01, 0, 0]).description(),
-        "Hard reset"
-    );
+    assert_eq!(system(0x23, 0x6F, [0x01, 0, 0]).description(), "Hard reset");
     assert_eq!(
         system(0x14, 0x6F, [0x00, 0, 0]).description(),
         "Power Button pressed"
     );
-    assert_eq!(system(0x23, 0x6F, [0, 0, 0]).sensor_type_name(), "Watchdog 2");
+    assert_eq!(
+        system(0x23, 0x6F, [0, 0, 0]).sensor_type_name(),
+        "Watchdog 2"
+    );
 }
 
 #[test]
@@ -109,7 +109,10 @@ fn unknown_offsets_and_oem_types_are_named_not_invented() {
         system(0xC5, 0x70, [0x03, 0, 0]).description(),
         "OEM event type 0x70 offset 0x3"
     );
-    assert_eq!(system(0xC5, 0x70, [0, 0, 0]).sensor_type_name(), "OEM (0xC5)");
+    assert_eq!(
+        system(0xC5, 0x70, [0, 0, 0]).sensor_type_name(),
+        "OEM (0xC5)"
+    );
 }
 
 #[test]
@@ -135,15 +138,15 @@ fn oem_records_are_kept_raw() {
     raw[2] = 0xE0;
     let r = SelRecord::parse(&raw).unwrap();
     assert_eq!(r.time(), None);
-    assert_eq!(
-        r.description(),
-        "OEM record e0: 030405060708090a0b0c0d0e0f"
-    );
+    assert_eq!(r.description(), "OEM record e0: 030405060708090a0b0c0d0e0f");
 }
 
 #[test]
 fn timestamps_split_at_the_pre_init_limit() {
-    assert_eq!(SelTime::from_raw(0x2000_0000), SelTime::PreInit(0x2000_0000));
+    assert_eq!(
+        SelTime::from_raw(0x2000_0000),
+        SelTime::PreInit(0x2000_0000)
+    );
     assert_eq!(
         SelTime::from_raw(1_704_189_600).label(),
         "2024-01-02T10:00:00Z"
@@ -165,7 +168,10 @@ fn short_or_hostile_responses_are_errors_not_panics() {
         0x51, 0x02, 0x00, 0x60, 0x3e, 0x8f, 0xcb, 0, 0, 0x97, 0xcb, 0, 0, 0x8a,
     ])
     .unwrap();
-    assert_eq!((info.entries, info.free_bytes, info.overflow), (2, 0x3e60, true));
+    assert_eq!(
+        (info.entries, info.free_bytes, info.overflow),
+        (2, 0x3e60, true)
+    );
     // Longer than 16 bytes (extra trailing data) is fine: the rest is ignored.
     let mut long = IPMI_SIM_THRESHOLD.to_vec();
     long.extend_from_slice(&[0xAA; 40]);
