@@ -7,6 +7,7 @@
 pub mod console;
 mod ipmi_bmc;
 mod redfish_bmc;
+pub mod toolbox;
 
 use std::fmt;
 
@@ -16,6 +17,7 @@ pub use crate::ipmi::chassis::{BootDevice, BootFlags, PowerAction};
 pub use crate::ipmi::sensors::{PowerReading, SensorReading};
 use crate::ipmi::{self, IpmiError};
 use crate::redfish::{self as rf, RedfishError};
+pub use toolbox::{BmcResetSent, Direction, Event, Field, Firmware, IdentifySet, Inventory};
 
 /// Where and how to reach a node's management interface.
 #[derive(Clone)]
@@ -126,6 +128,57 @@ impl Bmc {
         match self {
             Bmc::Ipmi(b) => ipmi_bmc::power_draw(b).await,
             Bmc::Redfish(b) => b.power_draw().await,
+        }
+    }
+
+    /// The event log, oldest first: the SEL (IPMI) or the system's and
+    /// managers' event LogServices (Redfish).
+    pub async fn events(&mut self) -> Result<Vec<Event>, BmcError> {
+        match self {
+            Bmc::Ipmi(b) => ipmi_bmc::events(b).await,
+            Bmc::Redfish(b) => b.events().await,
+        }
+    }
+
+    /// Empties the event log (Clear SEL; `LogService.ClearLog`).
+    pub async fn clear_events(&mut self) -> Result<(), BmcError> {
+        match self {
+            Bmc::Ipmi(b) => ipmi_bmc::clear_events(b).await,
+            Bmc::Redfish(b) => b.clear_events().await,
+        }
+    }
+
+    /// Chassis, board and product data: FRU 0 (IPMI), the System and its
+    /// Chassis (Redfish).
+    pub async fn inventory(&mut self) -> Result<Inventory, BmcError> {
+        match self {
+            Bmc::Ipmi(b) => ipmi_bmc::inventory(b).await,
+            Bmc::Redfish(b) => b.inventory().await,
+        }
+    }
+
+    /// The BMC's and the host's firmware versions.
+    pub async fn firmware(&mut self) -> Result<Firmware, BmcError> {
+        match self {
+            Bmc::Ipmi(b) => ipmi_bmc::firmware(b).await,
+            Bmc::Redfish(b) => b.firmware().await,
+        }
+    }
+
+    /// Turns the chassis identify light on (until turned off) or off.
+    pub async fn identify(&mut self, on: bool) -> Result<IdentifySet, BmcError> {
+        match self {
+            Bmc::Ipmi(b) => ipmi_bmc::identify(b, on).await,
+            Bmc::Redfish(b) => b.identify(on).await,
+        }
+    }
+
+    /// Restarts the BMC (not the host): IPMI Cold Reset, Redfish
+    /// `Manager.Reset`. The session is gone afterwards.
+    pub async fn bmc_reset(&mut self) -> Result<BmcResetSent, BmcError> {
+        match self {
+            Bmc::Ipmi(b) => ipmi_bmc::bmc_reset(b).await,
+            Bmc::Redfish(b) => b.bmc_reset().await,
         }
     }
 

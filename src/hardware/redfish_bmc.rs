@@ -2,6 +2,7 @@
 //! `Reset` action, its boot override, and the chassis' sensors, over one
 //! session logged into on first use and out on close.
 
+use super::toolbox::{BmcResetSent, Event, Field, Firmware, IdentifySet, Inventory};
 use super::{BmcError, BootDevice, BootFlags, BootSet, PowerAction, PowerReading, SensorReading};
 use crate::redfish::{
     self, BootOverride, BootTarget, Client, OverrideEnabled, PowerState, RedfishError, ResetType,
@@ -163,6 +164,72 @@ impl RedfishBmc {
                 average_watts: w,
             }
         }))
+    }
+
+    pub async fn events(&mut self) -> Result<Vec<Event>, BmcError> {
+        let entries = with_client!(self, |c| c.event_log())?;
+        Ok(entries
+            .into_iter()
+            .map(|e| Event {
+                id: e.id,
+                record_id: None,
+                time: e.created,
+                pre_init_seconds: None,
+                sensor_type: None,
+                sensor_number: None,
+                direction: None,
+                severity: e.severity,
+                message: e.message,
+            })
+            .collect())
+    }
+
+    pub async fn clear_events(&mut self) -> Result<(), BmcError> {
+        with_client!(self, |c| c.clear_event_log())?;
+        Ok(())
+    }
+
+    pub async fn inventory(&mut self) -> Result<Inventory, BmcError> {
+        let (product, chassis) = with_client!(self, |c| c.inventory())?;
+        let fields = |v: Vec<(String, String)>| {
+            v.into_iter()
+                .map(|(name, value)| Field { name, value })
+                .collect()
+        };
+        Ok(Inventory {
+            chassis: fields(chassis),
+            board: Vec::new(),
+            product: fields(product),
+            problems: Vec::new(),
+        })
+    }
+
+    pub async fn firmware(&mut self) -> Result<Firmware, BmcError> {
+        let v = with_client!(self, |c| c.firmware())?;
+        Ok(Firmware {
+            bmc: v.bmc,
+            host: v.host,
+            manufacturer_id: None,
+            manufacturer: v.manufacturer,
+            product_id: None,
+            ipmi_version: None,
+            model: v.model,
+        })
+    }
+
+    pub async fn identify(&mut self, on: bool) -> Result<IdentifySet, BmcError> {
+        let how = with_client!(self, |c| c.set_identify(on))?;
+        Ok(IdentifySet { on, how })
+    }
+
+    /// `Manager.Reset`; the session is dropped (the BMC forgets it).
+    pub async fn bmc_reset(&mut self) -> Result<BmcResetSent, BmcError> {
+        let sent = with_client!(self, |c| c.manager_reset())?;
+        self.client = None;
+        Ok(BmcResetSent {
+            answered: true,
+            note: format!("Manager.Reset {} accepted", sent.as_str()),
+        })
     }
 
     /// Logs out (bounded; a BMC that does not answer keeps the session

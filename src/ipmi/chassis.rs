@@ -1,4 +1,5 @@
-//! Chassis commands: power status and control, boot device (IPMI 2.0 §28).
+//! Chassis commands: power status and control, boot device, identify
+//! (IPMI 2.0 §28).
 
 use serde::Serialize;
 
@@ -155,6 +156,44 @@ pub async fn boot_flags(bmc: &mut Bmc) -> Result<BootFlags> {
     })
 }
 
+/// Chassis Identify request data: on forces the light on until told
+/// otherwise (interval 0, force 1, as `ipmitool chassis identify force`);
+/// off is interval 0 alone (`ipmitool chassis identify 0`).
+pub fn identify_request(on: bool) -> &'static [u8] {
+    if on { &[0x00, 0x01] } else { &[0x00] }
+}
+
+/// How the identify light was set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IdentifyMode {
+    /// On until turned off (force on).
+    Forced,
+    /// The BMC refused "force on" (an IPMI 1.5 BMC): on for 255 s instead.
+    Timed255s,
+    Off,
+}
+
+/// Chassis Identify (§28.5). A BMC without "force on" (it rejects the
+/// second byte) gets the longest interval, 255 s.
+pub async fn identify(bmc: &mut Bmc, on: bool) -> Result<IdentifyMode> {
+    const IDENTIFY: &str = "Chassis Identify";
+    match bmc
+        .call(CHASSIS, 0x04, identify_request(on), IDENTIFY)
+        .await
+    {
+        Ok(_) if on => Ok(IdentifyMode::Forced),
+        Ok(_) => Ok(IdentifyMode::Off),
+        Err(IpmiError::Completion {
+            code: 0xC7 | 0xCC, ..
+        }) if on => {
+            bmc.call(CHASSIS, 0x04, &[0xFF], IDENTIFY).await?;
+            Ok(IdentifyMode::Timed255s)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,5 +211,11 @@ mod tests {
         let f = BootFlags::parse(&[0x01, 0x05, 0x80, 0x14, 0, 0, 0]).unwrap();
         assert_eq!(f.label(), "other(0x5)");
         assert!(BootFlags::parse(&[1, 5]).is_none());
+    }
+
+    #[test]
+    fn identify_on_forces_and_off_is_interval_zero() {
+        assert_eq!(identify_request(true), [0x00, 0x01]);
+        assert_eq!(identify_request(false), [0x00]);
     }
 }

@@ -1,15 +1,19 @@
 //! IPMI over LAN (RMCP+): the wire format and crypto shared by the client and
-//! the BMC simulator, the async client session, and chassis/sensor commands.
+//! the BMC simulator, the async client session, chassis/sensor commands, and
+//! the BMC toolbox: event log (sel), inventory (fru), controller (mc).
 
 pub mod chassis;
 pub mod crypto;
 pub mod error;
+pub mod fru;
 mod handshake;
 mod link;
+pub mod mc;
 pub mod message;
 pub mod packet;
 pub mod rakp;
 pub mod rmcp;
+pub mod sel;
 pub mod sensors;
 pub mod seq_window;
 pub mod sol;

@@ -473,10 +473,23 @@ impl Client {
         Ok(None)
     }
 
-    /// Entries of the system's event logs, then its managers': per log
-    /// service the newest MAX_LOG_ENTRIES, oldest first. The BMC journal,
-    /// POST codes and dumps are left out.
-    pub async fn event_log(&mut self) -> Result<Vec<LogEntry>, RedfishError> {
+    /// The managers of the system (`Links.ManagedBy`, else all of
+    /// `/redfish/v1/Managers`), at most MAX_MANAGERS.
+    async fn managers(&mut self, system: &Value) -> Result<Vec<String>, RedfishError> {
+        let mut managers =
+            model::member_links(system.get("Links").and_then(|l| l.get("ManagedBy")));
+        if managers.is_empty()
+            && let Some(all) = self.get_optional("/redfish/v1/Managers").await?
+        {
+            managers = model::members(&all);
+        }
+        managers.truncate(MAX_MANAGERS);
+        Ok(managers)
+    }
+
+    /// The event LogServices of the system, then of its managers (the
+    /// BMC journal, POST codes and dumps left out): (path, resource).
+    async fn event_log_services(&mut self) -> Result<Vec<(String, Value)>, RedfishError> {
         let system = self.system().await?;
         let mut collections: Vec<String> = model::link(&system, "LogServices")
             .map(str::to_string)
@@ -500,14 +513,23 @@ impl Client {
         }
         services.truncate(MAX_LOG_SERVICES);
         let mut out = Vec::new();
-        let mut fetches = 0;
         for s in services {
-            let Some(service) = self.get_optional(&s).await? else {
-                continue;
-            };
-            if !model::is_event_log_service(&service) {
-                continue;
+            if let Some(service) = self.get_optional(&s).await?
+                && model::is_event_log_service(&service)
+            {
+                out.push((s, service));
             }
+        }
+        Ok(out)
+    }
+
+    /// Entries of the system's event logs, then its managers': per log
+    /// service the newest MAX_LOG_ENTRIES, oldest first. The BMC journal,
+    /// POST codes and dumps are left out.
+    pub async fn event_log(&mut self) -> Result<Vec<LogEntry>, RedfishError> {
+        let mut out = Vec::new();
+        let mut fetches = 0;
+        for (_, service) in self.event_log_services().await? {
             let Some(entries) = model::link(&service, "Entries").map(str::to_string) else {
                 continue;
             };
@@ -537,6 +559,145 @@ impl Client {
             out.extend(these.into_iter().skip(skip));
         }
         Ok(out)
+    }
+
+    /// `LogService.ClearLog` on every event log service that offers it;
+    /// returns how many were cleared. None offering it is `Unsupported`.
+    pub async fn clear_event_log(&mut self) -> Result<usize, RedfishError> {
+        let mut cleared = 0;
+        let mut seen = Vec::new();
+        for (path, service) in self.event_log_services().await? {
+            seen.push(path);
+            let Some(target) = model::action_target(&service, "#LogService.ClearLog") else {
+                continue;
+            };
+            self.call(Method::POST, &target, Some(&json!({})), &[])
+                .await?;
+            cleared += 1;
+        }
+        if cleared == 0 {
+            return Err(RedfishError::Unsupported {
+                what: "clearing the event log (no event LogService with #LogService.ClearLog)"
+                    .into(),
+                allowed: seen,
+            });
+        }
+        Ok(cleared)
+    }
+
+    /// Inventory fields of the System ("Product …") and of its chassis
+    /// ("Chassis …"), named like ipmitool's FRU fields.
+    pub async fn inventory(
+        &mut self,
+    ) -> Result<(Vec<(String, String)>, Vec<(String, String)>), RedfishError> {
+        let system = self.system().await?;
+        let product = model::inventory_fields(&system, "Product");
+        let mut chassis = Vec::new();
+        if let Some(c) = self.chassis().await?.into_iter().next()
+            && let Some(v) = self.get_optional(&c).await?
+        {
+            chassis = model::inventory_fields(&v, "Chassis");
+        }
+        Ok((product, chassis))
+    }
+
+    /// The first manager's FirmwareVersion, Manufacturer and Model, and
+    /// the system's BiosVersion.
+    pub async fn firmware(&mut self) -> Result<model::FirmwareVersions, RedfishError> {
+        let system = self.system().await?;
+        let mut out = model::FirmwareVersions {
+            host: model::version(&system, "BiosVersion"),
+            ..Default::default()
+        };
+        if let Some(m) = self.managers(&system).await?.into_iter().next()
+            && let Some(manager) = self.get_optional(&m).await?
+        {
+            out.bmc = model::version(&manager, "FirmwareVersion");
+            out.manufacturer = model::text(&manager, "Manufacturer");
+            out.model = model::text(&manager, "Model");
+        }
+        Ok(out)
+    }
+
+    /// Lights (or darkens) the identify LED of the system, or of its first
+    /// chassis when the system has none; returns what was set
+    /// ("IndicatorLED Lit") after reading it back.
+    pub async fn set_identify(&mut self, on: bool) -> Result<String, RedfishError> {
+        let system = self.system().await?;
+        let mut candidates = vec![(self.system_path.clone(), system)];
+        if let Some(c) = self.chassis().await?.into_iter().next()
+            && let Some(v) = self.get_optional(&c).await?
+        {
+            candidates.push((c, v));
+        }
+        for (path, resource) in candidates {
+            let Some((patch, how)) = model::identify_patch(&resource, on) else {
+                continue;
+            };
+            self.call(Method::PATCH, &path, Some(&patch), &[]).await?;
+            let after = self.get(&path).await?;
+            if model::identify_state(&after) == Some(!on) {
+                return Err(RedfishError::Protocol(format!(
+                    "{path} still reads {} after setting {how}",
+                    if on { "off" } else { "on" }
+                )));
+            }
+            return Ok(format!("{how} on {path}"));
+        }
+        Err(RedfishError::Unsupported {
+            what: "the identify LED (neither LocationIndicatorActive nor IndicatorLED on the \
+                   system or its chassis)"
+                .into(),
+            allowed: Vec::new(),
+        })
+    }
+
+    /// `#Manager.Reset` on the system's manager: GracefulRestart where
+    /// allowed, else ForceRestart. Returns the type sent.
+    pub async fn manager_reset(&mut self) -> Result<ResetType, RedfishError> {
+        let system = self.system().await?;
+        let manager_path = self
+            .managers(&system)
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| RedfishError::Unsupported {
+                what: "resetting the BMC (the system names no Manager)".into(),
+                allowed: Vec::new(),
+            })?;
+        let manager = self.get(&manager_path).await?;
+        let info = model::action_reset_info(&manager, "#Manager.Reset");
+        let target = info
+            .target
+            .clone()
+            .ok_or_else(|| RedfishError::Unsupported {
+                what: format!("resetting the BMC ({manager_path} has no #Manager.Reset action)"),
+                allowed: Vec::new(),
+            })?;
+        let allowed = if info.allowed.is_empty() {
+            match info.action_info {
+                Some(l) => self
+                    .get_optional(&l)
+                    .await?
+                    .map(|v| model::action_info_allowed(&v))
+                    .unwrap_or_default(),
+                None => Vec::new(),
+            }
+        } else {
+            info.allowed
+        };
+        let choice = model::choose_reset(
+            &[ResetType::GracefulRestart, ResetType::ForceRestart],
+            &allowed,
+        )?;
+        self.call(
+            Method::POST,
+            &target,
+            Some(&json!({ "ResetType": choice.as_str() })),
+            &[],
+        )
+        .await?;
+        Ok(choice)
     }
 
     /// `SerialConsole` of the system: which console services are on.

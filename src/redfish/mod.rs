@@ -23,8 +23,8 @@ mod model_tests;
 pub use client::{Client, MAX_LOG_ENTRIES, Target};
 pub use error::RedfishError;
 pub use model::{
-    BootOverride, BootTarget, LogEntry, OverrideEnabled, PowerState, ResetType, Sensor,
-    SerialConsoles,
+    BootOverride, BootTarget, FirmwareVersions, LogEntry, OverrideEnabled, PowerState, ResetType,
+    Sensor, SerialConsoles,
 };
 pub use tls::{TlsPolicy, TlsRefusals, client_config, client_config_with_refusals, fingerprint_of};
 pub use transport::MAX_BODY;

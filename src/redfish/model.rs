@@ -286,10 +286,13 @@ fn strings(v: Option<&Value>) -> Vec<String> {
 }
 
 pub fn reset_info(system: &Value) -> ResetInfo {
-    let Some(action) = system
-        .get("Actions")
-        .and_then(|a| a.get("#ComputerSystem.Reset"))
-    else {
+    action_reset_info(system, "#ComputerSystem.Reset")
+}
+
+/// `Actions[name]` of a resource with a `ResetType` parameter
+/// (`#Manager.Reset`, `#ComputerSystem.Reset`).
+pub fn action_reset_info(resource: &Value, name: &str) -> ResetInfo {
+    let Some(action) = resource.get("Actions").and_then(|a| a.get(name)) else {
         return ResetInfo::default();
     };
     ResetInfo {
@@ -590,4 +593,112 @@ pub fn is_event_log_service(service: &Value) -> bool {
         return false;
     }
     service.get("Entries").is_some()
+}
+
+/// `Actions[name].target`, e.g. `#LogService.ClearLog`.
+pub fn action_target(resource: &Value, name: &str) -> Option<String> {
+    resource
+        .get("Actions")?
+        .get(name)?
+        .get("target")?
+        .as_str()
+        .map(str::to_string)
+}
+
+/// A string property, bounded and made safe to show; empty counts as absent.
+fn text_of(v: &Value, key: &str) -> Option<String> {
+    v.get(key)
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(bound)
+}
+
+/// The inventory fields of a resource, named like ipmitool's FRU fields
+/// under `area` ("Product", "Chassis"): Manufacturer, Model (the name),
+/// PartNumber, SerialNumber, SKU; a chassis' ChassisType first.
+pub fn inventory_fields(resource: &Value, area: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let keys: &[(&str, &str)] = if area == "Chassis" {
+        &[
+            ("ChassisType", "Type"),
+            ("Manufacturer", "Manufacturer"),
+            ("Model", "Model"),
+            ("PartNumber", "Part Number"),
+            ("SerialNumber", "Serial"),
+            ("SKU", "SKU"),
+        ]
+    } else {
+        &[
+            ("Manufacturer", "Manufacturer"),
+            ("Model", "Name"),
+            ("PartNumber", "Part Number"),
+            ("SerialNumber", "Serial"),
+            ("SKU", "SKU"),
+        ]
+    };
+    for (key, name) in keys {
+        if let Some(v) = text_of(resource, key) {
+            out.push((format!("{area} {name}"), v));
+        }
+    }
+    out
+}
+
+/// Firmware versions from the Manager and the System.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FirmwareVersions {
+    /// The Manager's `FirmwareVersion`.
+    pub bmc: Option<String>,
+    /// The System's `BiosVersion`.
+    pub host: Option<String>,
+    /// The Manager's `Manufacturer`.
+    pub manufacturer: Option<String>,
+    /// The Manager's `Model`.
+    pub model: Option<String>,
+}
+
+/// `FirmwareVersion` of a Manager, `BiosVersion` of a System, …
+pub fn version(resource: &Value, key: &str) -> Option<String> {
+    // sushy-tools renders a missing BiosVersion as the string "None".
+    text_of(resource, key).filter(|v| v != "None")
+}
+
+pub fn text(resource: &Value, key: &str) -> Option<String> {
+    text_of(resource, key)
+}
+
+/// How to light or darken a resource's identify LED: the PATCH body and
+/// which property it sets. `LocationIndicatorActive` (Redfish 2020.3+)
+/// when the resource has it, else the deprecated `IndicatorLED`.
+pub fn identify_patch(resource: &Value, on: bool) -> Option<(Value, String)> {
+    if resource.get("LocationIndicatorActive").is_some() {
+        return Some((
+            serde_json::json!({ "LocationIndicatorActive": on }),
+            format!("LocationIndicatorActive {on}"),
+        ));
+    }
+    if resource.get("IndicatorLED").is_some() {
+        let state = if on { "Lit" } else { "Off" };
+        return Some((
+            serde_json::json!({ "IndicatorLED": state }),
+            format!("IndicatorLED {state}"),
+        ));
+    }
+    None
+}
+
+/// Whether a resource's identify LED reads as on.
+pub fn identify_state(resource: &Value) -> Option<bool> {
+    if let Some(b) = resource
+        .get("LocationIndicatorActive")
+        .and_then(Value::as_bool)
+    {
+        return Some(b);
+    }
+    match resource.get("IndicatorLED").and_then(Value::as_str)? {
+        "Lit" | "Blinking" => Some(true),
+        "Off" => Some(false),
+        _ => None,
+    }
 }

@@ -69,7 +69,15 @@ pub fn require_binary(name: &str) -> PathBuf {
 
 impl IpmiSim {
     pub fn start() -> IpmiSim {
-        IpmiSim::launch(None)
+        IpmiSim::launch(None, &[], "")
+    }
+
+    /// A BMC with extra files in its directory and extra emulator commands
+    /// run after the MC is enabled (`sel_enable`, `sel_add`,
+    /// `mc_add_fru_data … file 0 "{dir}/fru.bin"`…); `{dir}` in `emu` is
+    /// the BMC's directory. For the toolbox tests: SEL and FRU contents.
+    pub fn start_with_emu(files: &[(&str, &[u8])], emu: &str) -> IpmiSim {
+        IpmiSim::launch(None, files, emu)
     }
 
     /// Starts a BMC whose SOL payload is wired to the returned serial port.
@@ -82,12 +90,12 @@ impl IpmiSim {
     pub fn start_with_sol() -> (IpmiSim, SerialSide) {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind serial listener");
         let sol_port = listener.local_addr().unwrap().port();
-        let mut sim = IpmiSim::launch(Some(sol_port));
+        let mut sim = IpmiSim::launch(Some(sol_port), &[], "");
         let serial = sim.accept_serial(&listener, Duration::from_secs(15));
         (sim, serial)
     }
 
-    fn launch(sol_port: Option<u16>) -> IpmiSim {
+    fn launch(sol_port: Option<u16>, files: &[(&str, &[u8])], extra_emu: &str) -> IpmiSim {
         let ipmi_sim = require_binary("ipmi_sim");
         let dir = tempfile::tempdir().expect("create temp dir");
         let d = dir.path();
@@ -147,13 +155,16 @@ esac
             lan.push_str(&format!("sol \"tcp:127.0.0.1:{p}\" 115200\n"));
         }
         write(d, "lan.conf", &lan);
-        write(
-            d,
-            "emu.cmd",
+        for (name, bytes) in files {
+            fs::write(d.join(name), bytes).unwrap_or_else(|e| panic!("write {name}: {e}"));
+        }
+        let emu = format!(
             "mc_setbmc 0x20\n\
              mc_add 0x20 0 no-device-sdrs 0x23 9 8 0x9f 0x1291 0xf02 persist_sdr\n\
-             mc_enable 0x20\n",
+             mc_enable 0x20\n{}",
+            extra_emu.replace("{dir}", ds)
         );
+        write(d, "emu.cmd", &emu);
 
         // Output goes to files: a full pipe would block ipmi_sim.
         let child = Command::new(ipmi_sim)
@@ -281,6 +292,19 @@ esac
             .args(["-I", "lanplus", "-C", "3", "-H", "127.0.0.1", "-p", &port])
             .args(["-U", USER, "-P", password])
             .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run ipmitool")
+    }
+
+    /// [`IpmiSim::ipmitool`] with extra environment (TZ=UTC for dates).
+    pub fn ipmitool_env(&self, env: &[(&str, &str)], args: &[&str]) -> Output {
+        let port = self.port.to_string();
+        Command::new(require_binary("ipmitool"))
+            .args(["-I", "lanplus", "-C", "3", "-H", "127.0.0.1", "-p", &port])
+            .args(["-U", USER, "-P", PASSWORD])
+            .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .output()
             .expect("run ipmitool")
