@@ -62,8 +62,8 @@ pub fn print(op: Toolbox, results: &NodeResults, json: bool) -> anyhow::Result<E
         let rows = match op {
             Toolbox::Sensors => sensor_rows(&answered),
             Toolbox::Events { .. } => event_rows(&answered),
-            Toolbox::Inventory => field_rows(&answered, "inventory"),
-            Toolbox::Firmware => field_rows(&answered, "firmware"),
+            Toolbox::Inventory => inventory_rows(&answered),
+            Toolbox::Firmware => firmware_rows(&answered),
             Toolbox::Identify { .. } | Toolbox::BmcReset => answered
                 .iter()
                 .map(|(n, v)| vec![n.to_string(), text(&v["summary"])])
@@ -147,7 +147,8 @@ fn sensor_rows(answered: &[(&str, &Value)]) -> Vec<Vec<String>> {
     rows
 }
 
-/// NODE  ID  TIME  SENSOR  EVENT  DIRECTION, oldest first as the BMC keeps them.
+/// NODE  ID  TIME  SENSOR TYPE  EVENT  DIRECTION, as the BMC keeps them
+/// (oldest first); the IDs are `ipmitool sel list`'s.
 fn event_rows(answered: &[(&str, &Value)]) -> Vec<Vec<String>> {
     let mut rows = Vec::new();
     for (node, v) in answered {
@@ -156,12 +157,22 @@ fn event_rows(answered: &[(&str, &Value)]) -> Vec<Vec<String>> {
             rows.push(vec![node.to_string(), "(no events)".into()]);
         }
         for e in events {
+            let time = match (&e["time"], e["pre_init_seconds"].as_u64()) {
+                (Value::String(t), _) => t.clone(),
+                (_, Some(s)) => format!("pre-init +{s}s"),
+                _ => "-".into(),
+            };
+            let sensor = match (&e["sensor_type"], e["sensor_number"].as_u64()) {
+                (Value::String(t), Some(n)) => format!("{t} #0x{n:02x}"),
+                (Value::String(t), None) => t.clone(),
+                _ => text(&e["severity"]),
+            };
             rows.push(vec![
                 node.to_string(),
                 text(&e["id"]),
-                text(&e["time"]),
-                text(&e["sensor"]),
-                text(&e["event"]),
+                time,
+                sensor,
+                text(&e["message"]),
                 text(&e["direction"]),
             ]);
         }
@@ -172,12 +183,60 @@ fn event_rows(answered: &[(&str, &Value)]) -> Vec<Vec<String>> {
     rows
 }
 
-/// NODE  FIELD  VALUE, for an answer that is a list of `{field, value}`.
-fn field_rows(answered: &[(&str, &Value)], key: &str) -> Vec<Vec<String>> {
+/// NODE  FIELD  VALUE: the chassis, board and product areas' fields, in
+/// the BMC's order, with ipmitool's names.
+fn inventory_rows(answered: &[(&str, &Value)]) -> Vec<Vec<String>> {
     let mut rows = Vec::new();
     for (node, v) in answered {
-        for f in v[key]["fields"].as_array().into_iter().flatten() {
-            rows.push(vec![node.to_string(), text(&f["field"]), text(&f["value"])]);
+        let inventory = &v["inventory"];
+        for area in ["chassis", "board", "product"] {
+            for f in inventory[area].as_array().into_iter().flatten() {
+                rows.push(vec![node.to_string(), text(&f["name"]), text(&f["value"])]);
+            }
+        }
+        for problem in inventory["problems"].as_array().into_iter().flatten() {
+            rows.push(vec![node.to_string(), "Problem".into(), text(problem)]);
+        }
+    }
+    rows
+}
+
+/// NODE  WHAT  VERSION.
+fn firmware_rows(answered: &[(&str, &Value)]) -> Vec<Vec<String>> {
+    let mut rows = Vec::new();
+    for (node, v) in answered {
+        let f = &v["firmware"];
+        let or_not = |v: &Value| match v {
+            Value::Null => "not reported".to_string(),
+            v => text(v),
+        };
+        rows.push(vec![
+            node.to_string(),
+            "BMC firmware".into(),
+            or_not(&f["bmc"]),
+        ]);
+        rows.push(vec![
+            node.to_string(),
+            "Host firmware".into(),
+            or_not(&f["host"]),
+        ]);
+        let maker = match (&f["manufacturer"], f["manufacturer_id"].as_u64()) {
+            (Value::String(m), Some(id)) => Some(format!("{m} ({id})")),
+            (Value::String(m), None) => Some(m.clone()),
+            (_, Some(id)) => Some(id.to_string()),
+            _ => None,
+        };
+        if let Some(maker) = maker {
+            rows.push(vec![node.to_string(), "BMC manufacturer".into(), maker]);
+        }
+        for (key, what) in [
+            ("product_id", "BMC product ID"),
+            ("model", "BMC model"),
+            ("ipmi_version", "IPMI version"),
+        ] {
+            if !f[key].is_null() {
+                rows.push(vec![node.to_string(), what.into(), text(&f[key])]);
+            }
         }
     }
     rows

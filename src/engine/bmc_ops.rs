@@ -137,19 +137,31 @@ impl Toolbox {
             }
             Toolbox::Inventory => {
                 let inventory = bmc.inventory().await?;
-                Ok(json!({"inventory": inventory, "summary": "inventory"}))
+                let n = inventory.chassis.len() + inventory.board.len() + inventory.product.len();
+                let mut summary = format!("{n} inventory fields");
+                for problem in &inventory.problems {
+                    summary.push_str(&format!("; {problem}"));
+                }
+                Ok(json!({"inventory": inventory, "summary": summary}))
             }
             Toolbox::Firmware => {
                 let firmware = bmc.firmware().await?;
-                Ok(json!({"firmware": firmware, "summary": "firmware"}))
+                let summary = format!(
+                    "BMC firmware {}, host firmware {}",
+                    firmware.bmc.as_deref().unwrap_or("not reported"),
+                    firmware.host.as_deref().unwrap_or("not reported")
+                );
+                Ok(json!({"firmware": firmware, "summary": summary}))
             }
             Toolbox::Identify { on } => {
-                bmc.identify(on).await?;
-                Ok(json!({"identify": on_off(on), "summary": format!("identify {}", on_off(on))}))
+                let set = bmc.identify(on).await?;
+                let summary = format!("identify {} ({})", on_off(on), set.how);
+                Ok(json!({"identify": set, "summary": summary}))
             }
             Toolbox::BmcReset => {
-                let note = bmc.bmc_reset().await?;
-                Ok(json!({"summary": note}))
+                let sent = bmc.bmc_reset().await?;
+                let summary = format!("BMC reset {}", sent.note);
+                Ok(json!({"bmc_reset": sent, "summary": summary}))
             }
         }
     }
