@@ -115,7 +115,11 @@ pub fn firmware_version_from_sets(sets: &[Vec<u8>]) -> Option<std::result::Resul
         }
         other => return Some(Err(format!("string encoding {other} is reserved"))),
     };
-    Some(Ok(text.trim_end_matches(['\0', ' ']).to_string()))
+    // From the BMC: control characters become visible escapes.
+    Some(Ok(crate::text::display_safe(
+        text.trim_end_matches(['\0', ' ']),
+    )
+    .into_owned()))
 }
 
 /// The host firmware's version as the BMC knows it (Get System Info
