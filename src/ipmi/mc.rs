@@ -174,7 +174,9 @@ pub struct ResetSent {
 /// Cold Reset. A BMC may reset before it answers: no answer counts as
 /// sent. The session is closed either way; the next call opens a new one.
 pub async fn cold_reset(bmc: &mut Bmc) -> Result<ResetSent> {
-    let result = bmc.call(APP, 0x02, &[], "Cold Reset").await;
+    // Sent at most once: a BMC that reset and came back quickly must not
+    // get a second reset from a retry.
+    let result = bmc.call_at_most_once(APP, 0x02, &[], "Cold Reset").await;
     let sent = match result {
         Ok(_) => ResetSent {
             answered: true,
