@@ -163,6 +163,11 @@ pub(crate) struct Ports {
 
 impl Bmc {
     fn new(node: &super::Bmc, spec: &RedfishSpec, ports: Ports, stop: CancellationToken) -> Bmc {
+        // One short lock, released before the model's own calls lock again.
+        let (sel, bmc_resets) = {
+            let state = super::server::lock(&node.state);
+            (state.sel(), state.bmc_resets())
+        };
         Bmc {
             name: node.name.clone(),
             uuid: model::uuid(&node.state),
@@ -170,8 +175,8 @@ impl Bmc {
             serial: node.serial.clone(),
             credentials: Credentials::new(&spec.username, &spec.password),
             sessions: Sessions::default(),
-            sel: super::server::lock(&node.state).sel(),
-            bmc_resets: AtomicU64::new(super::server::lock(&node.state).bmc_resets()),
+            sel,
+            bmc_resets: AtomicU64::new(bmc_resets),
             ports,
             readings: AtomicU8::new(0),
             websockets: Arc::new(Semaphore::new(websocket::MAX_CLIENTS)),
