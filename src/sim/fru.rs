@@ -7,7 +7,7 @@
 /// this many: the reply says how many it holds).
 pub const MAX_READ: usize = 32;
 /// Minutes from 1970-01-01 to 1996-01-01, the FRU epoch.
-const FRU_EPOCH_MINUTES: u64 = 13_675_680;
+const FRU_EPOCH_MINUTES: u64 = 13_674_240;
 /// 2019-01-01T00:00:00Z, the first mfg date handed out.
 const FIRST_MFG_UNIX: u64 = 1_546_300_800;
 /// Chassis type 17h: Rack Mount Chassis (SMBIOS).
