@@ -97,10 +97,9 @@ fn required_privilege(req: &Request) -> u8 {
         ) => privilege::NONE,
         (netfn::CHASSIS, 0x02 | 0x04 | 0x08) => privilege::OPERATOR,
         (netfn::APP, app::COLD_RESET | app::WARM_RESET) => privilege::ADMINISTRATOR,
-        (
-            netfn::STORAGE,
-            storage::WRITE_FRU | storage::ADD_SEL_ENTRY | storage::CLEAR_SEL,
-        ) => privilege::OPERATOR,
+        (netfn::STORAGE, storage::WRITE_FRU | storage::ADD_SEL_ENTRY | storage::CLEAR_SEL) => {
+            privilege::OPERATOR
+        }
         _ => privilege::USER,
     }
 }
@@ -204,12 +203,12 @@ impl Controller {
             }
             app::GET_SYSTEM_INFO => {
                 let [flags, parameter, set, _block] = bytes(data)?;
-                mc_info::system_info(flags & 0x80 != 0, parameter, set, &self.node).map_err(
-                    |e| match e {
+                mc_info::system_info(flags & 0x80 != 0, parameter, set, &self.node).map_err(|e| {
+                    match e {
                         ParamError::Unsupported => cc::PARAMETER_NOT_SUPPORTED,
                         ParamError::OutOfRange => cc::OUT_OF_RANGE,
-                    },
-                )
+                    }
+                })
             }
             app::GET_DEVICE_GUID | app::GET_SYSTEM_GUID => Ok(self.guid.to_vec()),
             app::GET_CHANNEL_AUTH_CAPS => {

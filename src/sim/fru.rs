@@ -66,10 +66,7 @@ impl Inventory {
 
     /// The FRU image: header then Chassis, Board and Product areas.
     pub fn image(&self) -> Vec<u8> {
-        let chassis = area(
-            &[RACK_MOUNT],
-            &[self.part_number, &self.serial_number],
-        );
+        let chassis = area(&[RACK_MOUNT], &[self.part_number, &self.serial_number]);
         let minutes = (self.mfg_unix / 60).saturating_sub(FRU_EPOCH_MINUTES) as u32;
         let date = &minutes.to_le_bytes()[..3];
         let board = area(
@@ -187,13 +184,16 @@ mod tests {
             [inv.part_number.to_string(), inv.serial_number.clone()]
         );
         let minutes = u32::from_le_bytes([areas[1][3], areas[1][4], areas[1][5], 0]);
-        assert_eq!(
-            (u64::from(minutes) + FRU_EPOCH_MINUTES) * 60,
-            inv.mfg_unix
-        );
+        assert_eq!((u64::from(minutes) + FRU_EPOCH_MINUTES) * 60, inv.mfg_unix);
         assert_eq!(
             fields(areas[1], 6),
-            ["IBM", "P9 Romulus", &inv.board_serial, &inv.board_part_number, FRU_FILE_ID]
+            [
+                "IBM",
+                "P9 Romulus",
+                &inv.board_serial,
+                &inv.board_part_number,
+                FRU_FILE_ID
+            ]
         );
         assert_eq!(
             fields(areas[2], 3),
