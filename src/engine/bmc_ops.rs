@@ -155,12 +155,16 @@ impl Toolbox {
             }
             Toolbox::Identify { on } => {
                 let set = bmc.identify(on).await?;
-                let summary = format!("identify {} ({})", on_off(on), set.how);
+                // IPMI says "off" for off; Redfish names the property it set.
+                let summary = match set.how.as_str() {
+                    "off" => "identify off".to_string(),
+                    how => format!("identify {} ({how})", on_off(on)),
+                };
                 Ok(json!({"identify": set, "summary": summary}))
             }
             Toolbox::BmcReset => {
                 let sent = bmc.bmc_reset().await?;
-                let summary = format!("BMC reset {}", sent.note);
+                let summary = format!("BMC reset: {}", sent.note);
                 Ok(json!({"bmc_reset": sent, "summary": summary}))
             }
         }
