@@ -298,7 +298,11 @@ async fn fru_mc_info_and_system_firmware_version() {
     for (node, fields) in FRUS {
         let index = NODES.iter().position(|n| *n == node).unwrap();
         // p8-rack2-01's BMC user is ADMIN (as lab.toml.example says).
-        let user = if node.starts_with("p8") { "ADMIN" } else { "admin" };
+        let user = if node.starts_with("p8") {
+            "ADMIN"
+        } else {
+            "admin"
+        };
         let run = ipmitool_at(&sim, sim.ports[index], user, &[], "fru print 0").await;
         assert!(run.ok, "fru print 0 on {node}: {}", run.stderr);
         for (key, value) in fields {
@@ -315,7 +319,10 @@ async fn fru_mc_info_and_system_firmware_version() {
     assert_eq!(field(&info, "Firmware Revision"), "2.10");
     assert_eq!(field(&info, "IPMI Version"), "2.0");
     assert_eq!(field(&info, "Manufacturer ID"), "2");
-    assert!(field(&info, "Manufacturer Name").starts_with("IBM"), "{info}");
+    assert!(
+        field(&info, "Manufacturer Name").starts_with("IBM"),
+        "{info}"
+    );
     assert_eq!(field(&info, "Product ID"), "1 (0x0001)");
     for support in ["SEL Device", "FRU Inventory Device", "Chassis Device"] {
         assert!(info.contains(support), "{info}");
@@ -384,17 +391,24 @@ async fn mc_reset_cold_silences_the_bmc_and_keeps_the_host_on() {
     let list = events(&ok(&sim, "sel elist").await);
     assert_eq!(
         list.last().unwrap(),
-        &("System Event".to_string(), "Timestamp Clock Sync".to_string())
+        &(
+            "System Event".to_string(),
+            "Timestamp Clock Sync".to_string()
+        )
     );
     // The host did not go through a power event: one power-on only.
-    let ons = list
-        .iter()
-        .filter(|(_, e)| e == "S0/G0: working")
-        .count();
+    let ons = list.iter().filter(|(_, e)| e == "S0/G0: working").count();
     assert_eq!(ons, 1, "{list:?}");
     // Only an administrator may reset the BMC: a USER session's reset is
     // refused (ipmitool does not wait for the answer), so it still answers.
-    ipmitool_at(&sim, sim.ports[0], "admin", &["-L", "USER"], "mc reset cold").await;
+    ipmitool_at(
+        &sim,
+        sim.ports[0],
+        "admin",
+        &["-L", "USER"],
+        "mc reset cold",
+    )
+    .await;
     let still = ipmitool_at(&sim, sim.ports[0], "admin", &quick, "mc info").await;
     assert!(still.ok, "a USER session reset the BMC: {}", still.stderr);
 }
@@ -448,7 +462,13 @@ async fn curl(
     .collect();
     if let Some(body) = body {
         args.extend(
-            ["-H", "Content-Type: application/json", "--data-binary", body].map(String::from),
+            [
+                "-H",
+                "Content-Type: application/json",
+                "--data-binary",
+                body,
+            ]
+            .map(String::from),
         );
     }
     args.push(url);
@@ -470,7 +490,11 @@ async fn redfish_shows_the_same_inventory_identify_log_and_reset() {
         let sim = &sim;
         async move {
             let run = ipmitool_at(sim, https, "root", &[], command).await;
-            assert!(run.ok, "ipmitool {command} on {REDFISH_NODE}: {}", run.stderr);
+            assert!(
+                run.ok,
+                "ipmitool {command} on {REDFISH_NODE}: {}",
+                run.stderr
+            );
             run.stdout
         }
     };
@@ -489,7 +513,10 @@ async fn redfish_shows_the_same_inventory_identify_log_and_reset() {
     assert_eq!(field(&fru, "Product Serial"), inv.serial_number);
     let (_, body) = curl(&sim, https, &ca, "GET", "/redfish/v1/Managers/bmc", None).await;
     let manager = json(&body);
-    assert_eq!(manager["FirmwareVersion"], petitlab::sim::BMC_FIRMWARE_VERSION);
+    assert_eq!(
+        manager["FirmwareVersion"],
+        petitlab::sim::BMC_FIRMWARE_VERSION
+    );
     assert!(
         field(&ipmi("mc info").await, "Firmware Revision") == "2.10",
         "IPMI and Redfish agree on the BMC firmware"
@@ -497,7 +524,15 @@ async fn redfish_shows_the_same_inventory_identify_log_and_reset() {
 
     // Identify: PATCHed over Redfish, seen over IPMI, and back.
     let on = r#"{"LocationIndicatorActive":true}"#;
-    let (status, _) = curl(&sim, https, &ca, "PATCH", "/redfish/v1/Systems/system", Some(on)).await;
+    let (status, _) = curl(
+        &sim,
+        https,
+        &ca,
+        "PATCH",
+        "/redfish/v1/Systems/system",
+        Some(on),
+    )
+    .await;
     assert_eq!(status, 204);
     let raw = ipmi("raw 0x00 0x01").await;
     assert_eq!(raw.split_whitespace().nth(2), Some("60"), "{raw}");
@@ -507,7 +542,15 @@ async fn redfish_shows_the_same_inventory_identify_log_and_reset() {
 
     // The event log is the SEL's power records.
     let reset = "/redfish/v1/Systems/system/Actions/ComputerSystem.Reset";
-    let (status, _) = curl(&sim, https, &ca, "POST", reset, Some(r#"{"ResetType":"On"}"#)).await;
+    let (status, _) = curl(
+        &sim,
+        https,
+        &ca,
+        "POST",
+        reset,
+        Some(r#"{"ResetType":"On"}"#),
+    )
+    .await;
     assert_eq!(status, 204);
     // Until the host is up (its boot's records are in), so that none
     // arrives after the clear below.

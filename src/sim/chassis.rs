@@ -439,14 +439,23 @@ mod tests {
         let (mut c, t) = chassis();
         assert_eq!(c.identify_state(t), Identify::Off);
         c.identify(None, false, t);
-        assert_eq!(c.identify_state(t + Duration::from_secs(14)), Identify::Timed);
+        assert_eq!(
+            c.identify_state(t + Duration::from_secs(14)),
+            Identify::Timed
+        );
         assert_eq!(c.identify_state(t + DEFAULT_IDENTIFY), Identify::Off);
         c.identify(Some(2), false, t);
-        assert_eq!(c.identify_state(t + Duration::from_secs(1)), Identify::Timed);
+        assert_eq!(
+            c.identify_state(t + Duration::from_secs(1)),
+            Identify::Timed
+        );
         assert_eq!(c.identify_state(t + Duration::from_secs(2)), Identify::Off);
         // Force overrides the interval, even 0; 0 alone turns it off.
         c.identify(Some(0), true, t);
-        assert_eq!(c.identify_state(t + Duration::from_secs(3600)), Identify::Indefinite);
+        assert_eq!(
+            c.identify_state(t + Duration::from_secs(3600)),
+            Identify::Indefinite
+        );
         c.identify(Some(0), false, t);
         assert_eq!(c.identify_state(t), Identify::Off);
         assert_eq!(

@@ -66,10 +66,7 @@ impl Inventory {
 
     /// The FRU image: header then Chassis, Board and Product areas.
     pub fn image(&self) -> Vec<u8> {
-        let chassis = area(
-            &[RACK_MOUNT],
-            &[self.part_number, &self.serial_number],
-        );
+        let chassis = area(&[RACK_MOUNT], &[self.part_number, &self.serial_number]);
         let minutes = (self.mfg_unix / 60).saturating_sub(FRU_EPOCH_MINUTES) as u32;
         let date = &minutes.to_le_bytes()[..3];
         let board = area(
@@ -187,13 +184,16 @@ mod tests {
             [inv.part_number.to_string(), inv.serial_number.clone()]
         );
         let minutes = u32::from_le_bytes([areas[1][3], areas[1][4], areas[1][5], 0]);
-        assert_eq!(
-            (u64::from(minutes) + FRU_EPOCH_MINUTES) * 60,
-            inv.mfg_unix
-        );
+        assert_eq!((u64::from(minutes) + FRU_EPOCH_MINUTES) * 60, inv.mfg_unix);
         assert_eq!(
             fields(areas[1], 6),
-            ["IBM", "P9 Romulus", &inv.board_serial, &inv.board_part_number, FRU_FILE_ID]
+            [
+                "IBM",
+                "P9 Romulus",
+                &inv.board_serial,
+                &inv.board_part_number,
+                FRU_FILE_ID
+            ]
         );
         assert_eq!(
             fields(areas[2], 3),
@@ -220,7 +220,7 @@ mod tests {
         assert_eq!(Inventory::for_node("p10-rack3-01").model, "P10 Rainier");
         assert_eq!(Inventory::for_node("p8-rack2-01").model, "P8 Palmetto");
         assert!(a.serial_number.starts_with("PL") && a.serial_number.len() == 10);
-        assert!(a.mfg_unix >= FIRST_MFG_UNIX && a.mfg_unix % 86_400 == 0);
+        assert!(a.mfg_unix >= FIRST_MFG_UNIX && a.mfg_unix.is_multiple_of(86_400));
         assert_eq!(fnv1a(""), 0xcbf2_9ce4_8422_2325);
         assert_eq!(fnv1a("a"), 0xaf63_dc4c_8601_ec8c);
     }

@@ -46,7 +46,10 @@ fn bmc_reset_pause_from_env() -> Option<Duration> {
     match value.trim().parse::<u64>() {
         Ok(ms) => Some(Duration::from_millis(ms.min(600_000))),
         Err(_) => {
-            tracing::warn!(variable = BMC_RESET_PAUSE_ENV, "not a number of milliseconds; ignored");
+            tracing::warn!(
+                variable = BMC_RESET_PAUSE_ENV,
+                "not a number of milliseconds; ignored"
+            );
             None
         }
     }

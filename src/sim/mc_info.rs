@@ -26,7 +26,14 @@ pub const SYSTEM_NAME: u8 = 2;
 /// Get Device ID's reply: device 20h rev 1 (no device SDRs), firmware
 /// [`BMC_FIRMWARE`] in normal operation, IPMI 2.0.
 pub fn device_id() -> Vec<u8> {
-    let mut out = vec![0x20, 0x01, BMC_FIRMWARE.0, BMC_FIRMWARE.1, 0x02, DEVICE_SUPPORT];
+    let mut out = vec![
+        0x20,
+        0x01,
+        BMC_FIRMWARE.0,
+        BMC_FIRMWARE.1,
+        0x02,
+        DEVICE_SUPPORT,
+    ];
     out.extend_from_slice(&MANUFACTURER_ID.to_le_bytes()[..3]);
     out.extend_from_slice(&PRODUCT_ID.to_le_bytes());
     out.extend_from_slice(&AUX_REVISION);
@@ -80,14 +87,19 @@ mod tests {
     fn device_id_bytes() {
         assert_eq!(
             device_id(),
-            [0x20, 0x01, 0x02, 0x10, 0x02, 0x8F, 0x02, 0, 0, 0x01, 0x00, 1, 0, 0, 0]
+            [
+                0x20, 0x01, 0x02, 0x10, 0x02, 0x8F, 0x02, 0, 0, 0x01, 0x00, 1, 0, 0, 0
+            ]
         );
     }
 
     #[test]
     fn firmware_version_in_sets_of_16() {
         let set0 = system_info(false, 1, 0, "n").unwrap();
-        assert_eq!(&set0[..4], &[0x11, 0, 0x00, HOST_FIRMWARE_VERSION.len() as u8]);
+        assert_eq!(
+            &set0[..4],
+            &[0x11, 0, 0x00, HOST_FIRMWARE_VERSION.len() as u8]
+        );
         assert_eq!(&set0[4..], &HOST_FIRMWARE_VERSION.as_bytes()[..14]);
         let set1 = system_info(false, 1, 1, "n").unwrap();
         assert_eq!(set1.len(), 18);

@@ -59,12 +59,12 @@ pub use crate::ipmi::CipherSuite;
 pub use chassis::{BootDevice, ChassisState, Identify};
 pub use firmware::Firmware;
 pub use fru::Inventory;
-pub use mc_info::{BMC_FIRMWARE_VERSION, HOST_FIRMWARE_VERSION};
-pub use sel::{Event as SelEvent, Record as SelRecord};
-pub use session::DEFAULT_BMC_RESET_PAUSE;
 pub use host::Boot;
+pub use mc_info::{BMC_FIRMWARE_VERSION, HOST_FIRMWARE_VERSION};
 pub use petitboot::{HostFault, VirtualHost, virtual_firmware};
+pub use sel::{Event as SelEvent, Record as SelRecord};
 pub use serial::{SerialInput, SerialPort};
+pub use session::DEFAULT_BMC_RESET_PAUSE;
 pub use session::SessionCount;
 
 use chassis::{Chassis, DEFAULT_SOFT_OFF_DELAY};

@@ -311,7 +311,13 @@ impl Sel {
     /// Clear SEL: `action` AAh erases, 00h asks how it went; both answer
     /// "erasure completed" (01h). Needs the reservation in force, which
     /// the erase cancels.
-    pub fn clear(&mut self, reservation: u16, clr: [u8; 3], action: u8, now: u32) -> Result<u8, SelError> {
+    pub fn clear(
+        &mut self,
+        reservation: u16,
+        clr: [u8; 3],
+        action: u8,
+        now: u32,
+    ) -> Result<u8, SelError> {
         self.check(reservation)?;
         if clr != *b"CLR" {
             return Err(SelError::InvalidData);

@@ -12,7 +12,10 @@ fn records_are_ipmi_system_event_records() {
     expected.extend_from_slice(&T.to_le_bytes());
     expected.extend_from_slice(&[0x20, 0x00, 0x04, 0x1D, 0x31, 0x6F, 0xA0, 0xFF, 0xFF]);
     assert_eq!(bytes, expected);
-    assert_eq!(sel.records().next().unwrap().event(), Some(Event::BootOnPowerUp));
+    assert_eq!(
+        sel.records().next().unwrap().event(),
+        Some(Event::BootOnPowerUp)
+    );
     for event in ALL {
         let id = sel.log(event, T).unwrap();
         let record = sel.records().find(|r| r.id == id).unwrap();
@@ -133,7 +136,11 @@ fn chassis_changes_become_events() {
     let reset = ChassisState { resets: 1, ..on };
     assert_eq!(chassis_events(&on, &reset), [Event::BootOnHardReset]);
     assert!(chassis_events(&on, &on).is_empty());
-    let redfish: Vec<_> = ALL.iter().filter_map(|e| e.redfish()).map(|r| r.0).collect();
+    let redfish: Vec<_> = ALL
+        .iter()
+        .filter_map(|e| e.redfish())
+        .map(|r| r.0)
+        .collect();
     assert_eq!(
         redfish,
         [
@@ -148,9 +155,6 @@ fn chassis_changes_become_events() {
 fn seeded_log_has_the_boot_entries() {
     let sel = SelHandle::seeded(T);
     let events: Vec<_> = sel.records().iter().map(Record::event).collect();
-    assert_eq!(
-        events,
-        [Some(Event::LogCleared), Some(Event::BmcStarted)]
-    );
+    assert_eq!(events, [Some(Event::LogCleared), Some(Event::BmcStarted)]);
     assert!(sel.records().iter().all(|r| r.timestamp == T));
 }

@@ -79,7 +79,12 @@ mod tests {
     fn entries_are_the_sel_records_bmcweb_has_messages_for() {
         use super::super::super::sel::Event;
         let sel = SelHandle::seeded(1_709_210_096);
-        for event in [Event::PowerOn, Event::BootOnPowerUp, Event::OsBoot, Event::PowerOff] {
+        for event in [
+            Event::PowerOn,
+            Event::BootOnPowerUp,
+            Event::OsBoot,
+            Event::PowerOff,
+        ] {
             sel.lock().log(event, 1_709_210_096);
         }
         sel.lock().log(Event::BootOnHardReset, 1_709_210_100);

@@ -43,9 +43,9 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use super::sel::SelHandle;
 use super::server::Shared;
 use super::{SerialPort, Sim};
-use super::sel::SelHandle;
 use sessions::{Credentials, Sessions};
 
 /// What a Redfish front end needs besides its BMC.

@@ -9,8 +9,8 @@ use std::time::{Instant, SystemTime};
 use hyper::{HeaderMap, Method, StatusCode};
 use serde_json::{Map, Value};
 
-use super::Bmc;
 use super::super::fru::Inventory;
+use super::Bmc;
 use super::event_log::{self, iso8601};
 use super::model::{self, BOOT_TARGETS, OVERRIDE_ENABLED, OVERRIDE_MODES, ResetError};
 use super::resources as doc;
@@ -199,7 +199,14 @@ fn resource(path: &str) -> Option<Resource> {
         ["redfish", "v1", "Systems", other] => Missing("ComputerSystem", other.to_string()),
         ["redfish", "v1", "Managers"] => Managers,
         ["redfish", "v1", "Managers", "bmc"] => Manager,
-        ["redfish", "v1", "Managers", "bmc", "Actions", "Manager.Reset"] => ManagerReset,
+        [
+            "redfish",
+            "v1",
+            "Managers",
+            "bmc",
+            "Actions",
+            "Manager.Reset",
+        ] => ManagerReset,
         ["redfish", "v1", "Managers", "bmc", "NetworkProtocol"] => NetworkProtocol,
         ["redfish", "v1", "Managers", other] => Missing("Manager", other.to_string()),
         ["redfish", "v1", "Chassis"] => ChassisCollection,
@@ -258,7 +265,11 @@ pub fn route(bmc: &Bmc, req: &Req<'_>) -> Reply {
     let now = Instant::now();
     let (down, resets) = model::bmc_status(&bmc.state);
     // Sessions do not survive a BMC reboot, however it was asked for.
-    if bmc.bmc_resets.swap(resets, std::sync::atomic::Ordering::Relaxed) != resets {
+    if bmc
+        .bmc_resets
+        .swap(resets, std::sync::atomic::Ordering::Relaxed)
+        != resets
+    {
         bmc.sessions.clear();
     }
     if down {
@@ -343,10 +354,9 @@ fn get(bmc: &Bmc, found: Resource, now: Instant) -> Reply {
             Some(reading) => doc::sensor(reading),
             None => return not_found("Sensor", &id),
         },
-        Resource::Reset
-        | Resource::ClearLog
-        | Resource::ManagerReset
-        | Resource::Missing(..) => unreachable!("not readable"),
+        Resource::Reset | Resource::ClearLog | Resource::ManagerReset | Resource::Missing(..) => {
+            unreachable!("not readable")
+        }
     };
     Reply::ok(body)
 }
@@ -579,7 +589,10 @@ fn action_body(
     } else {
         object(body)?
     };
-    if let Some(key) = body.keys().find(|k| *k != "ResetType" || allowed.is_empty()) {
+    if let Some(key) = body
+        .keys()
+        .find(|k| *k != "ResetType" || allowed.is_empty())
+    {
         return Err(bad_request(
             "ActionParameterNotSupported",
             &format!(

@@ -372,15 +372,36 @@ async fn identify_inventory_clear_log_and_manager_reset() {
     assert_eq!(system["BiosVersion"], crate::sim::HOST_FIRMWARE_VERSION);
     assert_eq!(system["LocationIndicatorActive"], false);
     let patch = br#"{"LocationIndicatorActive":true}"#;
-    let reply = call(&bmc, Method::PATCH, "/redfish/v1/Systems/system", &admin(), patch);
+    let reply = call(
+        &bmc,
+        Method::PATCH,
+        "/redfish/v1/Systems/system",
+        &admin(),
+        patch,
+    );
     assert_eq!(reply.status, StatusCode::NO_CONTENT);
     assert_eq!(sim.identify(0), crate::sim::Identify::Indefinite);
-    assert_eq!(get(&bmc, "/redfish/v1/Systems/system")["LocationIndicatorActive"], true);
+    assert_eq!(
+        get(&bmc, "/redfish/v1/Systems/system")["LocationIndicatorActive"],
+        true
+    );
     let bad = br#"{"LocationIndicatorActive":"yes"}"#;
-    let reply = call(&bmc, Method::PATCH, "/redfish/v1/Systems/system", &admin(), bad);
+    let reply = call(
+        &bmc,
+        Method::PATCH,
+        "/redfish/v1/Systems/system",
+        &admin(),
+        bad,
+    );
     assert!(message_id(&reply).ends_with(".PropertyValueTypeError"));
     let off = br#"{"LocationIndicatorActive":false}"#;
-    call(&bmc, Method::PATCH, "/redfish/v1/Systems/system", &admin(), off);
+    call(
+        &bmc,
+        Method::PATCH,
+        "/redfish/v1/Systems/system",
+        &admin(),
+        off,
+    );
     assert_eq!(sim.identify(0), crate::sim::Identify::Off);
 
     let manager = get(&bmc, "/redfish/v1/Managers/bmc");
@@ -401,7 +422,13 @@ async fn identify_inventory_clear_log_and_manager_reset() {
     let reply = call(&bmc, Method::POST, target.as_str().unwrap(), &admin(), body);
     assert_eq!(reply.status, StatusCode::NO_CONTENT);
     assert!(sim.bmc_down(0));
-    let reply = call(&bmc, Method::GET, "/redfish/v1/Systems/system", &admin(), b"");
+    let reply = call(
+        &bmc,
+        Method::GET,
+        "/redfish/v1/Systems/system",
+        &admin(),
+        b"",
+    );
     assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
 }
 
