@@ -505,4 +505,61 @@ mod tests {
         assert_eq!((code, data[0], data.len()), (0, 0xDC, 18));
         assert_eq!(u16::from_le_bytes([data[1], data[2]]), 12, "standby power");
     }
+
+    #[test]
+    fn sel_fru_identify_and_system_info_through_dispatch() {
+        let mut c = controller().for_node("p9-rack1-01", SelHandle::default());
+        let (user, op) = (privilege::USER, privilege::OPERATOR);
+        run(&mut c, op, netfn::CHASSIS, 0x02, &[1]);
+        let (code, info) = run(&mut c, user, netfn::STORAGE, 0x40, &[]);
+        assert_eq!((code, info[1]), (0, 2), "power on: S0 and boot initiated");
+        let (_, first) = run(&mut c, user, netfn::STORAGE, 0x43, &[0, 0, 0, 0, 0, 0xFF]);
+        assert_eq!((first[0], first[1], first[2 + 10]), (2, 0, 0x22));
+        let (_, res) = run(&mut c, user, netfn::STORAGE, 0x42, &[]);
+        let clear = [res[0], res[1], b'C', b'L', b'R', 0xAA];
+        assert_eq!(
+            run(&mut c, user, netfn::STORAGE, 0x47, &clear).0,
+            cc::INSUFFICIENT_PRIVILEGE
+        );
+        assert_eq!(run(&mut c, op, netfn::STORAGE, 0x47, &clear), (0, vec![1]));
+        assert_eq!(
+            run(&mut c, op, netfn::STORAGE, 0x47, &clear).0,
+            cc::RESERVATION
+        );
+
+        let (code, area) = run(&mut c, user, netfn::STORAGE, 0x10, &[0]);
+        let image = Inventory::for_node("p9-rack1-01").image();
+        assert_eq!((code, area), (0, vec![image.len() as u8, 0, 0]));
+        let (_, read) = run(&mut c, user, netfn::STORAGE, 0x11, &[0, 8, 0, 100]);
+        assert_eq!((read[0], &read[1..]), (32, &image[8..40]));
+        assert_eq!(
+            run(&mut c, user, netfn::STORAGE, 0x11, &[1, 0, 0, 8]).0,
+            cc::NOT_PRESENT
+        );
+        assert_eq!(
+            run(&mut c, op, netfn::STORAGE, 0x12, &[0, 0, 0, 1]).0,
+            cc::WRITE_PROTECTED
+        );
+
+        assert_eq!(
+            run(&mut c, user, netfn::CHASSIS, 0x04, &[0, 1]).0,
+            cc::INSUFFICIENT_PRIVILEGE
+        );
+        assert_eq!(run(&mut c, op, netfn::CHASSIS, 0x04, &[0, 1]).0, 0);
+        let (_, status) = run(&mut c, user, netfn::CHASSIS, 0x01, &[]);
+        assert_eq!(status[2], 0x60);
+
+        let (_, name) = run(&mut c, user, netfn::APP, 0x59, &[0, 2, 0, 0]);
+        assert_eq!(&name[4..15], b"p9-rack1-01");
+        assert_eq!(
+            run(&mut c, op, netfn::APP, 0x02, &[]).0,
+            cc::INSUFFICIENT_PRIVILEGE
+        );
+        assert!(!c.take_reset());
+        assert_eq!(
+            run(&mut c, privilege::ADMINISTRATOR, netfn::APP, 0x02, &[]).0,
+            0
+        );
+        assert!(c.take_reset() && !c.take_reset());
+    }
 }

@@ -220,7 +220,7 @@ mod tests {
         assert_eq!(Inventory::for_node("p10-rack3-01").model, "P10 Rainier");
         assert_eq!(Inventory::for_node("p8-rack2-01").model, "P8 Palmetto");
         assert!(a.serial_number.starts_with("PL") && a.serial_number.len() == 10);
-        assert!(a.mfg_unix >= FIRST_MFG_UNIX && a.mfg_unix % 86_400 == 0);
+        assert!(a.mfg_unix >= FIRST_MFG_UNIX && a.mfg_unix.is_multiple_of(86_400));
         assert_eq!(fnv1a(""), 0xcbf2_9ce4_8422_2325);
         assert_eq!(fnv1a("a"), 0xaf63_dc4c_8601_ec8c);
     }

@@ -380,3 +380,42 @@ fn get_session_info_reports_the_current_and_the_nth_session() {
     let (code, _) = b.call(&mut bmc, now, netfn::APP, GET_SESSION_INFO, &[]);
     assert_eq!(code, 0xC7);
 }
+
+#[test]
+fn cold_reset_answers_then_is_silent_for_its_pause_and_keeps_the_host() {
+    let limits = Limits {
+        bmc_reset_pause: Duration::from_secs(2),
+        ..Limits::default()
+    };
+    let mut bmc = responder(&BOTH, limits);
+    let t0 = Instant::now();
+    let mut console = Console::new(Suite17);
+    console.connect(&mut bmc, t0).unwrap();
+    console.call(&mut bmc, t0, netfn::APP, SET_SESSION_PRIVILEGE, &[4]);
+    console.call(&mut bmc, t0, netfn::CHASSIS, 0x02, &[1]);
+    let (code, _) = console.call(&mut bmc, t0, netfn::STORAGE, 0x42, &[]);
+    assert_eq!(code, 0);
+    let (code, _) = console.call(&mut bmc, t0, netfn::APP, 0x02, &[]);
+    assert_eq!(code, 0, "answered before the reboot");
+    assert_eq!(bmc.active_sessions(), 0, "sessions gone");
+    assert_eq!(bmc.next_deadline(), Some(t0 + Duration::from_secs(2)));
+    let ping = [6, 0, 0xFF, 6, 0, 0, 0x11, 0xBE, 0x80, 7, 0, 0];
+    let almost = t0 + Duration::from_millis(1999);
+    assert!(
+        bmc.handle(&ping, almost).is_none(),
+        "silent while rebooting"
+    );
+    assert!(bmc.is_down(almost));
+    let back = t0 + Duration::from_secs(2);
+    assert!(bmc.handle(&ping, back).is_some(), "back after the pause");
+    assert!(bmc.subscribe().borrow().power_on, "the host kept running");
+    let events: Vec<_> = bmc.sel().records().iter().map(|r| r.event()).collect();
+    assert_eq!(
+        events.last(),
+        Some(&Some(crate::sim::sel::Event::BmcStarted))
+    );
+    assert_eq!(bmc.bmc_resets(), 1);
+    // The old session is gone: a new one is needed.
+    let req = console.request(netfn::APP, 0x01, &[]);
+    assert!(bmc.handle(&req, back).is_none());
+}
