@@ -56,6 +56,8 @@ pub async fn pick(
     let (words, range) = parse(words, all)?;
     let route = route(path, local, scope(&range, load)).await?;
     let names = match &route {
+        // `all` (a command's default, or --all): the service listed them.
+        Route::Service(_, all) if words == ["all"] => all.clone(),
         Route::Service(client, all) => match range.literal_names() {
             // Plain names: checked against the service's list, as before.
             Some(_) => resolve(
