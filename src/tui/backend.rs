@@ -9,8 +9,8 @@ use tokio::sync::mpsc;
 
 use super::app::Msg;
 use super::bmc_info::{Fetched, Info};
-use crate::engine::bmc_ops::Toolbox;
 use crate::boot::PetitbootBoot;
+use crate::engine::bmc_ops::Toolbox;
 use crate::engine::lab::{Command, Engine, EngineEvent, LabHandle};
 use crate::engine::store::{EventRecord, NodeRecord, Reservation};
 use crate::inventory::Lab;
@@ -219,14 +219,13 @@ impl Backend {
         let msgs = msgs.clone();
         let this = self.clone();
         tokio::spawn(async move {
-            let answer = match tokio::time::timeout(BMC_FETCH_LIMIT, this.toolbox(&node, what.op()))
-                .await
-            {
-                Ok(answer) => answer,
-                Err(_) => Err(format!(
-                    "no answer within {} s",
-                    BMC_FETCH_LIMIT.as_secs()
-                )),
+            use futures::FutureExt;
+            // Always an answer: the App holds a fetch slot until it comes.
+            let fetch = tokio::time::timeout(BMC_FETCH_LIMIT, this.toolbox(&node, what.op()));
+            let answer = match std::panic::AssertUnwindSafe(fetch).catch_unwind().await {
+                Ok(Ok(answer)) => answer,
+                Ok(Err(_)) => Err(format!("no answer within {} s", BMC_FETCH_LIMIT.as_secs())),
+                Err(_) => Err("reading the BMC failed (a bug in petitlab: see the log)".into()),
             };
             let _ = msgs.send(Msg::BmcInfo(Fetched::parse(node, what, answer)));
         });

@@ -190,7 +190,10 @@ fn the_shown_node_is_fetched_and_an_answer_for_another_never_shows_under_it() {
     )));
     let screen = text(draw(&mut app, 120, 100).backend().buffer());
     assert!(screen.contains("┌ p9-rack1-02 "), "{screen}");
-    assert!(!screen.contains("ONLY-ON-A"), "A's event under B:\n{screen}");
+    assert!(
+        !screen.contains("ONLY-ON-A"),
+        "A's event under B:\n{screen}"
+    );
     assert!(!screen.contains("MFG-OF-A"), "A's FRU under B:\n{screen}");
     assert!(screen.contains("bmc      loading…"), "{screen}");
     // Back on A: its answers, without asking again.

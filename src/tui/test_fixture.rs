@@ -524,7 +524,13 @@ pub fn bmc_sample() -> crate::tui::bmc_info::NodeInfo {
     let mut events = vec![
         SelLine {
             pre_init_seconds: Some(42),
-            ..event("1", None, Some("System Event"), "Timestamp Clock Sync", on.clone())
+            ..event(
+                "1",
+                None,
+                Some("System Event"),
+                "Timestamp Clock Sync",
+                on.clone(),
+            )
         },
         event(
             "2",
@@ -547,7 +553,13 @@ pub fn bmc_sample() -> crate::tui::bmc_info::NodeInfo {
             "Power Supply AC lost",
             on,
         ),
-        event("5", Some("2025-11-24T15:58:00Z"), None, "OEM record c1: 0a0b0c0d0e0f", None),
+        event(
+            "5",
+            Some("2025-11-24T15:58:00Z"),
+            None,
+            "OEM record c1: 0a0b0c0d0e0f",
+            None,
+        ),
     ];
     events[3].severity = Some("Warning".into());
     let f = |name: &str, value: &str| FruField {
@@ -587,5 +599,15 @@ pub fn bmc_sample() -> crate::tui::bmc_info::NodeInfo {
             loading: false,
             again: false,
         },
+    }
+}
+
+/// A fetch that failed at NOW with `why`.
+pub fn failed_slot<T>(why: &str) -> crate::tui::bmc_info::Slot<T> {
+    crate::tui::bmc_info::Slot {
+        value: Some(Err(why.to_string())),
+        at: NOW,
+        loading: false,
+        again: false,
     }
 }

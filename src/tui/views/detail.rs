@@ -318,7 +318,7 @@ fn events(app: &App, bmc: Option<&NodeInfo>, width: u16, out: &mut Vec<Line<'sta
         .keymap
         .first_key(crate::tui::keymap::UiAction::BmcRefresh);
     let mut title = "Events (BMC event log".to_string();
-    if let Some(s) = slot.filter(|s| s.value.is_some()) {
+    if let Some(s) = slot.filter(|s| matches!(s.value, Some(Ok(_)))) {
         title.push_str(&format!(", read {} ago", age(app.now - s.at)));
         if s.loading {
             title.push_str(", reading again…");
@@ -334,7 +334,10 @@ fn events(app: &App, bmc: Option<&NodeInfo>, width: u16, out: &mut Vec<Line<'sta
         return;
     };
     if entries.is_empty() {
-        out.push(Line::styled("the event log is empty", style(app, Role::Muted)));
+        out.push(Line::styled(
+            "the event log is empty",
+            style(app, Role::Muted),
+        ));
         return;
     }
     // Columns: as wide as the widest shown (the sensor type at most 20).
@@ -356,7 +359,10 @@ fn events(app: &App, bmc: Option<&NodeInfo>, width: u16, out: &mut Vec<Line<'sta
             _ if e.direction.as_deref() == Some("deasserted") => Role::Muted,
             _ => Role::Text,
         };
-        out.push(Line::styled(fit(&text, usize::from(width)), style(app, role)));
+        out.push(Line::styled(
+            fit(&text, usize::from(width)),
+            style(app, role),
+        ));
     }
 }
 
@@ -405,7 +411,10 @@ fn fru(app: &App, bmc: Option<&NodeInfo>, width: u16, out: &mut Vec<Line<'static
     let room = usize::from(width).saturating_sub(nw + 1);
     for f in shown {
         out.push(Line::from(vec![
-            Span::styled(format!("{:<nw$} ", fit(&f.name, 24)), style(app, Role::Muted)),
+            Span::styled(
+                format!("{:<nw$} ", fit(&f.name, 24)),
+                style(app, Role::Muted),
+            ),
             Span::styled(fit(&f.value, room), style(app, Role::Text)),
         ]));
     }
