@@ -468,3 +468,57 @@ async fn the_management_interface_reports_a_kept_once_and_clears_it() {
     bmc.power_status().await.expect("the power state");
     bmc.close().await;
 }
+
+/// The toolbox over Redfish. sushy-tools 2.2.0's fake driver has: the
+/// System's Manufacturer ("Sushy Emulator") and IndicatorLED, the Chassis'
+/// Manufacturer/Model/SKU/SerialNumber/PartNumber (Contoso's), a Manager
+/// with FirmwareVersion "1.00" and Model "Joo Janta 200"; it has no
+/// BiosVersion from the fake driver, no `#Manager.Reset` action and no
+/// LogServices, so BMC reset and clearing the event log are "unsupported".
+#[tokio::test]
+async fn toolbox_inventory_firmware_identify_and_what_sushy_lacks() {
+    use petitlab::hardware::{self, Bmc};
+
+    let sushy = Sushy::start();
+    let t = target(&sushy, PASSWORD, pinned(&sushy));
+    let mut bmc = Bmc::new(hardware::Target::Redfish(Box::new(t.clone())));
+
+    let inv = bmc.inventory().await.expect("inventory");
+    assert_eq!(inv.get("Product Manufacturer"), Some("Sushy Emulator"));
+    assert_eq!(inv.get("Chassis Manufacturer"), Some("Contoso"));
+    assert_eq!(inv.get("Chassis Model"), Some("3500RX"));
+    assert_eq!(inv.get("Chassis SKU"), Some("8675309"));
+    assert_eq!(inv.get("Chassis Serial"), Some("437XR1138R2"));
+    assert_eq!(inv.get("Chassis Part Number"), Some("224071-J23"));
+    assert!(inv.board.is_empty());
+
+    let fw = bmc.firmware().await.expect("firmware");
+    assert_eq!(fw.bmc.as_deref(), Some("1.00"));
+    assert_eq!(fw.model.as_deref(), Some("Joo Janta 200"));
+    assert_eq!(fw.host, None, "the fake driver reports no BiosVersion");
+
+    // Each set is read back: a LED still off after "Lit" is an error.
+    let on = bmc.identify(true).await.expect("identify on");
+    assert!(
+        on.how
+            .starts_with("IndicatorLED Lit on /redfish/v1/Systems/"),
+        "{on:?}"
+    );
+    let off = bmc.identify(false).await.expect("identify off");
+    assert!(off.how.starts_with("IndicatorLED Off"), "{off:?}");
+    let logged = sushy.requests();
+    let patches: Vec<&String> = logged
+        .iter()
+        .filter(|r| r.contains("\"PATCH /redfish/v1/Systems/"))
+        .collect();
+    assert_eq!(patches.len(), 2, "{logged:?}");
+
+    let err = bmc.bmc_reset().await.unwrap_err();
+    assert_eq!(err.kind(), "unsupported", "{err}");
+    assert!(err.to_string().contains("#Manager.Reset"), "{err}");
+
+    let err = bmc.clear_events().await.unwrap_err();
+    assert_eq!(err.kind(), "unsupported", "{err}");
+    assert_eq!(bmc.events().await.expect("events"), []);
+    bmc.close().await;
+}

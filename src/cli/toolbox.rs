@@ -154,7 +154,13 @@ fn event_rows(answered: &[(&str, &Value)]) -> Vec<Vec<String>> {
     for (node, v) in answered {
         let events = v["events"].as_array().cloned().unwrap_or_default();
         if events.is_empty() {
-            rows.push(vec![node.to_string(), "(no events)".into()]);
+            rows.push(vec![
+                node.to_string(),
+                String::new(),
+                String::new(),
+                String::new(),
+                "(no events)".into(),
+            ]);
         }
         for e in events {
             let time = match (&e["time"], e["pre_init_seconds"].as_u64()) {
@@ -177,7 +183,13 @@ fn event_rows(answered: &[(&str, &Value)]) -> Vec<Vec<String>> {
             ]);
         }
         if v["cleared"].as_bool() == Some(true) {
-            rows.push(vec![node.to_string(), "(event log cleared)".into()]);
+            rows.push(vec![
+                node.to_string(),
+                String::new(),
+                String::new(),
+                String::new(),
+                "(event log cleared)".into(),
+            ]);
         }
     }
     rows

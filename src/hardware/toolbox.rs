@@ -164,3 +164,68 @@ pub struct BmcResetSent {
     /// "sent; the BMC did not answer before resetting", "GracefulRestart"…
     pub note: String,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_sel_record_reads_as_an_event_with_ipmitools_hex_id() {
+        let mut raw = [0u8; 16];
+        raw[0] = 0x1a;
+        raw[2] = 0x02;
+        raw[3..7].copy_from_slice(&1_704_189_600u32.to_le_bytes());
+        raw[10] = 0x01;
+        raw[11] = 0x30;
+        raw[12] = 0x81; // threshold, deasserted
+        raw[13] = 0x09;
+        let e = Event::from_sel(&SelRecord::parse(&raw).unwrap());
+        assert_eq!(
+            serde_json::to_value(&e).unwrap(),
+            json!({
+                "id": "1a", "record_id": 26, "time": "2024-01-02T10:00:00Z",
+                "pre_init_seconds": null, "sensor_type": "Temperature",
+                "sensor_number": 48, "direction": "deasserted", "severity": null,
+                "message": "Upper Critical going high"
+            })
+        );
+    }
+
+    #[test]
+    fn inventory_json_keeps_field_order() {
+        let inv = Inventory {
+            board: vec![
+                Field {
+                    name: "Board Mfg".into(),
+                    value: "ACME".into(),
+                },
+                Field {
+                    name: "Board Serial".into(),
+                    value: "S1".into(),
+                },
+            ],
+            ..Inventory::default()
+        };
+        assert_eq!(
+            serde_json::to_value(&inv).unwrap(),
+            json!({
+                "chassis": [], "product": [], "problems": [],
+                "board": [{"name": "Board Mfg", "value": "ACME"}, {"name": "Board Serial", "value": "S1"}]
+            })
+        );
+        assert_eq!(inv.get("Board Serial"), Some("S1"));
+    }
+
+    /// The engine and the service run these in spawned tasks.
+    #[allow(dead_code)]
+    fn futures_are_send(bmc: &mut crate::hardware::Bmc) {
+        fn send<T: Send>(_: T) {}
+        send(bmc.events());
+        send(bmc.clear_events());
+        send(bmc.inventory());
+        send(bmc.firmware());
+        send(bmc.identify(true));
+        send(bmc.bmc_reset());
+    }
+}

@@ -257,7 +257,8 @@ fn field(name: &str, value: impl Into<String>) -> FruField {
 }
 
 /// A type/length-encoded field's text: 8-bit (latin-1), 6-bit packed
-/// ASCII, BCD plus, or binary as hex. Trailing spaces and NULs are trimmed.
+/// ASCII, BCD plus, or binary as hex. Trailing spaces and NULs are trimmed,
+/// control characters escaped (`\x1b`).
 pub fn decode_field(type_length: u8, bytes: &[u8]) -> String {
     let text: String = match type_length >> 6 {
         0b00 => return super::sel::hex(bytes),
@@ -275,7 +276,8 @@ pub fn decode_field(type_length: u8, bytes: &[u8]) -> String {
         0b10 => six_bit(bytes),
         _ => bytes.iter().map(|&b| char::from(b)).collect(),
     };
-    text.trim_end_matches([' ', '\0']).to_string()
+    // From the BMC: control characters become visible escapes.
+    crate::text::display_safe(text.trim_end_matches([' ', '\0'])).into_owned()
 }
 
 /// 6-bit packed ASCII: four characters (0x20 + value) per three bytes,

@@ -118,6 +118,7 @@ fn field_encodings() {
     assert_eq!(decode_field(0xC3, &[b'a', 0xE9, b' ']), "a\u{e9}");
     let p = packed("IBM POWER9");
     assert_eq!(decode_field(p[0], &p[1..]), "IBM POWER9");
+    assert_eq!(decode_field(0xC3, b"a\x1b["), "a\\x1b[");
     assert_eq!(mfg_date(0), "Unspecified");
     // 1996-01-01 00:01 was a Monday.
     assert_eq!(mfg_date(1), "Mon Jan  1 00:01:00 1996 UTC");

@@ -115,7 +115,11 @@ pub fn firmware_version_from_sets(sets: &[Vec<u8>]) -> Option<std::result::Resul
         }
         other => return Some(Err(format!("string encoding {other} is reserved"))),
     };
-    Some(Ok(text.trim_end_matches(['\0', ' ']).to_string()))
+    // From the BMC: control characters become visible escapes.
+    Some(Ok(crate::text::display_safe(
+        text.trim_end_matches(['\0', ' ']),
+    )
+    .into_owned()))
 }
 
 /// The host firmware's version as the BMC knows it (Get System Info
@@ -170,7 +174,9 @@ pub struct ResetSent {
 /// Cold Reset. A BMC may reset before it answers: no answer counts as
 /// sent. The session is closed either way; the next call opens a new one.
 pub async fn cold_reset(bmc: &mut Bmc) -> Result<ResetSent> {
-    let result = bmc.call(APP, 0x02, &[], "Cold Reset").await;
+    // Sent at most once: a BMC that reset and came back quickly must not
+    // get a second reset from a retry.
+    let result = bmc.call_at_most_once(APP, 0x02, &[], "Cold Reset").await;
     let sent = match result {
         Ok(_) => ResetSent {
             answered: true,

@@ -414,6 +414,29 @@ impl Bmc {
         self.call_own(netfn, cmd, data, command).await
     }
 
+    /// [`Bmc::call`] for a request that must not reach the BMC twice (a
+    /// BMC reset): no second session after a timeout, since the BMC may
+    /// have acted and gone silent, and come back in time for a repeat.
+    pub async fn call_at_most_once(
+        &mut self,
+        netfn: u8,
+        cmd: u8,
+        data: &[u8],
+        command: &'static str,
+    ) -> Result<Vec<u8>> {
+        if let Some(console) = &self.console {
+            match console.call(netfn, cmd, data, command).await {
+                Err(IpmiError::ConsoleNotConnected) => {}
+                answered => return answered,
+            }
+        }
+        let result = self.connect().await?.call(netfn, cmd, data, command).await;
+        if matches!(&result, Err(e) if e.is_transient()) {
+            self.retire();
+        }
+        result
+    }
+
     async fn call_own(
         &mut self,
         netfn: u8,

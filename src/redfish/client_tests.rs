@@ -384,6 +384,125 @@ fn target_debug_hides_the_password() {
     assert!(!d.contains("s3cret") && d.contains("root"), "{d}");
 }
 
+/// bmcweb's shapes for the toolbox, behind basic auth: LocationIndicatorActive
+/// on the system, `#Manager.Reset` with a ResetActionInfo, an EventLog
+/// with `#LogService.ClearLog` next to a Journal that must be left alone.
+fn bmcweb_toolbox() -> Handler {
+    Arc::new(|s: &Seen| {
+        let sys = "/redfish/v1/Systems/system";
+        match (s.method.as_str(), s.path.as_str()) {
+            ("GET", "/redfish/v1/") => ok(json!({"Systems": {"@odata.id": "/redfish/v1/Systems"}})),
+            ("GET", "/redfish/v1/Systems") => ok(json!({"Members": [{"@odata.id": sys}]})),
+            ("GET", p) if p == sys => ok(json!({
+                "@odata.id": sys, "Id": "system",
+                "Manufacturer": "IBM", "Model": "9105-22A", "SerialNumber": "7812345",
+                "BiosVersion": "open-power-P10-v2.3", "LocationIndicatorActive": false,
+                "LogServices": {"@odata.id": "/redfish/v1/Systems/system/LogServices"},
+                "Links": {"ManagedBy": [{"@odata.id": "/redfish/v1/Managers/bmc"}],
+                          "Chassis": [{"@odata.id": "/redfish/v1/Chassis/chassis"}]}
+            })),
+            ("PATCH", p) if p == sys => (204, vec![], Vec::new()),
+            ("GET", "/redfish/v1/Chassis/chassis") => ok(json!({
+                "ChassisType": "RackMount", "PartNumber": "02CY123", "SerialNumber": "Y1234"
+            })),
+            ("GET", "/redfish/v1/Managers/bmc") => ok(json!({
+                "FirmwareVersion": "2.14.0-dev", "Model": "OpenBmc",
+                "Actions": {"#Manager.Reset": {
+                    "@Redfish.ActionInfo": "/redfish/v1/Managers/bmc/ResetActionInfo",
+                    "target": "/redfish/v1/Managers/bmc/Actions/Manager.Reset"}}
+            })),
+            ("GET", "/redfish/v1/Managers/bmc/ResetActionInfo") => ok(json!({
+                "Parameters": [{"Name": "ResetType", "AllowableValues": ["GracefulRestart", "ForceRestart"]}]
+            })),
+            ("POST", "/redfish/v1/Managers/bmc/Actions/Manager.Reset") => (204, vec![], Vec::new()),
+            ("GET", "/redfish/v1/Systems/system/LogServices") => ok(json!({"Members": [
+                {"@odata.id": "/redfish/v1/Systems/system/LogServices/EventLog"},
+                {"@odata.id": "/redfish/v1/Systems/system/LogServices/Journal"}
+            ]})),
+            ("GET", "/redfish/v1/Systems/system/LogServices/EventLog") => ok(json!({
+                "Id": "EventLog",
+                "Entries": {"@odata.id": "/redfish/v1/Systems/system/LogServices/EventLog/Entries"},
+                "Actions": {"#LogService.ClearLog": {
+                    "target": "/redfish/v1/Systems/system/LogServices/EventLog/Actions/LogService.ClearLog"}}
+            })),
+            ("GET", "/redfish/v1/Systems/system/LogServices/Journal") => ok(json!({
+                "Id": "Journal",
+                "Entries": {"@odata.id": "/redfish/v1/Systems/system/LogServices/Journal/Entries"},
+                "Actions": {"#LogService.ClearLog": {
+                    "target": "/redfish/v1/Systems/system/LogServices/Journal/Actions/LogService.ClearLog"}}
+            })),
+            ("POST", p) if p.ends_with("LogService.ClearLog") => (204, vec![], Vec::new()),
+            _ => not_found(),
+        }
+    })
+}
+
+#[tokio::test]
+async fn toolbox_on_bmcweb_shapes() {
+    let bmc = FakeBmc::start(bmcweb_toolbox()).await;
+    let mut client = Client::connect(&bmc.target()).await.unwrap();
+
+    let fw = client.firmware().await.unwrap();
+    assert_eq!(fw.bmc.as_deref(), Some("2.14.0-dev"));
+    assert_eq!(fw.host.as_deref(), Some("open-power-P10-v2.3"));
+    let (product, chassis) = client.inventory().await.unwrap();
+    assert_eq!(
+        product[1],
+        ("Product Name".to_string(), "9105-22A".to_string())
+    );
+    assert_eq!(
+        chassis[0],
+        ("Chassis Type".to_string(), "RackMount".to_string())
+    );
+
+    // The fake always reads false: setting true is caught on read-back.
+    let err = client.set_identify(true).await.unwrap_err();
+    assert!(err.to_string().contains("still reads off"), "{err}");
+    assert!(
+        client
+            .set_identify(false)
+            .await
+            .unwrap()
+            .starts_with("LocationIndicatorActive false")
+    );
+
+    assert_eq!(
+        client.manager_reset().await.unwrap(),
+        ResetType::GracefulRestart
+    );
+    assert_eq!(client.clear_event_log().await.unwrap(), 1);
+
+    let seen = bmc.seen();
+    let bodies: Vec<(String, Value)> = seen
+        .iter()
+        .filter(|s| s.method != "GET")
+        .map(|s| (s.path.clone(), s.body.clone()))
+        .collect();
+    assert_eq!(
+        bodies,
+        [
+            (
+                "/redfish/v1/Systems/system".to_string(),
+                json!({"LocationIndicatorActive": true})
+            ),
+            (
+                "/redfish/v1/Systems/system".to_string(),
+                json!({"LocationIndicatorActive": false})
+            ),
+            (
+                "/redfish/v1/Managers/bmc/Actions/Manager.Reset".to_string(),
+                json!({"ResetType": "GracefulRestart"})
+            ),
+            (
+                "/redfish/v1/Systems/system/LogServices/EventLog/Actions/LogService.ClearLog"
+                    .to_string(),
+                json!({})
+            ),
+        ],
+        "the Journal is never cleared"
+    );
+}
+
 /// The engine runs these in spawned tasks.
 #[allow(dead_code)]
 fn futures_are_send(client: &mut Client, target: &Target) {
@@ -394,4 +513,9 @@ fn futures_are_send(client: &mut Client, target: &Target) {
     send(client.set_boot_override(BootTarget::Pxe, OverrideEnabled::Once));
     send(client.sensors());
     send(client.event_log());
+    send(client.clear_event_log());
+    send(client.inventory());
+    send(client.firmware());
+    send(client.set_identify(true));
+    send(client.manager_reset());
 }

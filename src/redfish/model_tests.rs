@@ -470,3 +470,95 @@ fn service_roots_and_sessions() {
         ["/a"]
     );
 }
+
+#[test]
+fn identify_prefers_location_indicator_active() {
+    let both = json!({ "LocationIndicatorActive": false, "IndicatorLED": "Off" });
+    let (patch, how) = identify_patch(&both, true).unwrap();
+    assert_eq!(patch, json!({ "LocationIndicatorActive": true }));
+    assert_eq!(how, "LocationIndicatorActive true");
+    let (patch, _) = identify_patch(&json!({ "IndicatorLED": "Lit" }), false).unwrap();
+    assert_eq!(patch, json!({ "IndicatorLED": "Off" }));
+    assert_eq!(identify_patch(&json!({}), true), None);
+    assert_eq!(
+        identify_state(&json!({ "IndicatorLED": "Blinking" })),
+        Some(true)
+    );
+    assert_eq!(
+        identify_state(&json!({ "LocationIndicatorActive": false })),
+        Some(false)
+    );
+    assert_eq!(identify_state(&json!({ "IndicatorLED": "Unknown" })), None);
+}
+
+#[test]
+fn inventory_fields_read_like_fru_fields_and_are_made_safe() {
+    let system = json!({
+        "Manufacturer": "IBM", "Model": "9006-22P", "SerialNumber": "13ABCDE",
+        "PartNumber": "", "SKU": "x\u{1b}[2J"
+    });
+    assert_eq!(
+        inventory_fields(&system, "Product"),
+        [
+            ("Product Manufacturer".to_string(), "IBM".to_string()),
+            ("Product Name".to_string(), "9006-22P".to_string()),
+            ("Product Serial".to_string(), "13ABCDE".to_string()),
+            ("Product SKU".to_string(), "x\\x1b[2J".to_string()),
+        ]
+    );
+    let chassis = json!({ "ChassisType": "RackMount", "SerialNumber": "S1" });
+    assert_eq!(
+        inventory_fields(&chassis, "Chassis"),
+        [
+            ("Chassis Type".to_string(), "RackMount".to_string()),
+            ("Chassis Serial".to_string(), "S1".to_string()),
+        ]
+    );
+    assert_eq!(
+        version(&json!({ "BiosVersion": "None" }), "BiosVersion"),
+        None
+    );
+    assert_eq!(
+        version(&json!({ "FirmwareVersion": "2.14.0" }), "FirmwareVersion").as_deref(),
+        Some("2.14.0")
+    );
+}
+
+#[test]
+fn manager_reset_and_clear_log_actions() {
+    // bmcweb's Manager: the allowed types inline.
+    let manager = json!({ "Actions": { "#Manager.Reset": {
+        "target": "/redfish/v1/Managers/bmc/Actions/Manager.Reset",
+        "ResetType@Redfish.AllowableValues": ["GracefulRestart", "ForceRestart"]
+    }}});
+    let info = action_reset_info(&manager, "#Manager.Reset");
+    assert_eq!(
+        info.target.as_deref(),
+        Some("/redfish/v1/Managers/bmc/Actions/Manager.Reset")
+    );
+    let pick = choose_reset(
+        &[ResetType::GracefulRestart, ResetType::ForceRestart],
+        &info.allowed,
+    )
+    .unwrap();
+    assert_eq!(pick, ResetType::GracefulRestart);
+    let only_force = vec!["ForceRestart".to_string()];
+    assert_eq!(
+        choose_reset(
+            &[ResetType::GracefulRestart, ResetType::ForceRestart],
+            &only_force
+        )
+        .unwrap(),
+        ResetType::ForceRestart
+    );
+    assert_eq!(action_reset_info(&json!({}), "#Manager.Reset").target, None);
+    let log = json!({ "Actions": { "#LogService.ClearLog": {
+        "target": "/redfish/v1/Systems/system/LogServices/EventLog/Actions/LogService.ClearLog"
+    }}});
+    assert!(
+        action_target(&log, "#LogService.ClearLog")
+            .unwrap()
+            .ends_with("ClearLog")
+    );
+    assert_eq!(action_target(&log, "#LogService.Other"), None);
+}

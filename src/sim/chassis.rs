@@ -99,8 +99,37 @@ const BOOT_FLAGS: usize = 5;
 const FLAG_VALID: u8 = 0x80;
 const FLAG_PERSISTENT: u8 = 0x40;
 
+/// The chassis identify light (IPMI 2.0 section 28.5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Identify {
+    #[default]
+    Off,
+    /// On until an interval runs out.
+    Timed,
+    /// On until turned off ("force identify on").
+    Indefinite,
+}
+
+impl Identify {
+    /// Get Chassis Status' misc byte bits 5:4, with bit 6 (identify state
+    /// reported) set.
+    pub fn status_bits(self) -> u8 {
+        0x40 | match self {
+            Identify::Off => 0x00,
+            Identify::Timed => 0x10,
+            Identify::Indefinite => 0x20,
+        }
+    }
+}
+
+/// Chassis Identify's interval when the request gives none.
+pub const DEFAULT_IDENTIFY: Duration = Duration::from_secs(15);
+
 pub struct Chassis {
     state: ChassisState,
+    /// Identify: lit until then (timed), or indefinitely.
+    identify_until: Option<Instant>,
+    identify_forced: bool,
     boot_params: [Vec<u8>; 7],
     soft_off_at: Option<Instant>,
     soft_off_delay: Duration,
@@ -112,6 +141,8 @@ impl Chassis {
         let state = ChassisState::default();
         Chassis {
             state,
+            identify_until: None,
+            identify_forced: false,
             boot_params: BOOT_PARAM_LENGTHS.map(|len| vec![0; len]),
             soft_off_at: None,
             soft_off_delay,
@@ -123,10 +154,37 @@ impl Chassis {
         self.publish.subscribe()
     }
 
+    /// The state as it stands, without applying due transitions.
+    pub fn current(&self) -> ChassisState {
+        self.state
+    }
+
     /// The state at `now` (a pending soft off may have completed).
     pub fn state(&mut self, now: Instant) -> ChassisState {
         self.tick(now);
         self.state
+    }
+
+    /// Chassis Identify: `interval` seconds (none: 15 s; 0: off), or on
+    /// until turned off when `force` is set (it overrides the interval).
+    pub fn identify(&mut self, interval: Option<u8>, force: bool, now: Instant) {
+        self.identify_forced = force;
+        let lit = match interval {
+            Some(secs) => Duration::from_secs(u64::from(secs)),
+            None => DEFAULT_IDENTIFY,
+        };
+        self.identify_until = (!force && !lit.is_zero()).then(|| now + lit);
+    }
+
+    /// The identify light at `now`.
+    pub fn identify_state(&self, now: Instant) -> Identify {
+        if self.identify_forced {
+            Identify::Indefinite
+        } else if self.identify_until.is_some_and(|until| now < until) {
+            Identify::Timed
+        } else {
+            Identify::Off
+        }
     }
 
     /// When [`tick`](Self::tick) next has something to do.
@@ -374,6 +432,36 @@ mod tests {
         // Attaching to a host already on is no new power-on.
         c.attach_guest(t);
         assert_eq!(c.state(t).power_on_count, 4);
+    }
+
+    #[test]
+    fn identify_interval_and_force() {
+        let (mut c, t) = chassis();
+        assert_eq!(c.identify_state(t), Identify::Off);
+        c.identify(None, false, t);
+        assert_eq!(
+            c.identify_state(t + Duration::from_secs(14)),
+            Identify::Timed
+        );
+        assert_eq!(c.identify_state(t + DEFAULT_IDENTIFY), Identify::Off);
+        c.identify(Some(2), false, t);
+        assert_eq!(
+            c.identify_state(t + Duration::from_secs(1)),
+            Identify::Timed
+        );
+        assert_eq!(c.identify_state(t + Duration::from_secs(2)), Identify::Off);
+        // Force overrides the interval, even 0; 0 alone turns it off.
+        c.identify(Some(0), true, t);
+        assert_eq!(
+            c.identify_state(t + Duration::from_secs(3600)),
+            Identify::Indefinite
+        );
+        c.identify(Some(0), false, t);
+        assert_eq!(c.identify_state(t), Identify::Off);
+        assert_eq!(
+            [Identify::Off, Identify::Timed, Identify::Indefinite].map(Identify::status_bits),
+            [0x40, 0x50, 0x60]
+        );
     }
 
     #[test]

@@ -3,9 +3,12 @@
 
 use std::time::Instant;
 
-use super::chassis::{BootParamError, Chassis, Control};
+use super::chassis::{BootParamError, Chassis, ChassisState, Control};
 use super::dcmi;
+use super::fru::{self, Inventory};
+use super::mc_info::{self, ParamError};
 use super::sdr::{self, Repository, SdrError};
+use super::sel::{self, SelError, SelHandle};
 use crate::ipmi::CipherSuite;
 use crate::ipmi::message::{Request, Response, netfn};
 
@@ -22,6 +25,8 @@ pub mod privilege {
 mod cc {
     pub const OK: u8 = 0x00;
     pub const PARAMETER_NOT_SUPPORTED: u8 = 0x80;
+    /// Write FRU Data's "write-protected offset".
+    pub const WRITE_PROTECTED: u8 = 0x80;
     pub const INVALID_COMMAND: u8 = 0xC1;
     pub const RESERVATION: u8 = 0xC5;
     pub const BAD_LENGTH: u8 = 0xC7;
@@ -35,6 +40,9 @@ mod cc {
 /// The App commands answered here (session ones live in `session`).
 mod app {
     pub const GET_DEVICE_ID: u8 = 0x01;
+    pub const COLD_RESET: u8 = 0x02;
+    pub const WARM_RESET: u8 = 0x03;
+    pub const GET_SYSTEM_INFO: u8 = 0x59;
     pub const GET_DEVICE_GUID: u8 = 0x08;
     pub const GET_SYSTEM_GUID: u8 = 0x37;
     pub const GET_CHANNEL_AUTH_CAPS: u8 = 0x38;
@@ -44,11 +52,19 @@ mod app {
 /// The LAN channel this BMC reports for "this channel" (0x0E).
 pub const LAN_CHANNEL: u8 = 0x01;
 
-/// Get Device ID: device 0x20 rev 1 (no device SDRs), firmware 2.10 in normal
-/// operation, IPMI 2.0, chassis + SDR repository + sensor device, IBM (2).
-const DEVICE_ID: [u8; 15] = [
-    0x20, 0x01, 0x02, 0x10, 0x02, 0x83, 0x02, 0x00, 0x00, 0x01, 0x00, 0, 0, 0, 0,
-];
+/// The Storage commands answered here.
+mod storage {
+    pub const FRU_AREA_INFO: u8 = 0x10;
+    pub const READ_FRU: u8 = 0x11;
+    pub const WRITE_FRU: u8 = 0x12;
+    pub const SEL_INFO: u8 = 0x40;
+    pub const SEL_ALLOCATION: u8 = 0x41;
+    pub const RESERVE_SEL: u8 = 0x42;
+    pub const GET_SEL_ENTRY: u8 = 0x43;
+    pub const ADD_SEL_ENTRY: u8 = 0x44;
+    pub const CLEAR_SEL: u8 = 0x47;
+    pub const GET_SEL_TIME: u8 = 0x48;
+}
 
 type Outcome = Result<Vec<u8>, u8>;
 
@@ -60,6 +76,16 @@ pub struct Controller {
     guid: [u8; 16],
     /// Bumped per sensor reading, so a running host's readings wobble.
     readings: u8,
+    /// The node's name (System Info's system name).
+    node: String,
+    /// FRU device 0's image.
+    fru: Vec<u8>,
+    sel: SelHandle,
+    /// The chassis as last logged to the SEL.
+    logged: ChassisState,
+    /// A BMC reset was asked for: the session layer carries it out once
+    /// the reply is out.
+    reset_asked: bool,
 }
 
 /// The lowest privilege a command needs (USER for all but the few below).
@@ -69,7 +95,11 @@ fn required_privilege(req: &Request) -> u8 {
             netfn::APP,
             app::GET_SYSTEM_GUID | app::GET_CHANNEL_AUTH_CAPS | app::GET_CHANNEL_CIPHER_SUITES,
         ) => privilege::NONE,
-        (netfn::CHASSIS, 0x02 | 0x08) => privilege::OPERATOR,
+        (netfn::CHASSIS, 0x02 | 0x04 | 0x08) => privilege::OPERATOR,
+        (netfn::APP, app::COLD_RESET | app::WARM_RESET) => privilege::ADMINISTRATOR,
+        (netfn::STORAGE, storage::WRITE_FRU | storage::ADD_SEL_ENTRY | storage::CLEAR_SEL) => {
+            privilege::OPERATOR
+        }
         _ => privilege::USER,
     }
 }
@@ -88,7 +118,51 @@ impl Controller {
             suites,
             guid,
             readings: 0,
+            node: String::new(),
+            fru: Inventory::for_node("").image(),
+            sel: SelHandle::default(),
+            logged: ChassisState::default(),
+            reset_asked: false,
         }
+    }
+
+    /// The node this BMC belongs to (its FRU and system name) and the SEL
+    /// it logs to.
+    pub fn for_node(mut self, node: &str, sel: SelHandle) -> Controller {
+        self.node = node.to_string();
+        self.fru = Inventory::for_node(node).image();
+        self.sel = sel;
+        self
+    }
+
+    pub fn sel(&self) -> &SelHandle {
+        &self.sel
+    }
+
+    /// Applies due timed transitions and logs what they did.
+    pub fn tick(&mut self, now: Instant) {
+        self.chassis.tick(now);
+        self.log_chassis();
+    }
+
+    /// Logs the chassis' changes since last time to the SEL (the chassis
+    /// owns the state; the SEL records what happened to it).
+    pub fn log_chassis(&mut self) {
+        let now = self.chassis.current();
+        let events = sel::chassis_events(&self.logged, &now);
+        if !events.is_empty() {
+            let at = sel::unix_now();
+            let mut log = self.sel.lock();
+            for event in events {
+                log.log(event, at);
+            }
+        }
+        self.logged = now;
+    }
+
+    /// Whether a BMC reset was asked for since the last call.
+    pub fn take_reset(&mut self) -> bool {
+        std::mem::take(&mut self.reset_asked)
     }
 
     /// Runs `req` for a caller at `privilege` (`privilege::NONE` before a
@@ -99,6 +173,7 @@ impl Controller {
         } else {
             self.run(req, now)
         };
+        self.log_chassis();
         match outcome {
             Ok(data) => req.respond(cc::OK, &data),
             Err(code) => req.respond(code, &[]),
@@ -119,7 +194,22 @@ impl Controller {
 
     fn app(&mut self, cmd: u8, data: &[u8]) -> Outcome {
         match cmd {
-            app::GET_DEVICE_ID => Ok(DEVICE_ID.to_vec()),
+            app::GET_DEVICE_ID => Ok(mc_info::device_id()),
+            // Answered, then carried out by the session layer (a warm
+            // reset here is a cold one: sessions go either way).
+            app::COLD_RESET | app::WARM_RESET => {
+                self.reset_asked = true;
+                Ok(vec![])
+            }
+            app::GET_SYSTEM_INFO => {
+                let [flags, parameter, set, _block] = bytes(data)?;
+                mc_info::system_info(flags & 0x80 != 0, parameter, set, &self.node).map_err(|e| {
+                    match e {
+                        ParamError::Unsupported => cc::PARAMETER_NOT_SUPPORTED,
+                        ParamError::OutOfRange => cc::OUT_OF_RANGE,
+                    }
+                })
+            }
             app::GET_DEVICE_GUID | app::GET_SYSTEM_GUID => Ok(self.guid.to_vec()),
             app::GET_CHANNEL_AUTH_CAPS => {
                 let [channel, _privilege] = bytes(data)?;
@@ -154,11 +244,19 @@ impl Controller {
     fn chassis_command(&mut self, cmd: u8, data: &[u8], now: Instant) -> Outcome {
         match cmd {
             // Get Chassis Status: power (restore policy "previous"), last
-            // event (power on via IPMI), misc state, front panel.
+            // event (power on via IPMI), misc state (identify), front panel.
             0x01 => {
                 let state = self.chassis.state(now);
                 let last_event = if state.power_on_count > 0 { 0x10 } else { 0 };
-                Ok(vec![0x20 | u8::from(state.power_on), last_event, 0, 0])
+                let misc = self.chassis.identify_state(now).status_bits();
+                Ok(vec![0x20 | u8::from(state.power_on), last_event, misc, 0])
+            }
+            // Chassis Identify: optional interval, optional force byte.
+            0x04 => {
+                let interval = data.first().copied();
+                let force = data.get(1).is_some_and(|f| f & 0x01 != 0);
+                self.chassis.identify(interval, force, now);
+                Ok(vec![])
             }
             0x02 => {
                 let [action] = bytes(data)?;
@@ -208,6 +306,54 @@ impl Controller {
 
     fn storage(&mut self, cmd: u8, data: &[u8]) -> Outcome {
         match cmd {
+            storage::FRU_AREA_INFO => {
+                let [device] = bytes(data)?;
+                if device != 0 {
+                    return Err(cc::NOT_PRESENT);
+                }
+                let size = self.fru.len() as u16;
+                // Accessed by bytes (bit 0 clear).
+                Ok([&size.to_le_bytes()[..], &[0x00]].concat())
+            }
+            storage::READ_FRU => {
+                let [device, lo, hi, count] = bytes(data)?;
+                if device != 0 {
+                    return Err(cc::NOT_PRESENT);
+                }
+                let part = fru::read(&self.fru, u16::from_le_bytes([lo, hi]), count)
+                    .ok_or(cc::OUT_OF_RANGE)?;
+                Ok([&[part.len() as u8][..], part].concat())
+            }
+            storage::WRITE_FRU => Err(cc::WRITE_PROTECTED),
+            storage::SEL_INFO => Ok(self.sel.lock().info()),
+            storage::SEL_ALLOCATION => Ok(self.sel.lock().allocation()),
+            storage::RESERVE_SEL => Ok(self.sel.lock().reserve().to_le_bytes().to_vec()),
+            storage::GET_SEL_ENTRY => {
+                let [r0, r1, id0, id1, offset, len] = bytes(data)?;
+                let log = self.sel.lock();
+                let reservation = u16::from_le_bytes([r0, r1]);
+                let (next, part) = log
+                    .get(reservation, u16::from_le_bytes([id0, id1]), offset, len)
+                    .map_err(sel_code)?;
+                Ok([&next.to_le_bytes()[..], part].concat())
+            }
+            storage::ADD_SEL_ENTRY => {
+                let record: [u8; sel::RECORD_LEN] = bytes(data)?;
+                // Full: "out of space" (C4h).
+                let id = self.sel.lock().add(record, sel::unix_now()).ok_or(0xC4)?;
+                Ok(id.to_le_bytes().to_vec())
+            }
+            storage::CLEAR_SEL => {
+                let [r0, r1, c, l, r, action] = bytes(data)?;
+                let reservation = u16::from_le_bytes([r0, r1]);
+                let progress = self
+                    .sel
+                    .lock()
+                    .clear(reservation, [c, l, r], action, sel::unix_now())
+                    .map_err(sel_code)?;
+                Ok(vec![progress])
+            }
+            storage::GET_SEL_TIME => Ok(sel::unix_now().to_le_bytes().to_vec()),
             0x20 => Ok(self.sdr.info()),
             0x22 => Ok(self.sdr.reserve().to_le_bytes().to_vec()),
             // Get SDR: reservation, record ID, offset, bytes to read.
@@ -242,6 +388,15 @@ impl Controller {
             }
             _ => Err(cc::INVALID_COMMAND),
         }
+    }
+}
+
+fn sel_code(e: SelError) -> u8 {
+    match e {
+        SelError::Reservation => cc::RESERVATION,
+        SelError::NotPresent => cc::NOT_PRESENT,
+        SelError::OutOfRange => cc::OUT_OF_RANGE,
+        SelError::InvalidData => cc::INVALID_DATA,
     }
 }
 

@@ -9,6 +9,7 @@ use tokio::sync::{broadcast, watch};
 
 use super::chassis::ChassisState;
 use super::firmware::{BootFuture, Firmware};
+use super::sel::{Event, SelHandle};
 use super::serial::{SerialInput, SerialPort};
 
 /// The prompt the host sits at, if any: shared by the host task (echo) and
@@ -23,9 +24,29 @@ pub struct Boot {
     serial: SerialPort,
     line_delay: Duration,
     prompt: Prompt,
+    sel: Option<SelHandle>,
+}
+
+/// The boot milestones a BMC sees in its host's console and logs, as a
+/// real BMC gets them from the host firmware (progress codes, OS boot):
+/// petitboot's banner, then a login prompt.
+fn milestone(text: &str, prompt: bool) -> Option<Event> {
+    if !prompt && text.starts_with("Petitboot (") {
+        Some(Event::FirmwareProgress)
+    } else if prompt && text.ends_with(" login: ") {
+        Some(Event::OsBoot)
+    } else {
+        None
+    }
 }
 
 impl Boot {
+    fn note(&self, text: &str, prompt: bool) {
+        if let (Some(sel), Some(event)) = (&self.sel, milestone(text, prompt)) {
+            sel.log(event);
+        }
+    }
+
     /// The node's name (as in its login prompt).
     pub fn node(&self) -> &str {
         &self.node
@@ -45,6 +66,7 @@ impl Boot {
     /// Prints one line (CR LF, as on a serial console), then waits the
     /// host's line delay so output is paced like a real boot.
     pub async fn line(&self, text: &str) {
+        self.note(text, false);
         self.serial.write(format!("{text}\r\n"));
         self.pause(1).await;
     }
@@ -57,6 +79,7 @@ impl Boot {
     /// Prints `text` and from then on echoes every byte the console types,
     /// printing `text` again after each carriage return (like getty).
     pub fn prompt(&self, text: &str) {
+        self.note(text, true);
         *lock(&self.prompt) = Some(text.to_string());
         self.serial.write(text);
     }
@@ -74,6 +97,8 @@ pub struct HostSpec {
     pub node: String,
     pub firmware: Firmware,
     pub line_delay: Duration,
+    /// Where boot milestones are logged (the BMC's SEL).
+    pub sel: Option<SelHandle>,
 }
 
 /// The host task: runs until aborted, or until the chassis is gone.
@@ -140,6 +165,7 @@ impl Host {
                 serial: self.serial.clone(),
                 line_delay: self.spec.line_delay,
                 prompt: self.prompt.clone(),
+                sel: self.spec.sel.clone(),
             };
             self.booting = Some(self.spec.firmware.boot(boot));
         }
@@ -172,6 +198,7 @@ mod tests {
             node: "n1".into(),
             firmware,
             line_delay: Duration::ZERO,
+            sel: None,
         }
     }
 
@@ -268,5 +295,22 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert!(out.try_recv().is_err(), "the boot went on after power-off");
         task.abort();
+    }
+}
+
+#[cfg(test)]
+mod milestone_tests {
+    use super::*;
+
+    #[test]
+    fn petitboot_banner_and_login_prompt_are_milestones() {
+        assert_eq!(
+            milestone("Petitboot (v1.14)", false),
+            Some(Event::FirmwareProgress)
+        );
+        assert_eq!(milestone("node1 login: ", true), Some(Event::OsBoot));
+        assert_eq!(milestone("petitboot> ", true), None);
+        assert_eq!(milestone("node1 login: ", false), None);
+        assert_eq!(milestone("[    0.000000] Linux version", false), None);
     }
 }

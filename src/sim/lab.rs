@@ -31,6 +31,28 @@ pub struct LabSim {
     /// Nodes whose host is a QEMU guest: where each listens for the
     /// guest's `ipmi-bmc-extern` chardev (see [`super::BmcSpec::vm_listen`]).
     pub vm_bmc: HashMap<String, SocketAddr>,
+    /// How long a BMC reset leaves each BMC silent (default: the
+    /// simulator's, or [`BMC_RESET_PAUSE_ENV`] in milliseconds).
+    pub bmc_reset_pause: Option<Duration>,
+}
+
+/// Environment variable that sets the BMC reset pause of `petitlab sim`
+/// and the demo, in milliseconds (tests shorten or lengthen it).
+pub const BMC_RESET_PAUSE_ENV: &str = "PETITLAB_SIM_BMC_RESET_MS";
+
+/// The pause [`BMC_RESET_PAUSE_ENV`] asks for, if it holds a number.
+fn bmc_reset_pause_from_env() -> Option<Duration> {
+    let value = std::env::var(BMC_RESET_PAUSE_ENV).ok()?;
+    match value.trim().parse::<u64>() {
+        Ok(ms) => Some(Duration::from_millis(ms.min(600_000))),
+        Err(_) => {
+            tracing::warn!(
+                variable = BMC_RESET_PAUSE_ENV,
+                "not a number of milliseconds; ignored"
+            );
+            None
+        }
+    }
 }
 
 impl LabSim {
@@ -41,6 +63,7 @@ impl LabSim {
             faults: HashMap::new(),
             line_delay: None,
             vm_bmc: HashMap::new(),
+            bmc_reset_pause: bmc_reset_pause_from_env(),
         }
     }
 }
@@ -96,6 +119,9 @@ pub fn specs_for_lab(lab: &Lab, opts: &LabSim) -> Result<Vec<(BmcSpec, PathBuf)>
         spec.cipher_suites = suites(node.bmc.cipher_suite);
         if let Some(delay) = opts.line_delay {
             spec.line_delay = delay;
+        }
+        if let Some(pause) = opts.bmc_reset_pause {
+            spec.bmc_reset_pause = pause;
         }
         let fault = opts.faults.get(&node.name).copied().unwrap_or_default();
         spec.fault = fault.bmc;

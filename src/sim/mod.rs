@@ -22,13 +22,16 @@ mod commands;
 mod dcmi;
 mod dhcp_view;
 mod firmware;
+mod fru;
 mod handshake;
 mod host;
 mod http_get;
 pub mod lab;
+mod mc_info;
 mod petitboot;
 pub mod redfish;
 mod sdr;
+mod sel;
 mod serial;
 mod server;
 mod session;
@@ -53,17 +56,22 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use crate::ipmi::CipherSuite;
-pub use chassis::{BootDevice, ChassisState};
+pub use chassis::{BootDevice, ChassisState, Identify};
 pub use firmware::Firmware;
+pub use fru::Inventory;
 pub use host::Boot;
+pub use mc_info::{BMC_FIRMWARE_VERSION, HOST_FIRMWARE_VERSION};
 pub use petitboot::{HostFault, VirtualHost, virtual_firmware};
+pub use sel::{Event as SelEvent, Record as SelRecord};
 pub use serial::{SerialInput, SerialPort};
+pub use session::DEFAULT_BMC_RESET_PAUSE;
 pub use session::SessionCount;
 
 use chassis::{Chassis, DEFAULT_SOFT_OFF_DELAY};
 use commands::Controller;
 use handshake::Identity;
 use host::HostSpec;
+use sel::SelHandle;
 use session::{Limits, Responder};
 
 /// Default pause after each line the virtual host prints: a boot takes
@@ -110,6 +118,9 @@ pub struct BmcSpec {
     /// chardev: the guest's in-band BMC is then this one (port 0 picks a
     /// free port). None: no guest link.
     pub vm_listen: Option<SocketAddr>,
+    /// How long a BMC reset (IPMI cold/warm reset, Redfish Manager.Reset)
+    /// leaves the BMC silent before it answers again.
+    pub bmc_reset_pause: Duration,
 }
 
 impl BmcSpec {
@@ -128,18 +139,20 @@ impl BmcSpec {
             sol_retry: sol::RETRY_INTERVAL,
             session_timeout: Limits::default().idle_timeout,
             vm_listen: None,
+            bmc_reset_pause: session::DEFAULT_BMC_RESET_PAUSE,
         }
     }
 
-    fn host(&self) -> HostSpec {
+    fn host(&self, sel: SelHandle) -> HostSpec {
         HostSpec {
             node: self.name.clone(),
             firmware: self.firmware.clone(),
             line_delay: self.line_delay,
+            sel: Some(sel),
         }
     }
 
-    fn responder(&self, port: u16) -> Responder {
+    fn responder(&self, port: u16, sel: SelHandle) -> Responder {
         let identity = Identity {
             username: self.username.as_bytes().to_vec(),
             password: self.password.as_bytes().to_vec(),
@@ -147,11 +160,13 @@ impl BmcSpec {
             guid: crate::ipmi::crypto::random(),
         };
         let chassis = Chassis::new(self.soft_off_delay);
-        let controller = Controller::new(chassis, self.cipher_suites.clone(), identity.guid);
+        let controller = Controller::new(chassis, self.cipher_suites.clone(), identity.guid)
+            .for_node(&self.name, sel);
         let limits = Limits {
             sol_retry: self.sol_retry,
             idle_timeout: self.session_timeout,
             fresh_challenges: self.fault == Fault::FreshChallenges,
+            bmc_reset_pause: self.bmc_reset_pause,
             ..Limits::default()
         };
         Responder::new(identity, controller, limits, port)
@@ -209,7 +224,9 @@ impl Sim {
         let mut bmcs = Vec::with_capacity(specs.len());
         for (spec, (socket, listener)) in specs.iter().zip(sockets) {
             let addr = socket.local_addr()?;
-            let responder = spec.responder(addr.port());
+            // Seeded with what a BMC's own boot leaves in its log.
+            let sel = SelHandle::seeded(sel::unix_now());
+            let responder = spec.responder(addr.port(), sel.clone());
             let chassis = responder.subscribe();
             let state = Arc::new(Mutex::new(responder));
             let serial = SerialPort::default();
@@ -223,7 +240,7 @@ impl Sim {
                 host_output,
             );
             let task = tokio::spawn(task);
-            let host = host::run(spec.host(), chassis.clone(), serial.clone());
+            let host = host::run(spec.host(sel), chassis.clone(), serial.clone());
             let host = tokio::spawn(host);
             let vm = match listener {
                 Some(listener) => {
@@ -308,6 +325,21 @@ impl Sim {
             let state = states.get(index)?;
             Some(server::lock(state).sessions(std::time::Instant::now()))
         }
+    }
+
+    /// The BMC's System Event Log, oldest record first.
+    pub fn sel(&self, index: usize) -> Vec<SelRecord> {
+        server::lock(&self.bmcs[index].state).sel().records()
+    }
+
+    /// The BMC's chassis identify light now.
+    pub fn identify(&self, index: usize) -> Identify {
+        server::lock(&self.bmcs[index].state).identify(std::time::Instant::now())
+    }
+
+    /// Whether the BMC is rebooting (after a BMC reset) and not answering.
+    pub fn bmc_down(&self, index: usize) -> bool {
+        server::lock(&self.bmcs[index].state).is_down(std::time::Instant::now())
     }
 
     /// Forgets the BMC's sessions, as a BMC reboot does.

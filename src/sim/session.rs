@@ -39,7 +39,13 @@ pub struct Limits {
     pub sol_retry: Duration,
     /// A new challenge for every RAKP 1 (see `Fault::FreshChallenges`).
     pub fresh_challenges: bool,
+    /// How long a BMC reset (cold or warm) leaves the BMC silent.
+    pub bmc_reset_pause: Duration,
 }
+
+/// A BMC reboot's silence, by default: short enough for tests, long
+/// enough for a client to notice.
+pub const DEFAULT_BMC_RESET_PAUSE: Duration = Duration::from_secs(2);
 
 impl Default for Limits {
     fn default() -> Self {
@@ -49,6 +55,7 @@ impl Default for Limits {
             max_sessions: 32,
             sol_retry: super::sol::RETRY_INTERVAL,
             fresh_challenges: false,
+            bmc_reset_pause: DEFAULT_BMC_RESET_PAUSE,
         }
     }
 }
@@ -137,6 +144,10 @@ pub struct Responder {
     dropped: u64,
     /// Sessions ever activated.
     opened_total: u64,
+    /// Rebooting after a BMC reset: silent until then.
+    down_until: Option<Instant>,
+    /// BMC resets so far (the Redfish side drops its sessions on each).
+    bmc_resets: u64,
 }
 
 /// The session ID of an RMCP+ datagram, read before parsing: the parser
@@ -160,7 +171,49 @@ impl Responder {
             outbox: Vec::new(),
             dropped: 0,
             opened_total: 0,
+            down_until: None,
+            bmc_resets: 0,
         }
+    }
+
+    /// BMC resets so far.
+    pub fn bmc_resets(&self) -> u64 {
+        self.bmc_resets
+    }
+
+    /// Reboots the BMC as a cold reset does: every session (SOL too) and
+    /// the SEL reservation are gone, and nothing is answered for
+    /// `bmc_reset_pause`. The host keeps running: its chassis is untouched.
+    pub fn reset_bmc(&mut self, now: Instant) {
+        self.forget_sessions();
+        self.controller.sel().lock().cancel_reservation();
+        self.down_until = Some(now + self.limits.bmc_reset_pause);
+        self.bmc_resets += 1;
+        tracing::info!(port = self.port, pause = ?self.limits.bmc_reset_pause, "simulated BMC rebooting");
+    }
+
+    /// Whether the BMC is rebooting at `now`. Once the pause is over, it is
+    /// back, and logs so.
+    pub fn is_down(&mut self, now: Instant) -> bool {
+        match self.down_until {
+            Some(until) if now < until => true,
+            Some(_) => {
+                self.down_until = None;
+                self.controller.sel().log(super::sel::Event::BmcStarted);
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// The SEL this BMC logs to.
+    pub fn sel(&self) -> super::sel::SelHandle {
+        self.controller.sel().clone()
+    }
+
+    /// The chassis identify light at `now`.
+    pub fn identify(&self, now: Instant) -> super::chassis::Identify {
+        self.controller.chassis.identify_state(now)
     }
 
     /// Answers one datagram from `peer`, or returns `None` (never panics on
@@ -171,6 +224,9 @@ impl Responder {
         peer: SocketAddr,
         now: Instant,
     ) -> Option<Vec<u8>> {
+        if self.is_down(now) {
+            return None;
+        }
         self.expire(now);
         match self.dispatch(datagram, peer, now) {
             Ok(reply) => reply,
@@ -245,23 +301,30 @@ impl Responder {
     /// device): no session, so no privilege limit, and the same controller
     /// (chassis, boot flags) the LAN side uses.
     pub fn inband(&mut self, req: &Request, now: Instant) -> Response {
-        self.controller.execute(req, privilege::ADMINISTRATOR, now)
+        let response = self.controller.execute(req, privilege::ADMINISTRATOR, now);
+        if self.controller.take_reset() {
+            self.reset_bmc(now);
+        }
+        response
     }
 
     /// A QEMU guest connected as the host ([`super::chassis::Chassis::attach_guest`]).
     pub fn attach_guest(&mut self, now: Instant) {
         self.controller.chassis.attach_guest(now);
+        self.controller.log_chassis();
     }
 
     /// The guest's connection closed.
     pub fn detach_guest(&mut self) {
         self.controller.chassis.detach_guest();
+        self.controller.log_chassis();
     }
 
     /// Applies timed chassis transitions (soft off) and SOL retransmissions
     /// that are due.
     pub fn tick(&mut self, now: Instant) {
-        self.controller.chassis.tick(now);
+        self.is_down(now);
+        self.controller.tick(now);
         self.expire(now);
         let effects = self.sol.tick(now);
         self.apply(effects);
@@ -270,7 +333,7 @@ impl Responder {
     pub fn next_deadline(&self) -> Option<Instant> {
         let chassis = self.controller.chassis.next_deadline();
         let sol = self.sol.next_deadline();
-        chassis.into_iter().chain(sol).min()
+        chassis.into_iter().chain(sol).chain(self.down_until).min()
     }
 
     fn expire(&mut self, now: Instant) {
@@ -485,9 +548,12 @@ impl Responder {
                 self.controller.execute(&req, level, now)
             }
         };
-        Ok(Some(
-            self.active(id)?.seal(payload::IPMI, &response.encode()),
-        ))
+        let reply = self.active(id)?.seal(payload::IPMI, &response.encode());
+        // The reset's reply goes out; then the BMC reboots.
+        if self.controller.take_reset() {
+            self.reset_bmc(now);
+        }
+        Ok(Some(reply))
     }
 
     /// Close Session: the caller's own session, or (as ADMINISTRATOR)

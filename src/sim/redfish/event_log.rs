@@ -1,18 +1,14 @@
-//! The system's EventLog: power events the chassis went through since the
-//! front end started, as OpenBMC's Redfish event log records them.
+//! The system's EventLog: the BMC's SEL records that OpenBMC's message
+//! registry has a message for (host DC power on and off, host reset), as
+//! bmcweb shows them. Same store as IPMI's SEL: clearing one clears both.
 
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::super::ChassisState;
-use super::Bmc;
-
-/// Entries kept; older ones are dropped (a real BMC rotates its log too).
-const MAX_ENTRIES: usize = 200;
+use super::super::sel::{self, SelHandle};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
+    /// The SEL record's ID.
     pub id: u64,
     /// ISO 8601, UTC.
     pub created: String,
@@ -20,61 +16,29 @@ pub struct Entry {
     pub message: &'static str,
 }
 
-#[derive(Debug, Default)]
-pub struct EventLog {
-    inner: Mutex<(VecDeque<Entry>, u64)>,
+/// The entries, oldest first.
+pub fn entries(sel: &SelHandle) -> Vec<Entry> {
+    sel.records()
+        .iter()
+        .filter_map(|record| {
+            let (message_id, message) = record.event()?.redfish()?;
+            let at = UNIX_EPOCH + Duration::from_secs(u64::from(record.timestamp));
+            Some(Entry {
+                id: u64::from(record.id),
+                created: iso8601(at),
+                message_id,
+                message,
+            })
+        })
+        .collect()
 }
 
-impl EventLog {
-    pub fn record(&self, message_id: &'static str, message: &'static str) {
-        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let (entries, last_id) = &mut *inner;
-        *last_id += 1;
-        if entries.len() == MAX_ENTRIES {
-            entries.pop_front();
-        }
-        entries.push_back(Entry {
-            id: *last_id,
-            created: iso8601(SystemTime::now()),
-            message_id,
-            message,
-        });
-    }
-
-    pub fn entries(&self) -> Vec<Entry> {
-        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        inner.0.iter().cloned().collect()
-    }
-}
-
-/// The events between two chassis states.
-pub fn events(before: &ChassisState, after: &ChassisState) -> Vec<(&'static str, &'static str)> {
-    let mut out = Vec::new();
-    let power_ons = after.power_on_count.saturating_sub(before.power_on_count);
-    // A power cycle of a running host: off, then on again.
-    if before.power_on && (!after.power_on || power_ons > 0) {
-        out.push(("OpenBMC.0.1.DCPowerOff", "Host system DC power is off"));
-    }
-    if power_ons > 0 && after.power_on {
-        out.push(("OpenBMC.0.1.DCPowerOn", "Host system DC power is on"));
-    }
-    if after.resets > before.resets {
-        out.push(("OpenBMC.0.1.ResetButtonPressed", "Host system reset"));
-    }
-    out
-}
-
-/// Records the chassis' power events until the front end stops.
-pub async fn follow(bmc: Arc<Bmc>) {
-    let mut chassis = bmc.chassis.clone();
-    let mut seen = *chassis.borrow_and_update();
-    while chassis.changed().await.is_ok() {
-        let now = *chassis.borrow_and_update();
-        for (id, message) in events(&seen, &now) {
-            bmc.log.record(id, message);
-        }
-        seen = now;
-    }
+/// LogService.ClearLog: erases the SEL, as IPMI's Clear SEL does.
+pub fn clear(sel: &SelHandle) {
+    let mut log = sel.lock();
+    let reservation = log.reserve();
+    // With the reservation just taken and "CLR", the erase cannot fail.
+    let _ = log.clear(reservation, *b"CLR", 0xAA, sel::unix_now());
 }
 
 /// `2024-05-01T12:00:00+00:00`, as bmcweb writes times.
@@ -112,33 +76,32 @@ mod tests {
     }
 
     #[test]
-    fn power_events_from_chassis_changes() {
-        let off = ChassisState::default();
-        let on = ChassisState {
-            power_on: true,
-            power_on_count: 1,
-            ..off
-        };
-        assert_eq!(events(&off, &on)[0].0, "OpenBMC.0.1.DCPowerOn");
-        let off_again = ChassisState {
-            power_on: false,
-            ..on
-        };
-        assert_eq!(events(&on, &off_again)[0].0, "OpenBMC.0.1.DCPowerOff");
-        let cycled = ChassisState {
-            power_on_count: 2,
-            ..on
-        };
-        let ids: Vec<_> = events(&on, &cycled).iter().map(|e| e.0).collect();
-        assert_eq!(ids, ["OpenBMC.0.1.DCPowerOff", "OpenBMC.0.1.DCPowerOn"]);
-        let reset = ChassisState { resets: 1, ..on };
-        assert_eq!(events(&on, &reset)[0].0, "OpenBMC.0.1.ResetButtonPressed");
-        let log = EventLog::default();
-        for _ in 0..MAX_ENTRIES + 3 {
-            log.record("a", "b");
+    fn entries_are_the_sel_records_bmcweb_has_messages_for() {
+        use super::super::super::sel::Event;
+        let sel = SelHandle::seeded(1_709_210_096);
+        for event in [
+            Event::PowerOn,
+            Event::BootOnPowerUp,
+            Event::OsBoot,
+            Event::PowerOff,
+        ] {
+            sel.lock().log(event, 1_709_210_096);
         }
-        let entries = log.entries();
-        assert_eq!(entries.len(), MAX_ENTRIES);
-        assert_eq!(entries[0].id, 4);
+        sel.lock().log(Event::BootOnHardReset, 1_709_210_100);
+        let got: Vec<_> = entries(&sel)
+            .into_iter()
+            .map(|e| (e.id, e.message_id))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (3, "OpenBMC.0.1.DCPowerOn"),
+                (6, "OpenBMC.0.1.DCPowerOff"),
+                (7, "OpenBMC.0.1.ResetButtonPressed")
+            ]
+        );
+        assert_eq!(entries(&sel)[0].created, "2024-02-29T12:34:56+00:00");
+        clear(&sel);
+        assert!(sel.records().is_empty());
     }
 }

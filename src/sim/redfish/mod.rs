@@ -36,16 +36,16 @@ pub use tls::VIRTUAL_LAB_CA;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU8;
+use std::sync::atomic::{AtomicU8, AtomicU64};
 
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use super::sel::SelHandle;
 use super::server::Shared;
-use super::{ChassisState, SerialPort, Sim};
-use event_log::EventLog;
+use super::{SerialPort, Sim};
 use sessions::{Credentials, Sessions};
 
 /// What a Redfish front end needs besides its BMC.
@@ -134,11 +134,13 @@ impl Drop for RedfishFrontend {
 pub(crate) struct Bmc {
     pub name: String,
     pub state: Shared,
-    pub chassis: watch::Receiver<ChassisState>,
     pub serial: SerialPort,
     pub credentials: Credentials,
     pub sessions: Sessions,
-    pub log: EventLog,
+    /// The BMC's SEL: the EventLog's store.
+    pub sel: SelHandle,
+    /// The BMC resets this front end has seen (its sessions die with each).
+    pub bmc_resets: AtomicU64,
     pub uuid: String,
     pub ports: Ports,
     /// Bumped per sensor read, so a running host's readings wobble.
@@ -161,15 +163,20 @@ pub(crate) struct Ports {
 
 impl Bmc {
     fn new(node: &super::Bmc, spec: &RedfishSpec, ports: Ports, stop: CancellationToken) -> Bmc {
+        // One short lock, released before the model's own calls lock again.
+        let (sel, bmc_resets) = {
+            let state = super::server::lock(&node.state);
+            (state.sel(), state.bmc_resets())
+        };
         Bmc {
             name: node.name.clone(),
             uuid: model::uuid(&node.state),
             state: node.state.clone(),
-            chassis: node.chassis.clone(),
             serial: node.serial.clone(),
             credentials: Credentials::new(&spec.username, &spec.password),
             sessions: Sessions::default(),
-            log: EventLog::default(),
+            sel,
+            bmc_resets: AtomicU64::new(bmc_resets),
             ports,
             readings: AtomicU8::new(0),
             websockets: Arc::new(Semaphore::new(websocket::MAX_CLIENTS)),
@@ -225,7 +232,6 @@ impl Sim {
         let tasks = vec![
             until(&stop, http::serve(https, tls.acceptor, bmc.clone())),
             until(&stop, ssh_console::serve(ssh, host_key, bmc.clone())),
-            until(&stop, event_log::follow(bmc.clone())),
         ];
         tracing::info!(node = %bmc.name, https = %https_addr, ssh = %ssh_addr, "Redfish front end up");
         Ok(RedfishFrontend {

@@ -87,6 +87,31 @@ pub fn reset(state: &Shared, reset_type: &str) -> Result<(), ResetError> {
     }
 }
 
+/// Whether the chassis identify light is on (Get Chassis Status' misc
+/// byte, bits 5:4).
+pub fn identify_on(state: &Shared) -> bool {
+    ipmi(state, netfn::CHASSIS, 0x01, &[]).is_ok_and(|d| d.get(2).is_some_and(|b| b & 0x30 != 0))
+}
+
+/// Turns the identify light on until turned off, or off (Chassis
+/// Identify with "force" or interval 0), as bmcweb's
+/// LocationIndicatorActive does.
+pub fn set_identify(state: &Shared, on: bool) {
+    // Chassis Identify with two data bytes is always accepted.
+    let _ = ipmi(state, netfn::CHASSIS, 0x04, &[0, u8::from(on)]);
+}
+
+/// Reboots the BMC (Manager.Reset): the same as an IPMI cold reset.
+pub fn reset_bmc(state: &Shared) {
+    lock(state).reset_bmc(Instant::now());
+}
+
+/// Whether the BMC is rebooting now, and how many resets it went through.
+pub fn bmc_status(state: &Shared) -> (bool, u64) {
+    let mut bmc = lock(state);
+    (bmc.is_down(Instant::now()), bmc.bmc_resets())
+}
+
 /// When the chassis next has a timed transition due (a soft off).
 pub fn next_deadline(state: &Shared) -> Option<Instant> {
     lock(state).next_deadline()

@@ -4,6 +4,8 @@
 
 use serde_json::{Value, json};
 
+use super::super::fru::Inventory;
+use super::super::mc_info::{BMC_FIRMWARE_VERSION, HOST_FIRMWARE_VERSION};
 use super::event_log::Entry;
 use super::model::{BOOT_TARGETS, BootOverride, OVERRIDE_ENABLED, OVERRIDE_MODES, RESET_TYPES};
 use super::model::{Reading, SensorKind};
@@ -15,8 +17,11 @@ pub const CHASSIS: &str = "/redfish/v1/Chassis/chassis";
 pub const SESSIONS: &str = "/redfish/v1/SessionService/Sessions";
 pub const EVENT_LOG: &str = "/redfish/v1/Systems/system/LogServices/EventLog";
 pub const RESET_TARGET: &str = "/redfish/v1/Systems/system/Actions/ComputerSystem.Reset";
-/// bmcweb's firmware version string for this model of it.
-pub const FIRMWARE_VERSION: &str = "2.16.0-petitlab-sim";
+pub const CLEAR_LOG_TARGET: &str =
+    "/redfish/v1/Systems/system/LogServices/EventLog/Actions/LogService.ClearLog";
+pub const MANAGER_RESET_TARGET: &str = "/redfish/v1/Managers/bmc/Actions/Manager.Reset";
+/// bmcweb's Manager.Reset types.
+pub const MANAGER_RESET_TYPES: [&str; 2] = ["GracefulRestart", "ForceRestart"];
 
 fn link(uri: &str) -> Value {
     json!({ "@odata.id": uri })
@@ -99,9 +104,23 @@ pub fn systems() -> Value {
     )
 }
 
+/// What the System shows besides power and boot: its inventory and the
+/// identify light.
+pub struct SystemFacts<'a> {
+    pub inventory: &'a Inventory,
+    pub identify: bool,
+}
+
 /// The one ComputerSystem.
-pub fn system(power_on: bool, boot: &BootOverride, uuid: &str, ssh_port: u16) -> Value {
+pub fn system(
+    power_on: bool,
+    boot: &BootOverride,
+    uuid: &str,
+    ssh_port: u16,
+    facts: &SystemFacts<'_>,
+) -> Value {
     let targets: Vec<&str> = BOOT_TARGETS.iter().map(|(name, _)| *name).collect();
+    let inv = facts.inventory;
     json!({
         "@odata.id": SYSTEM,
         "@odata.type": "#ComputerSystem.v1_22_0.ComputerSystem",
@@ -110,6 +129,14 @@ pub fn system(power_on: bool, boot: &BootOverride, uuid: &str, ssh_port: u16) ->
         "Description": "Computer System",
         "SystemType": "Physical",
         "UUID": uuid,
+        "Manufacturer": inv.manufacturer,
+        "Model": inv.model,
+        "SerialNumber": inv.serial_number,
+        "PartNumber": inv.part_number,
+        "AssetTag": inv.asset_tag,
+        "BiosVersion": HOST_FIRMWARE_VERSION,
+        "LocationIndicatorActive": facts.identify,
+        "IndicatorLED": if facts.identify { "Lit" } else { "Off" },
         "PowerState": if power_on { "On" } else { "Off" },
         "Status": {
             "State": if power_on { "Enabled" } else { "Disabled" },
@@ -181,8 +208,13 @@ pub fn event_log_service() -> Value {
         "Id": "EventLog",
         "Name": "Event Log Service",
         "Description": "System Event Log Service",
-        "OverWritePolicy": "WrapsWhenFull",
+        // The SEL drops new records when full; it does not wrap.
+        "OverWritePolicy": "NeverOverWrites",
+        "MaxNumberOfRecords": super::super::sel::CAPACITY,
         "Entries": link(&format!("{EVENT_LOG}/Entries")),
+        "Actions": {
+            "#LogService.ClearLog": { "target": CLEAR_LOG_TARGET },
+        },
     })
 }
 
@@ -231,7 +263,13 @@ pub fn manager(uuid: &str, date_time: &str) -> Value {
         "Description": "Baseboard Management Controller",
         "ManagerType": "BMC",
         "Model": "OpenBmc",
-        "FirmwareVersion": FIRMWARE_VERSION,
+        "FirmwareVersion": BMC_FIRMWARE_VERSION,
+        "Actions": {
+            "#Manager.Reset": {
+                "target": MANAGER_RESET_TARGET,
+                "ResetType@Redfish.AllowableValues": MANAGER_RESET_TYPES,
+            }
+        },
         "UUID": uuid,
         "ServiceEntryPointUUID": uuid,
         "PowerState": "On",

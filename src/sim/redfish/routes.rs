@@ -9,8 +9,9 @@ use std::time::{Instant, SystemTime};
 use hyper::{HeaderMap, Method, StatusCode};
 use serde_json::{Map, Value};
 
+use super::super::fru::Inventory;
 use super::Bmc;
-use super::event_log::iso8601;
+use super::event_log::{self, iso8601};
 use super::model::{self, BOOT_TARGETS, OVERRIDE_ENABLED, OVERRIDE_MODES, ResetError};
 use super::resources as doc;
 use super::sessions::authenticate;
@@ -157,10 +158,12 @@ enum Resource {
     ResetActionInfo,
     LogServices,
     EventLog,
+    ClearLog,
     Entries,
     Entry(String),
     Managers,
     Manager,
+    ManagerReset,
     NetworkProtocol,
     ChassisCollection,
     Chassis,
@@ -188,6 +191,7 @@ fn resource(path: &str) -> Option<Resource> {
             ["ResetActionInfo"] => ResetActionInfo,
             ["LogServices"] => LogServices,
             ["LogServices", "EventLog"] => EventLog,
+            ["LogServices", "EventLog", "Actions", "LogService.ClearLog"] => ClearLog,
             ["LogServices", "EventLog", "Entries"] => Entries,
             ["LogServices", "EventLog", "Entries", id] => Entry(id.to_string()),
             _ => return None,
@@ -195,6 +199,14 @@ fn resource(path: &str) -> Option<Resource> {
         ["redfish", "v1", "Systems", other] => Missing("ComputerSystem", other.to_string()),
         ["redfish", "v1", "Managers"] => Managers,
         ["redfish", "v1", "Managers", "bmc"] => Manager,
+        [
+            "redfish",
+            "v1",
+            "Managers",
+            "bmc",
+            "Actions",
+            "Manager.Reset",
+        ] => ManagerReset,
         ["redfish", "v1", "Managers", "bmc", "NetworkProtocol"] => NetworkProtocol,
         ["redfish", "v1", "Managers", other] => Missing("Manager", other.to_string()),
         ["redfish", "v1", "Chassis"] => ChassisCollection,
@@ -218,7 +230,7 @@ impl Resource {
             Resource::Sessions => &[Method::GET, Method::HEAD, Method::POST],
             Resource::Session(_) => &[Method::GET, Method::HEAD, Method::DELETE],
             Resource::System => &[Method::GET, Method::HEAD, Method::PATCH],
-            Resource::Reset => &[Method::POST],
+            Resource::Reset | Resource::ClearLog | Resource::ManagerReset => &[Method::POST],
             _ => READ,
         }
     }
@@ -239,8 +251,30 @@ pub fn normalize(path: &str) -> &str {
     if trimmed.is_empty() { "/" } else { trimmed }
 }
 
+/// 503 while the BMC reboots after a reset, as a BMC that is not up yet
+/// (bmcweb is not running then; a proxy in front would say this).
+fn rebooting() -> Reply {
+    general_error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "The BMC is rebooting after a reset; retry in a few seconds.",
+    )
+    .header("Retry-After", "2".into())
+}
+
 pub fn route(bmc: &Bmc, req: &Req<'_>) -> Reply {
     let now = Instant::now();
+    let (down, resets) = model::bmc_status(&bmc.state);
+    // Sessions do not survive a BMC reboot, however it was asked for.
+    if bmc
+        .bmc_resets
+        .swap(resets, std::sync::atomic::Ordering::Relaxed)
+        != resets
+    {
+        bmc.sessions.clear();
+    }
+    if down {
+        return rebooting();
+    }
     let found = resource(req.path);
     let open = found.as_ref().is_some_and(|r| r.open(req.method));
     if !open && authenticate(req.headers, &bmc.credentials, &bmc.sessions, false, now).is_none() {
@@ -264,6 +298,8 @@ pub fn route(bmc: &Bmc, req: &Req<'_>) -> Reply {
         },
         Resource::System if req.method == Method::PATCH => patch_system(bmc, req.body),
         Resource::Reset => reset(bmc, req.body),
+        Resource::ClearLog => clear_log(bmc, req.body),
+        Resource::ManagerReset => manager_reset(bmc, req.body),
         found => get(bmc, found, now),
     }
 }
@@ -290,12 +326,19 @@ fn get(bmc: &Bmc, found: Resource, now: Instant) -> Reply {
             &model::boot_override(&bmc.state),
             &bmc.uuid,
             bmc.ports.ssh,
+            &doc::SystemFacts {
+                inventory: &Inventory::for_node(&bmc.name),
+                identify: model::identify_on(&bmc.state),
+            },
         ),
         Resource::ResetActionInfo => doc::reset_action_info(),
         Resource::LogServices => doc::log_services(),
         Resource::EventLog => doc::event_log_service(),
-        Resource::Entries => doc::log_entries(&bmc.log.entries()),
-        Resource::Entry(id) => match bmc.log.entries().iter().find(|e| e.id.to_string() == id) {
+        Resource::Entries => doc::log_entries(&event_log::entries(&bmc.sel)),
+        Resource::Entry(id) => match event_log::entries(&bmc.sel)
+            .iter()
+            .find(|e| e.id.to_string() == id)
+        {
             Some(entry) => doc::log_entry(entry),
             None => return not_found("LogEntry", &id),
         },
@@ -311,7 +354,9 @@ fn get(bmc: &Bmc, found: Resource, now: Instant) -> Reply {
             Some(reading) => doc::sensor(reading),
             None => return not_found("Sensor", &id),
         },
-        Resource::Reset | Resource::Missing(..) => unreachable!("not readable"),
+        Resource::Reset | Resource::ClearLog | Resource::ManagerReset | Resource::Missing(..) => {
+            unreachable!("not readable")
+        }
     };
     Reply::ok(body)
 }
@@ -405,7 +450,8 @@ fn one_of(value: &Value, property: &str, allowed: &[&'static str]) -> Result<&'s
     })
 }
 
-/// PATCH the system: only the boot override is writable here.
+/// PATCH the system: the boot override and the identify light
+/// (LocationIndicatorActive) are writable here.
 fn patch_system(bmc: &Bmc, body: &[u8]) -> Reply {
     let body = match object(body) {
         Ok(body) => body,
@@ -418,12 +464,28 @@ fn patch_system(bmc: &Bmc, body: &[u8]) -> Reply {
             &[],
         );
     }
-    if let Some(key) = body.keys().find(|k| *k != "Boot") {
+    if let Some(key) = body
+        .keys()
+        .find(|k| *k != "Boot" && *k != "LocationIndicatorActive")
+    {
         return property_unknown(key);
     }
+    let identify = match body.get("LocationIndicatorActive") {
+        None => None,
+        Some(Value::Bool(on)) => Some(*on),
+        Some(other) => return type_error(other, "LocationIndicatorActive"),
+    };
     let boot = match body.get("Boot") {
-        Some(Value::Object(boot)) => boot,
-        other => return type_error(other.unwrap_or(&Value::Null), "Boot"),
+        Some(Value::Object(boot)) => Some(boot),
+        None => None,
+        Some(other) => return type_error(other, "Boot"),
+    };
+    if let Some(on) = identify {
+        model::set_identify(&bmc.state, on);
+        tracing::info!(node = %bmc.name, on, "Redfish identify set");
+    }
+    let Some(boot) = boot else {
+        return Reply::no_content();
     };
     let targets: Vec<&'static str> = BOOT_TARGETS.iter().map(|(n, _)| *n).collect();
     let (mut enabled, mut target, mut mode) = (None, None, None);
@@ -511,5 +573,57 @@ fn reset(bmc: &Bmc, body: &[u8]) -> Reply {
             model::tick(&state);
         });
     }
+    Reply::no_content()
+}
+
+/// The body of an action that takes no parameters besides an optional
+/// ResetType from `allowed`; the ResetType given, if any.
+fn action_body(
+    body: &[u8],
+    action: &str,
+    allowed: &[&'static str],
+) -> Result<Option<&'static str>, Reply> {
+    // An empty body is an empty object for parameterless actions.
+    let body = if body.iter().all(u8::is_ascii_whitespace) {
+        Map::new()
+    } else {
+        object(body)?
+    };
+    if let Some(key) = body
+        .keys()
+        .find(|k| *k != "ResetType" || allowed.is_empty())
+    {
+        return Err(bad_request(
+            "ActionParameterNotSupported",
+            &format!(
+                "The parameter {key} for the action {action} is not supported on the target resource."
+            ),
+            &[key, action],
+        ));
+    }
+    match body.get("ResetType") {
+        None => Ok(None),
+        Some(value) => one_of(value, "ResetType", allowed).map(Some),
+    }
+}
+
+/// POST LogService.ClearLog: the SEL is erased (IPMI sees it too).
+fn clear_log(bmc: &Bmc, body: &[u8]) -> Reply {
+    if let Err(reply) = action_body(body, "ClearLog", &[]) {
+        return reply;
+    }
+    event_log::clear(&bmc.sel);
+    tracing::info!(node = %bmc.name, "Redfish event log cleared");
+    Reply::no_content()
+}
+
+/// POST Manager.Reset: the BMC reboots (as an IPMI cold reset does);
+/// the host keeps running.
+fn manager_reset(bmc: &Bmc, body: &[u8]) -> Reply {
+    if let Err(reply) = action_body(body, "Reset", &doc::MANAGER_RESET_TYPES) {
+        return reply;
+    }
+    model::reset_bmc(&bmc.state);
+    tracing::info!(node = %bmc.name, "Redfish BMC reset");
     Reply::no_content()
 }

@@ -343,10 +343,93 @@ async fn reset_and_boot_override_act_on_the_ipmi_chassis() {
         &bmc,
         "/redfish/v1/Systems/system/LogServices/EventLog/Entries",
     );
-    assert_eq!(
-        entries["Members@odata.count"], 0,
-        "no follower task in this test"
+    // The SEL's power records, as bmcweb's messages, in order.
+    let ids: Vec<&str> = entries["Members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["MessageId"].as_str().unwrap())
+        .collect();
+    let (on, off) = ("OpenBMC.0.1.DCPowerOn", "OpenBMC.0.1.DCPowerOff");
+    assert_eq!(ids, [on, off, on, off, on]);
+    let first = entries["Members"][0]["Id"].as_str().unwrap().to_string();
+    let one = get(
+        &bmc,
+        &format!("/redfish/v1/Systems/system/LogServices/EventLog/Entries/{first}"),
     );
+    assert_eq!(one["MessageId"], on);
+}
+
+#[tokio::test]
+async fn identify_inventory_clear_log_and_manager_reset() {
+    let (sim, bmc) = bmc().await;
+    let system = get(&bmc, "/redfish/v1/Systems/system");
+    assert_eq!(system["Manufacturer"], "IBM");
+    assert_eq!(system["Model"], "P9 Romulus");
+    let inv = crate::sim::Inventory::for_node("n1");
+    assert_eq!(system["SerialNumber"], inv.serial_number.as_str());
+    assert_eq!(system["PartNumber"], "9006-22P");
+    assert_eq!(system["BiosVersion"], crate::sim::HOST_FIRMWARE_VERSION);
+    assert_eq!(system["LocationIndicatorActive"], false);
+    let patch = br#"{"LocationIndicatorActive":true}"#;
+    let reply = call(
+        &bmc,
+        Method::PATCH,
+        "/redfish/v1/Systems/system",
+        &admin(),
+        patch,
+    );
+    assert_eq!(reply.status, StatusCode::NO_CONTENT);
+    assert_eq!(sim.identify(0), crate::sim::Identify::Indefinite);
+    assert_eq!(
+        get(&bmc, "/redfish/v1/Systems/system")["LocationIndicatorActive"],
+        true
+    );
+    let bad = br#"{"LocationIndicatorActive":"yes"}"#;
+    let reply = call(
+        &bmc,
+        Method::PATCH,
+        "/redfish/v1/Systems/system",
+        &admin(),
+        bad,
+    );
+    assert!(message_id(&reply).ends_with(".PropertyValueTypeError"));
+    let off = br#"{"LocationIndicatorActive":false}"#;
+    call(
+        &bmc,
+        Method::PATCH,
+        "/redfish/v1/Systems/system",
+        &admin(),
+        off,
+    );
+    assert_eq!(sim.identify(0), crate::sim::Identify::Off);
+
+    let manager = get(&bmc, "/redfish/v1/Managers/bmc");
+    assert_eq!(manager["FirmwareVersion"], crate::sim::BMC_FIRMWARE_VERSION);
+    let log = "/redfish/v1/Systems/system/LogServices/EventLog";
+    let clear = get(&bmc, log)["Actions"]["#LogService.ClearLog"]["target"].clone();
+    assert_eq!(sim.sel(0).len(), 2, "seeded");
+    let reply = call(&bmc, Method::POST, clear.as_str().unwrap(), &admin(), b"{}");
+    assert_eq!(reply.status, StatusCode::NO_CONTENT);
+    assert!(sim.sel(0).is_empty());
+
+    let target = manager["Actions"]["#Manager.Reset"]["target"].clone();
+    let body = br#"{"ResetType":"Explode"}"#;
+    let reply = call(&bmc, Method::POST, target.as_str().unwrap(), &admin(), body);
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert!(!sim.bmc_down(0));
+    let body = br#"{"ResetType":"GracefulRestart"}"#;
+    let reply = call(&bmc, Method::POST, target.as_str().unwrap(), &admin(), body);
+    assert_eq!(reply.status, StatusCode::NO_CONTENT);
+    assert!(sim.bmc_down(0));
+    let reply = call(
+        &bmc,
+        Method::GET,
+        "/redfish/v1/Systems/system",
+        &admin(),
+        b"",
+    );
+    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
 }
 
 #[tokio::test]

@@ -166,6 +166,11 @@ impl Sessions {
         self.lock().remove(id)
     }
 
+    /// Forgets every session (the BMC rebooted).
+    pub fn clear(&self) {
+        self.lock().clear();
+    }
+
     /// Live session ids, sorted.
     pub fn ids(&self, now: Instant) -> Vec<String> {
         let map = self.lock();
