@@ -340,11 +340,12 @@ fn events(app: &App, bmc: Option<&NodeInfo>, width: u16, out: &mut Vec<Line<'sta
         ));
         return;
     }
-    // Columns: as wide as the widest shown (the sensor type at most 20).
+    // Columns: as wide as the widest shown (the sensor type at most 24:
+    // "Event Logging Disabled" whole).
     let times: Vec<String> = entries.iter().map(event_time).collect();
     let sensors: Vec<String> = entries
         .iter()
-        .map(|e| fit(e.sensor_type.as_deref().unwrap_or("-"), 20))
+        .map(|e| fit(e.sensor_type.as_deref().unwrap_or("-"), 24))
         .collect();
     let tw = times.iter().map(|t| t.chars().count()).max().unwrap_or(0);
     let sw = sensors.iter().map(|t| t.chars().count()).max().unwrap_or(0);
