@@ -66,6 +66,25 @@ fn an_admin_deploys_and_undeploys_a_node_from_the_dashboard() {
     );
     assert!(frame.contains("dhcp 210"), "{frame}");
 
+    // The BMC's word on the node, read for the detail pane: its event log
+    // (the simulated BMC's clock sync when it started) and its FRU.
+    tmux.keys(W, &["Tab", "G"]);
+    let frame = tmux.wait_visible(W, "the BMC's event log and FRU in the detail pane", |f| {
+        f.contains("Events (BMC event log, read") && f.contains("Board Mfg")
+    });
+    assert!(frame.contains("Timestamp Clock Sync"), "{frame}");
+    let mfg = frame
+        .lines()
+        .find(|l| l.contains("Board Mfg"))
+        .unwrap_or_default();
+    assert!(mfg.contains("IBM"), "{frame}");
+    let product = frame
+        .lines()
+        .find(|l| l.contains("Product Name"))
+        .unwrap_or_default();
+    assert!(product.contains("P9 Romulus"), "{frame}");
+    tmux.keys(W, &["Tab"]);
+
     // Deploy: the confirm opens on No; Enter there does nothing.
     tmux.keys(W, &["d"]);
     let frame = tmux.wait_visible(W, "the confirm popup", |f| f.contains("[ No ]"));

@@ -11,6 +11,7 @@ use crate::console::ConsoleScreen;
 use crate::engine::lab::{Command, EngineEvent};
 use crate::engine::store::{EventRecord, NodeRecord, Reservation};
 use crate::inventory::{Lab, Node};
+use crate::tui::bmc_info::{BmcInfo, Fetched, Info};
 use crate::tui::console_pane::ConsolePane;
 use crate::tui::keymap::Keymap;
 use crate::tui::model::{self, Column, Filter, NodeRow};
@@ -33,6 +34,8 @@ pub enum Msg {
     },
     /// The answer to Effect::Preview.
     Preview(Preview),
+    /// The answer to Effect::FetchBmc.
+    BmcInfo(Fetched),
 }
 
 #[derive(Debug, Clone)]
@@ -65,6 +68,12 @@ pub enum Effect {
     },
     ConsoleBreak {
         node: String,
+    },
+    /// Read a node's event log or inventory (never clears anything); the
+    /// answer comes back as Msg::BmcInfo.
+    FetchBmc {
+        node: String,
+        what: Info,
     },
     Quit,
 }
@@ -170,6 +179,8 @@ pub struct App {
     pub(crate) detail_scroll: u16,
     pub(crate) stage: crate::boot::Stage,
     pub(crate) preview: Option<Preview>,
+    /// Each node's BMC event log and inventory, as last fetched.
+    pub(crate) bmc_info: BmcInfo,
     pub(crate) log: VecDeque<LogLine>,
     pub(crate) log_open: bool,
     /// Lines scrolled back from the newest (0 = follow).
@@ -234,6 +245,7 @@ impl App {
             detail_scroll: 0,
             stage: crate::boot::Stage::Deploy,
             preview: None,
+            bmc_info: BmcInfo::default(),
             log: VecDeque::new(),
             log_open: true,
             log_scroll: 0,
@@ -293,6 +305,13 @@ impl App {
                 }
                 Vec::new()
             }
+            Msg::BmcInfo(fetched) => {
+                if self.detail_shown() && self.selected_name() == Some(fetched.node()) {
+                    self.dirty = true;
+                }
+                self.bmc_info.deliver(fetched, self.now);
+                Vec::new()
+            }
         };
         if !deferred {
             self.refresh_view();
@@ -307,7 +326,34 @@ impl App {
                 effects.extend(self.request_preview());
             }
         }
+        effects.extend(self.fetch_bmc_info());
         effects
+    }
+
+    /// Whether the detail pane is on screen (the console pane and the wall
+    /// take its place).
+    pub(crate) fn detail_shown(&self) -> bool {
+        self.detail_open && !matches!(self.mode, Mode::Console | Mode::Wall)
+    }
+
+    /// The selected node's event log and inventory, when shown and due.
+    fn fetch_bmc_info(&mut self) -> Vec<Effect> {
+        if !self.detail_shown() {
+            return Vec::new();
+        }
+        let Some(node) = self.selected_name().map(str::to_string) else {
+            return Vec::new();
+        };
+        let due = self.bmc_info.due(&node, self.now);
+        if !due.is_empty() {
+            self.dirty = true;
+        }
+        due.into_iter()
+            .map(|what| Effect::FetchBmc {
+                node: node.clone(),
+                what,
+            })
+            .collect()
     }
 
     /// True when something visible changed since the last draw (the loop redraws only then).
@@ -511,6 +557,11 @@ impl App {
             && let Some(row) = self.selected_row()
         {
             row.reading_at.map(|at| model::age(now - at)).hash(&mut h);
+            self.bmc_info
+                .get(&row.name)
+                .filter(|i| i.events.value.is_some())
+                .map(|i| model::age(now - i.events.at))
+                .hash(&mut h);
             (row.state_since > 0)
                 .then(|| model::age(now - row.state_since))
                 .hash(&mut h);

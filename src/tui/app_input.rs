@@ -101,6 +101,19 @@ impl App {
                     return self.request_preview();
                 }
             }
+            A::BmcRefresh => {
+                let Some(node) = self.selected_name().map(str::to_string) else {
+                    return Vec::new();
+                };
+                // Fetched by update() once the pane is shown (a slot free).
+                self.bmc_info.refresh(&node);
+                self.dirty = true;
+                if !self.detail_open {
+                    self.detail_open = true;
+                    self.focus = Focus::Table;
+                    return self.request_preview();
+                }
+            }
             A::Focus => {
                 self.dirty = true;
                 if !self.detail_open {

@@ -72,7 +72,7 @@ fn engine_bursts_recompute_the_view_once_per_draw() {
     select(&mut app, "p9-rack1-01");
     assert!(matches!(
         &app.update(key(KeyCode::Enter))[..],
-        [Effect::Preview { .. }]
+        [Effect::Preview { .. }, ..]
     ));
     // p9-rack1-01 goes off: it leaves the filtered view, but only when drawn.
     for at in [NOW, NOW + 1] {
@@ -91,7 +91,7 @@ fn engine_bursts_recompute_the_view_once_per_draw() {
     assert_eq!(app.selected_name(), Some("p9-rack1-02"));
     // The next message asks for the newly selected node's preview.
     let effects = app.update(Msg::Tick(NOW + 1000));
-    assert!(matches!(&effects[..], [Effect::Preview { node, .. }] if node == "p9-rack1-02"));
+    assert!(matches!(&effects[..], [Effect::Preview { node, .. }, ..] if node == "p9-rack1-02"));
 }
 
 #[test]

@@ -480,7 +480,7 @@ fn detail_asks_for_previews_of_the_selected_node() {
     let effects = app.update(key(KeyCode::Enter));
     assert!(app.detail_open);
     assert!(
-        matches!(&effects[..], [Effect::Preview { node, stage: crate::boot::Stage::Deploy }] if node == "p9-rack1-01")
+        matches!(&effects[..], [Effect::Preview { node, stage: crate::boot::Stage::Deploy }, ..] if node == "p9-rack1-01")
     );
     // A preview for the selected node is shown; one for another is dropped.
     app.update(Msg::Preview(preview(
@@ -499,7 +499,7 @@ fn detail_asks_for_previews_of_the_selected_node() {
     assert_eq!(app.preview.as_ref().unwrap().node, "p9-rack1-01");
     // Moving asks for the next node's.
     let effects = app.update(ch('j'));
-    assert!(matches!(&effects[..], [Effect::Preview { node, .. }] if node == "p9-rack1-02"));
+    assert!(matches!(&effects[..], [Effect::Preview { node, .. }, ..] if node == "p9-rack1-02"));
     assert!(app.preview.is_none());
     // s: the other stage; r: again.
     let effects = app.update(ch('s'));

@@ -8,7 +8,9 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use super::app::Msg;
+use super::bmc_info::{Fetched, Info};
 use crate::boot::PetitbootBoot;
+use crate::engine::bmc_ops::Toolbox;
 use crate::engine::lab::{Command, Engine, EngineEvent, LabHandle};
 use crate::engine::store::{EventRecord, NodeRecord, Reservation};
 use crate::inventory::Lab;
@@ -23,6 +25,10 @@ fn writer_note(params: &Value) -> String {
         _ => "nobody has the write lock; reopen the console to take it".into(),
     }
 }
+
+/// A BMC fetch for the detail pane gives up after this: its slot is freed
+/// whatever the BMC does.
+const BMC_FETCH_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 fn parse<T: serde::de::DeserializeOwned>(value: &Value) -> Option<T> {
     serde_json::from_value(value.clone()).ok()
@@ -204,6 +210,60 @@ impl Backend {
                 on_disk,
             }));
         });
+    }
+
+    /// Reads a node's event log or inventory off the loop; the answer (or
+    /// why there is none) comes back as Msg::BmcInfo. Only reads: allowed
+    /// to read-only dashboards.
+    pub fn bmc_info(&self, node: String, what: Info, msgs: &mpsc::UnboundedSender<Msg>) {
+        let msgs = msgs.clone();
+        let this = self.clone();
+        tokio::spawn(async move {
+            use futures::FutureExt;
+            // Always an answer: the App holds a fetch slot until it comes.
+            let fetch = tokio::time::timeout(BMC_FETCH_LIMIT, this.toolbox(&node, what.op()));
+            let answer = match std::panic::AssertUnwindSafe(fetch).catch_unwind().await {
+                Ok(Ok(answer)) => answer,
+                Ok(Err(_)) => Err(format!("no answer within {} s", BMC_FETCH_LIMIT.as_secs())),
+                Err(_) => Err("reading the BMC failed (a bug in petitlab: see the log)".into()),
+            };
+            let _ = msgs.send(Msg::BmcInfo(Fetched::parse(node, what, answer)));
+        });
+    }
+
+    /// One toolbox operation on one node: in process over the node's
+    /// console session when it has one (as the service does), else through
+    /// the service.
+    async fn toolbox(&self, node: &str, op: Toolbox) -> Result<Value, String> {
+        match self {
+            Backend::Local { engine, .. } => {
+                let n = engine
+                    .node(node)
+                    .cloned()
+                    .ok_or_else(|| format!("{node} is not in the lab"))?;
+                let target = crate::engine::targets::management_target(&n)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let mut bmc = engine.consoles.bmc(node, target);
+                let result = op.run(&mut bmc).await;
+                bmc.close().await;
+                result.map_err(|e| e.to_string())
+            }
+            Backend::Service { client, .. } => {
+                let rows = client
+                    .call("toolbox", json!({"nodes": [node], "op": op}))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let row = &rows[0];
+                match row["ok"].as_bool() {
+                    Some(true) => Ok(row["result"].clone()),
+                    _ => Err(row["error"]
+                        .as_str()
+                        .unwrap_or("the lab service gave no answer for the node")
+                        .to_string()),
+                }
+            }
+        }
     }
 
     /// Starts or stops showing a node's console (with its scrollback, from

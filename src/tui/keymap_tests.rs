@@ -46,6 +46,19 @@ fn keys_parse_and_match_events_as_terminals_send_them() {
         map.lookup(&main, &ev(KeyCode::Char('z'), KeyModifiers::NONE)),
         None
     );
+    // E reads the BMC's event log and inventory again; e is not bound.
+    assert_eq!(
+        map.lookup(&main, &ev(KeyCode::Char('E'), KeyModifiers::SHIFT)),
+        Some(UiAction::BmcRefresh)
+    );
+    assert_eq!(
+        map.lookup(&main, &ev(KeyCode::Char('e'), KeyModifiers::NONE)),
+        None
+    );
+    assert_eq!(
+        map.binding(UiAction::BmcRefresh).unwrap().name,
+        "bmc_refresh"
+    );
     // The detail pane shadows navigation while focused.
     let detail = [
         Context::Detail,

@@ -6,6 +6,7 @@ mod app_events;
 mod app_input;
 mod app_panes;
 pub mod backend;
+pub mod bmc_info;
 pub mod command;
 pub mod console_keys;
 pub mod console_pane;

@@ -180,6 +180,7 @@ fn carry_out(effect: Effect, backend: &Backend, msgs: &mpsc::UnboundedSender<Msg
         Effect::WatchConsole { node, on } => backend.watch_console(node, on),
         Effect::ConsoleInput { node, bytes } => backend.console_input(node, bytes),
         Effect::ConsoleBreak { node } => backend.console_break(node),
+        Effect::FetchBmc { node, what } => backend.bmc_info(node, what, msgs),
     }
     true
 }

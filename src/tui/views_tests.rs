@@ -208,6 +208,125 @@ fn detail_with_template_problems_and_local_boot() {
     );
 }
 
+/// The dashboard on p9-rack1-01's detail pane (its config on disk), the
+/// BMC's answers as `info` (None: still loading).
+fn bmc_detail(fx: &Fixture, info: Option<crate::tui::bmc_info::NodeInfo>) -> App {
+    let mut app = populated(&fx.lab);
+    select(&mut app, "p9-rack1-01");
+    app.update(key(KeyCode::Enter));
+    let p = preview(fx, "p9-rack1-01", crate::boot::Stage::Deploy, None);
+    let on_disk = p
+        .rendered
+        .as_ref()
+        .ok()
+        .and_then(Option::as_ref)
+        .map(|r| r.config.clone());
+    app.update(Msg::Preview(Preview { on_disk, ..p }));
+    if let Some(info) = info {
+        app.bmc_info.insert("p9-rack1-01", info);
+    }
+    app.update(key(KeyCode::Tab));
+    app
+}
+
+/// Scrolls the focused detail pane until `needle` is its first row.
+fn scroll_to(app: &mut App, w: u16, h: u16, needle: &str) {
+    for _ in 0..80 {
+        let buf = draw(app, w, h).backend().buffer().clone();
+        let top = app.hits.detail.y + 1;
+        match find(&buf, needle) {
+            Some((_, y)) if y == top => return,
+            Some((_, y)) if y < top => panic!("{needle:?} is above the pane"),
+            _ => {
+                app.update(ch('j'));
+            }
+        }
+    }
+    panic!("{needle:?} never reached the top of the detail pane");
+}
+
+#[test]
+fn detail_with_bmc_events_and_inventory() {
+    let fx = fixture();
+    for (w, h) in SIZES {
+        let mut app = bmc_detail(&fx, Some(bmc_sample()));
+        scroll_to(&mut app, w, h, "Events (BMC");
+        let buf = snap("detail_bmc_events", &mut app, w, h);
+        let t = &app.theme;
+        assert_text_role(
+            t,
+            &buf,
+            "Events (BMC event log, read 12s ago; E: read again)",
+            Role::Title,
+        );
+        // Newest last: the OEM record is the last line.
+        let temp = find(&buf, "2025-11-24 15:41:07  Temperature").expect("first dated event");
+        let oem = find(&buf, "2025-11-24 15:58:00  -").expect("OEM event");
+        assert!(temp.1 < oem.1);
+        assert!(find(&buf, "pre-init +42s").is_some());
+        assert_text_role(t, &buf, "2025-11-24 15:43:30", Role::Muted);
+        assert_text_role(t, &buf, "2025-11-24 15:52:11", Role::Warning);
+    }
+    let mut app = bmc_detail(&fx, Some(bmc_sample()));
+    scroll_to(&mut app, 120, 32, "Inventory");
+    let buf = snap("detail_bmc_inventory", &mut app, 120, 32);
+    let screen = text(&buf);
+    let order: Vec<usize> = [
+        "Board Mfg            Supermicro",
+        "Board Product        P9DSU-C",
+        "Board Serial         VM18AS600179",
+        "Board Part Number    P9DSU-C-P001",
+        "Product Manufacturer IBM",
+        "Product Name         9006-22P Boston",
+        "Product Serial       782F2CA",
+        "group    rack1",
+    ]
+    .iter()
+    .map(|s| {
+        screen
+            .find(s)
+            .unwrap_or_else(|| panic!("no {s:?}:\n{screen}"))
+    })
+    .collect();
+    assert!(order.is_sorted(), "{screen}");
+    // Not among the key fields.
+    assert!(!screen.contains("Board Mfg Date") && !screen.contains("Chassis Type"));
+}
+
+#[test]
+fn detail_while_the_bmc_is_read_and_when_it_fails() {
+    let fx = fixture();
+    let mut app = bmc_detail(&fx, None);
+    scroll_to(&mut app, 80, 24, "Events (BMC");
+    let buf = snap("detail_bmc_loading", &mut app, 80, 24);
+    assert_text_role(&app.theme, &buf, "loading…", Role::Muted);
+
+    let info = crate::tui::bmc_info::NodeInfo {
+        events: failed_slot("IPMI session to 10.77.1.11:623: no answer within 5 s (3 tries)"),
+        inventory: failed_slot(
+            "FRU device 0: checksum mismatch in the board area and a very long tail that does not fit on one line of the pane",
+        ),
+    };
+    let mut app = bmc_detail(&fx, Some(info));
+    scroll_to(&mut app, 80, 24, "Events (BMC");
+    let buf = snap("detail_bmc_error", &mut app, 80, 24);
+    assert_text_role(
+        &app.theme,
+        &buf,
+        "IPMI session to 10.77.1.11:623",
+        Role::Error,
+    );
+    let mut app_inv = bmc_detail(&fx, Some(app.bmc_info.get("p9-rack1-01").cloned().unwrap()));
+    scroll_to(&mut app_inv, 80, 24, "Inventory");
+    let screen = text(draw(&mut app_inv, 80, 24).backend().buffer());
+    // One line, cut with "…".
+    let line = screen
+        .lines()
+        .find(|l| l.contains("fru      FRU device 0"))
+        .expect(&screen);
+    assert!(line.contains('…'), "{line}");
+}
+
 #[test]
 fn help() {
     let fx = fixture();
@@ -216,6 +335,8 @@ fn help() {
         app.update(ch('?'));
         let buf = snap("help", &mut app, w, h);
         assert_text_role(&app.theme, &buf, "Moving around the table", Role::Title);
+        let e = find(&buf, "read the BMC event log and inventory again").expect("E in the help");
+        assert_eq!(find(&buf, "E   ").map(|(_, y)| y), Some(e.1));
     }
     // Scrolled to the end: the commands.
     let mut app = populated(&fx.lab);

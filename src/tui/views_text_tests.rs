@@ -136,3 +136,54 @@ fn a_console_status_from_the_bmc_is_escaped_in_the_pane_title() {
     assert_inert(&screen);
     assert!(screen.contains(&format!("sol {SHOWN}")), "{screen}");
 }
+
+#[test]
+fn the_bmc_event_log_inventory_and_errors_are_escaped() {
+    use crate::tui::bmc_info::{FruField, NodeInfo};
+    let fx = fixture();
+    let mut app = populated(&fx.lab);
+    select(&mut app, NODE);
+    app.update(key(KeyCode::Enter));
+    let mut info = bmc_sample();
+    if let Some(Ok(events)) = &mut info.events.value {
+        events[4].message = format!("sel {HOSTILE}");
+        events[4].sensor_type = Some("\u{1b}[31mRed".into());
+        events[4].time = Some(format!("\u{1b}[2J{HOSTILE}"));
+    }
+    if let Some(Ok(fru)) = &mut info.inventory.value {
+        fru.board[1] = FruField {
+            name: "Board Mfg".into(),
+            value: format!("fru {HOSTILE}"),
+        };
+        fru.problems.push(format!("prob {HOSTILE}"));
+    }
+    app.bmc_info.insert(NODE, info);
+    let screen = text(draw(&mut app, 240, 100).backend().buffer());
+    assert_inert(&screen);
+    for shown in [
+        format!("sel {SHOWN}"),
+        format!("fru {SHOWN}"),
+        format!("prob {SHOWN}"),
+        r"\x1b[31mRed".to_string(),
+    ] {
+        assert!(screen.contains(&shown), "no {shown:?} on screen:\n{screen}");
+    }
+    // A BMC's error, for both.
+    app.bmc_info.insert(
+        NODE,
+        NodeInfo {
+            events: failed_slot(&format!("err {HOSTILE}")),
+            inventory: failed_slot(&format!("ferr {HOSTILE}")),
+        },
+    );
+    let screen = text(draw(&mut app, 240, 100).backend().buffer());
+    assert_inert(&screen);
+    assert!(
+        screen.contains(&format!("bmc      err {SHOWN}")),
+        "{screen}"
+    );
+    assert!(
+        screen.contains(&format!("fru      ferr {SHOWN}")),
+        "{screen}"
+    );
+}

@@ -1,7 +1,8 @@
 //! The detail pane: the selected node's state, the config it would get now
 //! beside what is on disk (a line diff when they differ, template problems
-//! inline), its DHCP options, recent history and its inventory — never
-//! its BMC password.
+//! inline), its DHCP options, its BMC's recent event-log entries, recent
+//! history and its inventory (the BMC's FRU fields, then the lab file's) —
+//! never its BMC password.
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -11,6 +12,7 @@ use ratatui::widgets::{Paragraph, Wrap};
 use super::{block, clock, detail_focused, fit, safe_line, style};
 use crate::inventory::{InstanceImage, Node, PasswordSource};
 use crate::tui::app::{App, Preview};
+use crate::tui::bmc_info::{NodeInfo, SelLine, Slot};
 use crate::tui::diff::{self, DiffLine};
 use crate::tui::model::{NodeRow, age, stage_label};
 use crate::tui::theme::Role;
@@ -68,13 +70,16 @@ pub fn rows(app: &App, width: u16) -> usize {
 
 pub fn lines(app: &App, row: &NodeRow, node: &Node, width: u16) -> Vec<Line<'static>> {
     let mut out = Vec::new();
+    let bmc = app.bmc_info.get(&row.name);
     status(app, row, &mut out);
     out.push(Line::default());
     config(app, width, &mut out);
     out.push(Line::default());
+    events(app, bmc, width, &mut out);
+    out.push(Line::default());
     history(app, row, &mut out);
     out.push(Line::default());
-    inventory(app, node, &mut out);
+    inventory(app, node, bmc, width, &mut out);
     // Reasons, BMC errors, console lines and the audit log come from outside.
     out.into_iter().map(safe_line).collect()
 }
@@ -297,8 +302,138 @@ fn history(app: &App, row: &NodeRow, out: &mut Vec<Line<'static>>) {
     }
 }
 
-fn inventory(app: &App, node: &Node, out: &mut Vec<Line<'static>>) {
+/// The BMC's word, one line: "loading…" or why not (`key` names it).
+fn not_yet<T>(app: &App, slot: Option<&Slot<T>>, key: &str, width: u16) -> Option<Line<'static>> {
+    let room = usize::from(width).saturating_sub(9);
+    match slot.and_then(|s| s.value.as_ref()) {
+        None => Some(field(app, key, "loading…".into(), Role::Muted)),
+        Some(Err(why)) => Some(field(app, key, fit(why, room), Role::Error)),
+        Some(Ok(_)) => None,
+    }
+}
+
+fn events(app: &App, bmc: Option<&NodeInfo>, width: u16, out: &mut Vec<Line<'static>>) {
+    let slot = bmc.map(|b| &b.events);
+    let key = app
+        .keymap
+        .first_key(crate::tui::keymap::UiAction::BmcRefresh);
+    let mut title = "Events (BMC event log".to_string();
+    if let Some(s) = slot.filter(|s| matches!(s.value, Some(Ok(_)))) {
+        title.push_str(&format!(", read {} ago", age(app.now - s.at)));
+        if s.loading {
+            title.push_str(", reading again…");
+        }
+    }
+    title.push_str(&format!("; {key}: read again)"));
+    out.push(heading(app, title));
+    if let Some(line) = not_yet(app, slot, "bmc", width) {
+        out.push(line);
+        return;
+    }
+    let Some(Some(Ok(entries))) = slot.map(|s| s.value.as_ref()) else {
+        return;
+    };
+    if entries.is_empty() {
+        out.push(Line::styled(
+            "the event log is empty",
+            style(app, Role::Muted),
+        ));
+        return;
+    }
+    // Columns: as wide as the widest shown (the sensor type at most 24:
+    // "Event Logging Disabled" whole).
+    let times: Vec<String> = entries.iter().map(event_time).collect();
+    let sensors: Vec<String> = entries
+        .iter()
+        .map(|e| fit(e.sensor_type.as_deref().unwrap_or("-"), 24))
+        .collect();
+    let tw = times.iter().map(|t| t.chars().count()).max().unwrap_or(0);
+    let sw = sensors.iter().map(|t| t.chars().count()).max().unwrap_or(0);
+    for ((e, time), sensor) in entries.iter().zip(&times).zip(&sensors) {
+        let mut text = format!("{time:<tw$}  {sensor:<sw$}  {}", e.message);
+        if let Some(d) = &e.direction {
+            text.push_str(&format!(" ({d})"));
+        }
+        let role = match e.severity.as_deref() {
+            Some("Critical") => Role::Error,
+            Some("Warning") => Role::Warning,
+            _ if e.direction.as_deref() == Some("deasserted") => Role::Muted,
+            _ => Role::Text,
+        };
+        out.push(Line::styled(
+            fit(&text, usize::from(width)),
+            style(app, role),
+        ));
+    }
+}
+
+/// "2025-11-24 15:58:12" of an RFC 3339 time; the BMC's text otherwise.
+fn event_time(e: &SelLine) -> String {
+    match (&e.time, e.pre_init_seconds) {
+        (Some(t), _) => {
+            let b = t.as_bytes();
+            if t.len() >= 19 && t.is_char_boundary(19) && b[10] == b'T' {
+                format!("{} {}", &t[..10], &t[11..19])
+            } else {
+                fit(t, 25)
+            }
+        }
+        (None, Some(s)) => format!("pre-init +{s}s"),
+        (None, None) => "no time".into(),
+    }
+}
+
+/// The BMC's FRU fields the pane shows.
+const FRU_SHOWN: usize = 7;
+
+fn fru(app: &App, bmc: Option<&NodeInfo>, width: u16, out: &mut Vec<Line<'static>>) {
+    let slot = bmc.map(|b| &b.inventory);
+    if let Some(line) = not_yet(app, slot, "fru", width) {
+        out.push(line);
+        return;
+    }
+    let Some(Some(Ok(fru))) = slot.map(|s| s.value.as_ref()) else {
+        return;
+    };
+    let shown = fru.shown(FRU_SHOWN);
+    if shown.is_empty() {
+        out.push(field(
+            app,
+            "fru",
+            "the BMC gave no board or product fields".into(),
+            Role::Muted,
+        ));
+    }
+    let nw = shown
+        .iter()
+        .map(|f| fit(&f.name, 24).chars().count())
+        .max()
+        .unwrap_or(0);
+    let room = usize::from(width).saturating_sub(nw + 1);
+    for f in shown {
+        out.push(Line::from(vec![
+            Span::styled(
+                format!("{:<nw$} ", fit(&f.name, 24)),
+                style(app, Role::Muted),
+            ),
+            Span::styled(fit(&f.value, room), style(app, Role::Text)),
+        ]));
+    }
+    for p in &fru.problems {
+        let room = usize::from(width).saturating_sub(9);
+        out.push(field(app, "fru", fit(p, room), Role::Warning));
+    }
+}
+
+fn inventory(
+    app: &App,
+    node: &Node,
+    bmc: Option<&NodeInfo>,
+    width: u16,
+    out: &mut Vec<Line<'static>>,
+) {
     out.push(heading(app, "Inventory".into()));
+    fru(app, bmc, width, out);
     if let Some(g) = &node.group {
         out.push(field(app, "group", g.clone(), Role::Text));
     }

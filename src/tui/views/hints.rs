@@ -38,6 +38,7 @@ const DETAIL: &[Hint] = &[
     (&[A::Detail], "close"),
     (&[A::Deploy], "deploy"),
     (&[A::Console], "console"),
+    (&[A::BmcRefresh], "BMC events"),
     (&[A::Help], "help"),
 ];
 
