@@ -62,7 +62,13 @@ fn ranges_name_the_example_labs_nodes() {
         ["p9-rack1-01"]
     );
     // Every node starts enrolled: the store's states are read.
-    assert_eq!(status(s, "state:enroll,-state:active").unwrap().len(), 4);
+    assert_eq!(
+        sorted(status(s, "state:enroll,-group:rack2").unwrap()),
+        ["p10-rack3-01", "p9-rack1-01", "p9-rack1-02"]
+    );
+    // An exclusion that names nothing is an error too: likely a typo.
+    let err = status(s, "state:enroll,-state:active").unwrap_err();
+    assert!(err.contains("state:active matches no node"), "{err}");
 
     let err = status(s, "p9-rack9-[01-03],group:nope,p8-rack2-01").unwrap_err();
     assert!(
