@@ -1,6 +1,7 @@
 //! petitlab: a lab manager for OpenPOWER servers that netboot through petitboot.
 
 pub mod boot;
+pub mod calendar;
 pub mod console;
 pub mod console_link;
 pub mod demo;

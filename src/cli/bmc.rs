@@ -76,18 +76,31 @@ where
     results.into_iter().map(|(_, n, r)| (n, r)).collect()
 }
 
+/// `--json`: one `{node, ok, result|error}` per node.
+pub fn print_json(results: &NodeResults) -> anyhow::Result<()> {
+    let report: Vec<Value> = results
+        .iter()
+        .map(|(name, r)| match r {
+            Ok(v) => json!({"node": name, "ok": true, "result": v}),
+            Err(e) => json!({"node": name, "ok": false, "error": e}),
+        })
+        .collect();
+    out::json_pretty(&report)
+}
+
+/// Success only when every node answered.
+pub fn exit_code(results: &NodeResults) -> ExitCode {
+    if results.iter().all(|(_, r)| r.is_ok()) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
 /// One line (or one JSON object) per node; fails if any node failed.
 pub fn print_results(results: &NodeResults, json: bool) -> anyhow::Result<ExitCode> {
-    let failed = results.iter().filter(|(_, r)| r.is_err()).count();
     if json {
-        let report: Vec<Value> = results
-            .iter()
-            .map(|(name, r)| match r {
-                Ok(v) => json!({"node": name, "ok": true, "result": v}),
-                Err(e) => json!({"node": name, "ok": false, "error": e}),
-            })
-            .collect();
-        out::json_pretty(&report)?;
+        print_json(results)?;
     } else {
         // A BMC's answers and errors may quote what it sent: escaped whole.
         for (name, r) in results {
@@ -101,11 +114,7 @@ pub fn print_results(results: &NodeResults, json: bool) -> anyhow::Result<ExitCo
             }
         }
     }
-    Ok(if failed == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(exit_code(results))
 }
 
 pub async fn power(nodes: Vec<&Node>, verb: PowerVerb) -> NodeResults {

@@ -6,10 +6,10 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
 
 use petitlab::engine::bmc_ops::Toolbox;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::bmc::NodeResults;
-use super::out::{self, errln, outln, safe};
+use super::out::{errln, outln, safe};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum OnOff {
@@ -46,14 +46,7 @@ pub fn confirm_bmc_reset(names: &[String]) -> anyhow::Result<()> {
 /// Every node's answer; fails if any node failed (each failure on stderr).
 pub fn print(op: Toolbox, results: &NodeResults, json: bool) -> anyhow::Result<ExitCode> {
     if json {
-        let report: Vec<Value> = results
-            .iter()
-            .map(|(name, r)| match r {
-                Ok(v) => json!({"node": name, "ok": true, "result": v}),
-                Err(e) => json!({"node": name, "ok": false, "error": e}),
-            })
-            .collect();
-        out::json_pretty(&report)?;
+        super::bmc::print_json(results)?;
     } else {
         let answered: Vec<(&str, &Value)> = results
             .iter()
@@ -76,11 +69,7 @@ pub fn print(op: Toolbox, results: &NodeResults, json: bool) -> anyhow::Result<E
             }
         }
     }
-    Ok(if results.iter().all(|(_, r)| r.is_ok()) {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(super::bmc::exit_code(results))
 }
 
 /// A JSON value as one line of text ("" for null).

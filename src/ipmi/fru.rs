@@ -304,7 +304,7 @@ pub fn mfg_date(minutes: u32) -> String {
     }
     const EPOCH_1996: i64 = 820_454_400;
     let secs = EPOCH_1996 + i64::from(minutes) * 60;
-    let (y, mo, d, h, mi, s) = super::sel::civil(secs);
+    let (y, mo, d, h, mi, s) = crate::calendar::utc_fields(secs);
     const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
     const MONTHS: [&str; 12] = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",

@@ -7,32 +7,16 @@ use serde::Serialize;
 
 /// `ms` since the epoch as "YYYY-MM-DD HH:MM:SS UTC" (no timezone database needed).
 pub fn format_utc(ms: i64) -> String {
-    let (year, month, day, h, m, s) = civil_utc(ms.div_euclid(1000));
+    let (year, month, day, h, m, s) = crate::calendar::utc_fields(ms.div_euclid(1000));
     format!("{year:04}-{month:02}-{day:02} {h:02}:{m:02}:{s:02} UTC")
 }
 
 /// `ms` since the epoch as RFC 3339 with milliseconds,
 /// "YYYY-MM-DDTHH:MM:SS.mmmZ" (the calendar of [`format_utc`]).
 pub fn format_utc_ms(ms: i64) -> String {
-    let (year, month, day, h, m, s) = civil_utc(ms.div_euclid(1000));
+    let (year, month, day, h, m, s) = crate::calendar::utc_fields(ms.div_euclid(1000));
     let milli = ms.rem_euclid(1000);
     format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}.{milli:03}Z")
-}
-
-/// Seconds since the epoch as (year, month, day, hour, minute, second).
-fn civil_utc(secs: i64) -> (i64, i64, i64, i64, i64, i64) {
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day, rem / 3600, rem / 60 % 60, rem % 60)
 }
 
 /// Who holds a reservation: a process on a host, run by a user.
