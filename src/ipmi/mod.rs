@@ -14,6 +14,7 @@ pub mod packet;
 pub mod rakp;
 pub mod rmcp;
 pub mod sel;
+mod sel_desc;
 pub mod sensors;
 pub mod seq_window;
 pub mod sol;
