@@ -1,14 +1,15 @@
 //! The engine's shared consoles against the simulator: a console another
 //! tool holds is reported closed, and opened afresh for the next user once
 //! that tool lets go; the dead handle's release leaves the new one alone;
-//! the last close returns only once SOL is deactivated.
+//! the last close returns only once SOL is deactivated; a console waiting
+//! out a long reconnection backoff connects at once when a deploy asks.
 
 mod support;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use petitlab::engine::lab::Engine;
+use petitlab::engine::lab::{Engine, EngineEvent};
 use petitlab::ipmi::sol_driver::{self, ConsoleEvent, ConsoleInput, SolOptions};
 use petitlab::sim::Sim;
 use petitlab::sim::lab::{LabSim, specs_for_lab};
@@ -76,5 +77,50 @@ async fn a_console_held_elsewhere_reopens_once_released() {
     // exiting right after it leaves no active payload on the BMC.
     fresh.close().await;
     assert!(!sim.sol_active(0), "SOL is still active after close");
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reconnecting_console_tries_at_once_when_asked() {
+    let v = VirtualLab::new(vec![VNode::new("n1", Proto::Http, false, 0)], 16, "");
+    let (lab, _) = petitlab::inventory::load_valid(&v.lab).unwrap();
+    let lab = Arc::new(lab);
+    let node = lab.node("n1").unwrap().clone();
+
+    // No BMC yet: the console keeps trying, each wait twice the last.
+    let (engine, mut events) = Engine::open(lab.clone()).unwrap();
+    let watch = engine.consoles.attach(&node, vec![]).await.unwrap();
+    let long_wait = async {
+        while let Some(event) = events.recv().await {
+            if let EngineEvent::ConsoleStatus {
+                message: Some(message),
+                ..
+            } = event
+                && let Some(secs) = message
+                    .strip_suffix(" s")
+                    .and_then(|m| m.rsplit_once("reconnecting in "))
+                    .and_then(|(_, n)| n.parse::<u64>().ok())
+                && secs >= 4
+            {
+                return;
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), long_wait)
+        .await
+        .expect("the console reconnecting with a backoff of 4 s or more");
+
+    // The BMC is back (the simulator restarted, a BMC reset ended) in the
+    // middle of that wait; a deploy about to boot the node asks for it now.
+    let specs = specs_for_lab(&lab, &LabSim::new(&lab)).unwrap();
+    let sim = Sim::start(specs.into_iter().map(|(s, _)| s).collect())
+        .await
+        .unwrap();
+    assert!(
+        watch.ensure_connected(Duration::from_secs(2)).await,
+        "the console did not connect within 2 s of being asked"
+    );
+    assert!(sim.sol_active(0));
+    watch.close().await;
     sim.shutdown().await;
 }

@@ -22,6 +22,9 @@ use tokio::sync::mpsc;
 pub enum ConsoleInput {
     Data(Vec<u8>),
     Break,
+    /// Reconnect now if the console is waiting out its backoff (someone is
+    /// about to act on the host and wants to see it); nothing otherwise.
+    RetryNow,
     Close,
 }
 
@@ -44,4 +47,54 @@ pub enum ConsoleEvent {
 pub struct Console {
     pub input: mpsc::Sender<ConsoleInput>,
     pub events: mpsc::Receiver<ConsoleEvent>,
+}
+
+/// Waits out a reconnection backoff; true when the user closed the console
+/// meanwhile. [`ConsoleInput::RetryNow`] ends the wait early; keystrokes
+/// are dropped (the host is not there to read them).
+pub async fn wait_to_retry(inputs: &mut mpsc::Receiver<ConsoleInput>, backoff: Duration) -> bool {
+    let sleep = tokio::time::sleep(backoff);
+    tokio::pin!(sleep);
+    loop {
+        tokio::select! {
+            () = &mut sleep => return false,
+            input = inputs.recv() => match input {
+                None | Some(ConsoleInput::Close) => return true,
+                Some(ConsoleInput::RetryNow) => return false,
+                Some(ConsoleInput::Data(_) | ConsoleInput::Break) => {}
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn retry_now_cuts_the_backoff_short_and_keystrokes_do_not() {
+        let (tx, mut rx) = mpsc::channel(4);
+        let waiter = tokio::spawn(async move {
+            let started = tokio::time::Instant::now();
+            let closed = wait_to_retry(&mut rx, Duration::from_secs(60)).await;
+            (closed, started.elapsed())
+        });
+        tx.send(ConsoleInput::Data(b"x".to_vec())).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(!waiter.is_finished(), "a keystroke ended the wait");
+        tx.send(ConsoleInput::RetryNow).await.unwrap();
+        let (closed, waited) = waiter.await.unwrap();
+        assert!(!closed);
+        assert!(waited < Duration::from_secs(10), "{waited:?}");
+    }
+
+    #[tokio::test]
+    async fn close_during_the_backoff_says_closed() {
+        let (tx, mut rx) = mpsc::channel(4);
+        tx.send(ConsoleInput::Close).await.unwrap();
+        assert!(wait_to_retry(&mut rx, Duration::from_secs(60)).await);
+        drop(tx);
+        let (_tx, mut rx) = mpsc::channel::<ConsoleInput>(1);
+        assert!(!wait_to_retry(&mut rx, Duration::from_millis(10)).await);
+    }
 }

@@ -137,9 +137,8 @@ async fn run<C: Connector>(
         if events.send(event).await.is_err() {
             break "closed".to_string();
         }
-        tokio::select! {
-            _ = tokio::time::sleep(backoff) => {}
-            _ = closed(&mut inputs) => break "closed".to_string(),
+        if super::wait_to_retry(&mut inputs, backoff).await {
+            break "closed".to_string();
         }
         backoff = (backoff * 2).min(options.max_backoff);
     };
@@ -181,6 +180,7 @@ async fn pump<L: Link>(
                         tracing::debug!(error = %e, "console break not sent");
                     }
                 }
+                Some(ConsoleInput::RetryNow) => {}
             },
             read = link.read() => match read {
                 Ok(Some(bytes)) => {

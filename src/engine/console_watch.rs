@@ -42,6 +42,8 @@ enum Control {
     RestartStages,
     Send(Vec<u8>),
     Break,
+    /// Reconnect now if waiting out a backoff.
+    RetryNow,
     /// More text to redact (e.g. a deploy's token), from now on.
     Secrets(Vec<String>),
     /// Send the bytes to the UI as `EngineEvent::ConsoleData`.
@@ -339,6 +341,20 @@ impl ConsoleWatch {
         let _ = self.control.send(Control::RestartStages);
     }
 
+    /// Before acting on the host: a console waiting out its reconnection
+    /// backoff tries again now, and this waits (at most `limit`) until it is
+    /// connected. False if it is not by then (or has ended): what the host
+    /// prints next may go unseen.
+    pub async fn ensure_connected(&self, limit: std::time::Duration) -> bool {
+        let mut seen = self.seen.clone();
+        if seen.borrow().connected {
+            return true;
+        }
+        let _ = self.control.send(Control::RetryNow);
+        let settled = seen.wait_for(|s| s.connected || s.closed.is_some());
+        matches!(tokio::time::timeout(limit, settled).await, Ok(Ok(s)) if s.connected)
+    }
+
     /// Type on the console (e.g. a carriage return to redraw a prompt).
     pub fn send(&self, bytes: &[u8]) {
         let _ = self.control.send(Control::Send(bytes.to_vec()));
@@ -535,6 +551,9 @@ impl Pump {
             }
             Control::Break => {
                 let _ = sol.input.send(ConsoleInput::Break).await;
+            }
+            Control::RetryNow => {
+                let _ = sol.input.send(ConsoleInput::RetryNow).await;
             }
             Control::Secrets(more) => {
                 // The redactor's secrets are fixed: reopen the log with more.

@@ -230,6 +230,10 @@ async fn fresh_deploy(run: &Run<'_>, staged: StagedImage) -> Result<(), Failure>
 
 /// From the node's power-on into the deploy ramdisk to `active`. `token`:
 /// this deploy's, to redact from the console log; `None` when a restarted
+/// How long a deploy waits for a reconnecting console before it boots the
+/// instance whose login prompt it must see.
+const CONSOLE_READY_WAIT: Duration = Duration::from_secs(10);
+
 /// petitlab picks the deploy up at `from` (only the token's hash is stored).
 async fn after_power_on(run: &Run<'_>, from: Step, token: Option<&str>) -> Result<(), Failure> {
     let resumed = token.is_none();
@@ -268,6 +272,7 @@ async fn after_power_on(run: &Run<'_>, from: Step, token: Option<&str>) -> Resul
             finish_instance(run, &watch).await?;
         } else {
             // The prompt may already be up: a carriage return redraws it.
+            watch.ensure_connected(CONSOLE_READY_WAIT).await;
             watch.send(b"\r");
         }
         wait_active(run, &watch, settings.boot_timeout).await
@@ -484,6 +489,18 @@ async fn finish_instance(run: &Run<'_>, watch: &ConsoleWatch) -> Result<(), Fail
     engine.boot.clean_up_ramdisk(node).map_err(fail)?;
 
     run.step(State::Deploying, Step::Reboot)?;
+    // The login prompt is read off the console: a console still waiting to
+    // reconnect (the BMC was away) is asked to try now, before the boot.
+    if !watch.ensure_connected(CONSOLE_READY_WAIT).await {
+        run.progress(
+            Step::Reboot,
+            format!(
+                "the console is not connected after {} s; the instance's boot may go unseen",
+                CONSOLE_READY_WAIT.as_secs()
+            ),
+            None,
+        );
+    }
     let mut bmc = Bmc::connect(&engine.consoles, node, engine.lab.deploy.power_timeout)
         .await
         .map_err(|w| Failure::Step(Step::Reboot, w))?;
@@ -543,10 +560,15 @@ async fn wait_active(run: &Run<'_>, watch: &ConsoleWatch, limit: Duration) -> Re
                 .map_or("nothing recognised".to_string(), |s| {
                     format!("last seen: {}", s.line)
                 });
+            let unseen = if now.connected {
+                ""
+            } else {
+                "; the console is not connected"
+            };
             return Err(Failure::Step(
                 step,
                 format!(
-                    "no login prompt on the console within {} s ({last}{})",
+                    "no login prompt on the console within {} s ({last}{}{unseen})",
                     limit.as_secs(),
                     missed(&now, gaps_before)
                 ),

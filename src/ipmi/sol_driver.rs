@@ -222,12 +222,7 @@ async fn run(
                 }
                 // Our own lost session may still hold the payload.
                 force = true;
-                let wait = async {
-                    tokio::select! {
-                        _ = tokio::time::sleep(backoff) => false,
-                        input = inputs.recv() => matches!(input, None | Some(ConsoleInput::Close)),
-                    }
-                };
+                let wait = crate::console_link::wait_to_retry(&mut inputs, backoff);
                 if refusing_calls(&mut calls, wait).await {
                     break "closed".to_string();
                 }
@@ -481,6 +476,7 @@ async fn pump_with(
             input = io.inputs.recv() => match input {
                 Some(ConsoleInput::Data(bytes)) => machine.write(&bytes),
                 Some(ConsoleInput::Break) => machine.send_break(),
+                Some(ConsoleInput::RetryNow) => {}
                 Some(ConsoleInput::Close) | None => return Exit::User,
             },
             // One request in flight; the rest wait in the bounded channel.
