@@ -19,5 +19,6 @@ pub mod serve;
 pub mod service;
 pub mod sim;
 pub mod text;
+pub mod timeline;
 pub mod tui;
 pub mod users;

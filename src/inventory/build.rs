@@ -264,7 +264,11 @@ fn build_lab(ctx: &mut Ctx, path: &Path, raw: RawLab) -> Lab {
         69,
         protocol == Protocol::Tftp,
     );
+    let dhcp_log = ctx
+        .take(None, "dhcp.log", raw.dhcp.log.clone())
+        .map(|p| ctx.resolve(&p));
     let dhcp = build_dhcp(ctx, raw.dhcp, &state_dir);
+    let timeline = super::timeline::build(ctx, raw.timeline);
     let stage_patterns = build_stage_patterns(ctx, raw.console.stage_pattern);
     let console_always =
         super::service::build_always(ctx, raw.console.always, raw.console.always_by_group);
@@ -302,6 +306,8 @@ fn build_lab(ctx: &mut Ctx, path: &Path, raw: RawLab) -> Lab {
         iscsi,
         service,
         console_always,
+        dhcp_log,
+        timeline,
         nodes,
     }
 }

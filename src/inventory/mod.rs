@@ -16,6 +16,7 @@ pub mod range;
 mod raw;
 mod reduce;
 mod service;
+mod timeline;
 
 use std::collections::HashSet;
 use std::fmt;
@@ -30,6 +31,7 @@ pub use files::{FileError, LAB_TOML_CAP, file_problem, open_regular};
 pub use iscsi::{IscsiSettings, valid_iscsi_name};
 pub use mac::MacAddr;
 pub use service::{ConsoleAlways, ServiceSettings};
+pub use timeline::TimelineSettings;
 
 /// The default petitboot config template, embedded at build time.
 pub const DEFAULT_TEMPLATE: &str = include_str!("../../templates/petitboot.cfg.tera");
@@ -53,6 +55,11 @@ pub struct Lab {
     pub service: ServiceSettings,
     /// Which consoles the service keeps connected (`[console] always`).
     pub console_always: ConsoleAlways,
+    /// dnsmasq's log file (`[dhcp] log`, its `--log-dhcp
+    /// --log-facility=FILE`), followed for the nodes' boot timelines.
+    pub dhcp_log: Option<PathBuf>,
+    /// Boots kept and stall detection (`[timeline]`).
+    pub timeline: TimelineSettings,
     pub nodes: Vec<Node>,
 }
 

@@ -163,6 +163,7 @@ pub struct RawLab {
     pub console: RawConsole,
     pub deploy: super::deploy::RawDeploySettings,
     pub iscsi: super::iscsi::RawIscsi,
+    pub timeline: super::timeline::RawTimeline,
     pub service: super::service::RawService,
     /// Each node's fields are lenient, so a broken node never hides the
     /// problems of the others.
@@ -190,6 +191,8 @@ pub struct RawDhcp {
     pub backend: Lenient<String>,
     pub hostsdir: Lenient<String>,
     pub optsdir: Lenient<String>,
+    /// dnsmasq's `--log-facility` file, followed for the boot timeline.
+    pub log: Lenient<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

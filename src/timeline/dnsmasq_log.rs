@@ -1,0 +1,1 @@
+//! dnsmasq's `--log-dhcp` lines to [`DhcpMessage`]s.

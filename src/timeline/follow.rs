@@ -1,0 +1,1 @@
+//! Following a log file as it grows (dnsmasq's `--log-facility=FILE`).

@@ -1,0 +1,1 @@
+//! A boot's timeline and diagnosis as text (`petitlab why`).
