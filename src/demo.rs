@@ -192,6 +192,15 @@ pub fn generate(dir: &Path) -> Result<PathBuf, DemoError> {
     Ok(path)
 }
 
+/// Stops a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// The demo lab's servers and simulator, running in this process.
 pub struct Running {
     pub sim: Sim,
@@ -199,6 +208,8 @@ pub struct Running {
     redfish: Vec<crate::sim::redfish::RedfishFrontend>,
     http: HttpHandle,
     tftp: TftpHandle,
+    /// Following dnsmasq's log (the virtual lab writes it).
+    _dhcp: Option<AbortOnDrop>,
     /// The simulated BMCs and hosts run on threads of their own, as real
     /// BMCs are machines of their own: the lab's engine busy (a store
     /// write waiting on the disk) never stalls them.
@@ -211,6 +222,7 @@ impl Running {
     pub async fn start(
         lab: &Arc<Lab>,
         store: Arc<Mutex<Store>>,
+        recorder: Arc<crate::engine::boot_record::Recorder>,
         line_delay: Duration,
     ) -> Result<Running, DemoError> {
         let mut sim = LabSim::new(lab);
@@ -243,7 +255,10 @@ impl Running {
             std::fs::create_dir_all(root).map_err(io(root))?;
         }
         let options = HttpOptions {
-            api: Some(Arc::new(AgentApi::new(lab.clone(), store))),
+            api: Some(Arc::new(
+                AgentApi::new(lab.clone(), store).with_recorder(recorder.clone()),
+            )),
+            access_log: Some(crate::engine::boot_record::http_hook(recorder.clone())),
             ..HttpOptions::default()
         };
         let http = HttpServer::bind(lab.http.listen, lab.http.root.clone(), options)
@@ -253,22 +268,24 @@ impl Running {
                 source,
             })?
             .spawn();
-        let tftp = TftpServer::bind(
-            lab.tftp.listen,
-            lab.tftp.root.clone(),
-            TftpOptions::default(),
-        )
-        .map_err(|source| DemoError::Start {
-            what: "TFTP server",
-            source,
-        })?
-        .spawn();
+        let tftp_options = TftpOptions {
+            log: Some(crate::engine::boot_record::tftp_hook(recorder.clone())),
+            ..TftpOptions::default()
+        };
+        let dhcp = lab.dhcp_log.clone().map(|path| recorder.follow_dhcp(path));
+        let tftp = TftpServer::bind(lab.tftp.listen, lab.tftp.root.clone(), tftp_options)
+            .map_err(|source| DemoError::Start {
+                what: "TFTP server",
+                source,
+            })?
+            .spawn();
         Ok(Running {
             sim,
             redfish: redfish.into_iter().map(|(_, front)| front).collect(),
             http,
             tftp,
             sim_runtime,
+            _dhcp: dhcp.map(AbortOnDrop),
         })
     }
 

@@ -105,6 +105,14 @@ enum Command {
         #[arg(long, short = 'y')]
         yes: bool,
     },
+    /// Why a node did not boot: its last boot's timeline (BMC, DHCP from
+    /// dnsmasq's log, HTTP/TFTP fetches, console stages, agent calls) and
+    /// where it stopped, with the likely causes.
+    Why {
+        /// The node.
+        #[arg(value_name = "NODE", add = ArgValueCompleter::new(cli::shell::complete_nodes))]
+        node: String,
+    },
     /// The node's serial console over IPMI SOL (~. quits, ~B break, ~? help);
     /// through the lab service when one runs (--read-only watches only).
     Console {
@@ -355,7 +363,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         cli::remote::power(&client, names, verb).await?
                     }
                     (Route::Local(lab), names) => {
-                        cli::bmc::power(select_nodes(&lab, &names)?, verb).await
+                        let sent = petitlab::engine::store::now_ms();
+                        let results = cli::bmc::power(select_nodes(&lab, &names)?, verb).await;
+                        cli::bmc::record_boots(&lab, &results, sent);
+                        results
                     }
                 };
                 cli::bmc::print_results(&results, json)
@@ -396,6 +407,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let op = Toolbox::BmcReset;
             let ask = (!yes).then_some(cli::toolbox::confirm_bmc_reset as Confirm);
             toolbox_asking(&lab_path, cli.local, &nodes.nodes, op, json, ask)
+        }
+        Command::Why { node } => {
+            runtime()?.block_on(cli::why::run(&lab_path, cli.local, &node, json))
         }
         Command::Console {
             node,

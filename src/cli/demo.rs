@@ -47,7 +47,13 @@ pub async fn run(
     let (lab, _) = inventory::load_valid(&path)?;
     let lab = Arc::new(lab);
     let (engine, events) = Engine::open(lab.clone())?;
-    let running = Running::start(&lab, engine.shared_store(), Duration::from_millis(40)).await?;
+    let running = Running::start(
+        &lab,
+        engine.shared_store(),
+        engine.recorder.clone(),
+        Duration::from_millis(40),
+    )
+    .await?;
     // The demo is a lab service like `petitlab serve`; the dashboard is
     // one of its clients, over the same socket as any other.
     let options = ServiceOptions {
