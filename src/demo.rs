@@ -3,6 +3,7 @@
 //! simulated BMCs with virtual petitboot hosts, the HTTP (with the agent
 //! API) and TFTP servers. `petitlab demo` runs it.
 
+use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -15,7 +16,7 @@ use crate::inventory::Lab;
 use crate::serve::http::{HttpHandle, HttpOptions, HttpServer};
 use crate::serve::tftp::{TftpHandle, TftpOptions, TftpServer};
 use crate::sim::Sim;
-use crate::sim::lab::{LabSim, LabSimError, specs_for_lab};
+use crate::sim::lab::{LabSim, LabSimError, NodeFaults, specs_for_lab};
 
 /// The example inventory the demo lab is made from.
 pub const EXAMPLE: &str = include_str!("../lab.toml.example");
@@ -172,6 +173,11 @@ pub fn generate(dir: &Path) -> Result<PathBuf, DemoError> {
     }
     let state = dir.join("state");
     lab.insert("state_dir".into(), state.display().to_string().into());
+    // The virtual lab writes the log dnsmasq would, for the boot timeline.
+    if let Some(dhcp) = lab.get_mut("dhcp").and_then(Value::as_table_mut) {
+        let log = state.join("dnsmasq.log");
+        dhcp.insert("log".into(), log.display().to_string().into());
+    }
     let server = |scheme: &str, port: u16| {
         let mut t = toml::Table::new();
         t.insert(
@@ -218,15 +224,19 @@ pub struct Running {
 
 impl Running {
     /// Starts the simulator (virtual hosts pacing their consoles at
-    /// `line_delay`) and the servers; the agent API records into `store`.
+    /// `line_delay`, with `faults` injected as `petitlab demo --fault`
+    /// says) and the servers; the agent API records into `store`, and the
+    /// fetches, agent calls and dnsmasq's log go to `recorder`.
     pub async fn start(
         lab: &Arc<Lab>,
         store: Arc<Mutex<Store>>,
         recorder: Arc<crate::engine::boot_record::Recorder>,
         line_delay: Duration,
+        faults: HashMap<String, NodeFaults>,
     ) -> Result<Running, DemoError> {
         let mut sim = LabSim::new(lab);
         sim.line_delay = Some(line_delay);
+        sim.faults = faults.clone();
         let specs = specs_for_lab(lab, &sim)?
             .into_iter()
             .map(|(s, _)| s)
@@ -245,8 +255,7 @@ impl Running {
         let (sim, redfish) = sim_runtime
             .spawn(async move {
                 let sim = Sim::start(specs).await.map_err(DemoError::from_start)?;
-                let redfish =
-                    crate::sim::lab::start_redfish(&sim, &lab_for_sim, &Default::default()).await?;
+                let redfish = crate::sim::lab::start_redfish(&sim, &lab_for_sim, &faults).await?;
                 Ok::<_, DemoError>((sim, redfish))
             })
             .await

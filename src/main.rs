@@ -171,6 +171,12 @@ enum Command {
         /// Keep the lab in this directory (default: a temp dir removed on exit).
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
+        /// Inject a fault into a node, as `petitlab sim --fault` does (repeatable).
+        /// KIND: agent-silent, wrong-token, iscsi-target-vanishes, no-dhcp-reply,
+        /// no-pxe-options, autoboot-off, kernel-404, kexec-fail, silent-kernel,
+        /// bmc-silent or redfish-keeps-once.
+        #[arg(long = "fault", value_name = "NODE=KIND")]
+        faults: Vec<String>,
     },
     /// Run the lab service: the engine, the poller, every console
     /// (connected and logged all the time), HTTP, TFTP and the agent API,
@@ -221,7 +227,9 @@ enum Command {
         /// Directory of the nodes' virtual disks (default: <state_dir>/sim/disks).
         #[arg(long, value_name = "DIR")]
         disks: Option<PathBuf>,
-        /// Inject a fault: NODE=agent-silent, NODE=wrong-token, NODE=iscsi-target-vanishes, NODE=bmc-silent or NODE=redfish-keeps-once (repeatable).
+        /// Inject a fault into a node (repeatable). KIND: agent-silent, wrong-token,
+        /// iscsi-target-vanishes, no-dhcp-reply, no-pxe-options, autoboot-off,
+        /// kernel-404, kexec-fail, silent-kernel, bmc-silent or redfish-keeps-once.
         #[arg(long = "fault", value_name = "NODE=KIND")]
         faults: Vec<String>,
         /// Pause after each line a virtual host prints (default: 10).
@@ -494,7 +502,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             dashboard,
             headless,
             dir,
-        } => runtime()?.block_on(cli::demo::run(headless, dir, &dashboard)),
+            faults,
+        } => runtime()?.block_on(cli::demo::run(headless, dir, faults, &dashboard)),
         Command::Serve { http, tftp, only } => {
             let lab = load_lab(&lab_path)?;
             let opts = cli::serve::Options { http, tftp, only };
