@@ -178,6 +178,11 @@ pub fn generate(dir: &Path) -> Result<PathBuf, DemoError> {
         let log = state.join("dnsmasq.log");
         dhcp.insert("log".into(), log.display().to_string().into());
     }
+    // Virtual hosts boot in seconds: a boot stalls (and is diagnosed) soon.
+    let mut timeline = toml::Table::new();
+    timeline.insert("stall_after".into(), 5.into());
+    timeline.insert("firmware_allowance".into(), 20.into());
+    lab.insert("timeline".into(), Value::Table(timeline));
     let server = |scheme: &str, port: u16| {
         let mut t = toml::Table::new();
         t.insert(

@@ -27,6 +27,8 @@ const QUEUE: usize = 4096;
 const BATCH: usize = 256;
 /// How often open boots are checked for a stall.
 const STALL_CHECK: Duration = Duration::from_secs(2);
+/// dnsmasq's log quiet this long closes the replies still open.
+const DHCP_QUIET: Duration = Duration::from_millis(750);
 /// Console lines a diagnosis quotes.
 const CONSOLE_TAIL: usize = 8;
 
@@ -80,7 +82,12 @@ impl Recorder {
 
     /// Queues one event of `node`'s boot; never waits.
     pub fn record(&self, node: &str, what: What) {
-        let event = BootEvent { at: now_ms(), what };
+        self.record_at(node, now_ms(), what);
+    }
+
+    /// [`Recorder::record`] of an event seen at `at` (unix ms).
+    pub fn record_at(&self, node: &str, at: i64, what: What) {
+        let event = BootEvent { at, what };
         if self.queue.try_send((node.to_string(), event)).is_err() {
             let n = self.shared.dropped.fetch_add(1, Ordering::Relaxed);
             if n.is_power_of_two() {
@@ -139,15 +146,25 @@ impl Recorder {
         tokio::spawn(async move {
             let _follower = AbortOnDrop(follower);
             let mut parser = crate::timeline::dnsmasq_log::Parser::new();
-            while let Some(line) = lines.recv().await {
-                let mut messages = parser.line(&line);
-                if lines.is_empty() {
-                    messages.extend(parser.flush());
-                }
+            // dnsmasq's own times have no year and its zone: a message is
+            // stamped with when its last line was read.
+            let mut read_at = now_ms();
+            loop {
+                // A reply's option lines may still be on their way: it is
+                // closed once the log has been quiet for a few polls.
+                let messages = match tokio::time::timeout(DHCP_QUIET, lines.recv()).await {
+                    Ok(Some(line)) => {
+                        let messages = parser.line(&line);
+                        read_at = now_ms();
+                        messages
+                    }
+                    Ok(None) => break,
+                    Err(_) => parser.flush(),
+                };
                 let lab = this.shared.lab();
                 for message in messages {
                     if let Some(node) = node_of_mac(&lab, &message.mac) {
-                        this.record(&node, What::Dhcp(message));
+                        this.record_at(&node, read_at, What::Dhcp(message));
                     }
                 }
             }

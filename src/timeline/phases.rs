@@ -150,7 +150,9 @@ pub struct StageStats {
 /// Stage durations across `boots`, for the stretches every boot names the
 /// same way (consecutive milestones); stretches in milestone order.
 pub fn stage_stats(boots: &[Boot]) -> Vec<StageStats> {
-    let mut by_stretch: Vec<((Milestone, Milestone), Vec<(i64, String)>)> = Vec::new();
+    // (stretch, [(millis, node)]), in the order first seen.
+    type Durations = Vec<(i64, String)>;
+    let mut by_stretch: Vec<((Milestone, Milestone), Durations)> = Vec::new();
     for boot in boots {
         for phase in Milestones::of(boot).phases() {
             let key = (phase.from, phase.to);

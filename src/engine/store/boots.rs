@@ -139,7 +139,7 @@ fn read_boot(c: &Connection, id: i64) -> Inner<Boot> {
         |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
     )?;
     let mut stmt =
-        c.prepare_cached("SELECT at, what FROM boot_events WHERE boot = ?1 ORDER BY seq")?;
+        c.prepare_cached("SELECT at, what FROM boot_events WHERE boot = ?1 ORDER BY at, seq")?;
     let rows = stmt.query_map([id], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
     let mut events = Vec::new();
     for row in rows {
