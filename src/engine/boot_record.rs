@@ -194,7 +194,10 @@ pub fn http_hook(recorder: Arc<Recorder>) -> crate::serve::http::AccessLog {
 pub fn tftp_hook(recorder: Arc<Recorder>) -> crate::serve::tftp::TransferLog {
     use crate::serve::tftp::Outcome;
     Arc::new(move |r: &crate::serve::tftp::TransferRecord| {
-        if r.write {
+        // A size query petitboot ends on purpose (error 8 after the OACK)
+        // is no fetch: the real one follows.
+        let probe = matches!(&r.outcome, Outcome::ClientError { code, .. } if *code == crate::serve::tftp_packet::ERR_OPTION_REFUSED);
+        if r.write || probe {
             return;
         }
         let status = match &r.outcome {
