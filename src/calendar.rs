@@ -41,6 +41,12 @@ pub fn utc_fields(secs: i64) -> (i64, i64, i64, i64, i64, i64) {
     )
 }
 
+/// `HH:MM:SS` (UTC) of a time in unix milliseconds.
+pub fn hms(ms: i64) -> String {
+    let (_, _, _, h, m, s) = utc_fields(ms.div_euclid(1000));
+    format!("{h:02}:{m:02}:{s:02}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,6 +3,7 @@
 //! simulated BMCs with virtual petitboot hosts, the HTTP (with the agent
 //! API) and TFTP servers. `petitlab demo` runs it.
 
+use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -15,7 +16,7 @@ use crate::inventory::Lab;
 use crate::serve::http::{HttpHandle, HttpOptions, HttpServer};
 use crate::serve::tftp::{TftpHandle, TftpOptions, TftpServer};
 use crate::sim::Sim;
-use crate::sim::lab::{LabSim, LabSimError, specs_for_lab};
+use crate::sim::lab::{LabSim, LabSimError, NodeFaults, specs_for_lab};
 
 /// The example inventory the demo lab is made from.
 pub const EXAMPLE: &str = include_str!("../lab.toml.example");
@@ -172,6 +173,16 @@ pub fn generate(dir: &Path) -> Result<PathBuf, DemoError> {
     }
     let state = dir.join("state");
     lab.insert("state_dir".into(), state.display().to_string().into());
+    // The virtual lab writes the log dnsmasq would, for the boot timeline.
+    if let Some(dhcp) = lab.get_mut("dhcp").and_then(Value::as_table_mut) {
+        let log = state.join("dnsmasq.log");
+        dhcp.insert("log".into(), log.display().to_string().into());
+    }
+    // Virtual hosts boot in seconds: a boot stalls (and is diagnosed) soon.
+    let mut timeline = toml::Table::new();
+    timeline.insert("stall_after".into(), 5.into());
+    timeline.insert("firmware_allowance".into(), 20.into());
+    lab.insert("timeline".into(), Value::Table(timeline));
     let server = |scheme: &str, port: u16| {
         let mut t = toml::Table::new();
         t.insert(
@@ -192,6 +203,15 @@ pub fn generate(dir: &Path) -> Result<PathBuf, DemoError> {
     Ok(path)
 }
 
+/// Stops a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// The demo lab's servers and simulator, running in this process.
 pub struct Running {
     pub sim: Sim,
@@ -199,6 +219,8 @@ pub struct Running {
     redfish: Vec<crate::sim::redfish::RedfishFrontend>,
     http: HttpHandle,
     tftp: TftpHandle,
+    /// Following dnsmasq's log (the virtual lab writes it).
+    _dhcp: Option<AbortOnDrop>,
     /// The simulated BMCs and hosts run on threads of their own, as real
     /// BMCs are machines of their own: the lab's engine busy (a store
     /// write waiting on the disk) never stalls them.
@@ -207,14 +229,19 @@ pub struct Running {
 
 impl Running {
     /// Starts the simulator (virtual hosts pacing their consoles at
-    /// `line_delay`) and the servers; the agent API records into `store`.
+    /// `line_delay`, with `faults` injected as `petitlab demo --fault`
+    /// says) and the servers; the agent API records into `store`, and the
+    /// fetches, agent calls and dnsmasq's log go to `recorder`.
     pub async fn start(
         lab: &Arc<Lab>,
         store: Arc<Mutex<Store>>,
+        recorder: Arc<crate::engine::boot_record::Recorder>,
         line_delay: Duration,
+        faults: HashMap<String, NodeFaults>,
     ) -> Result<Running, DemoError> {
         let mut sim = LabSim::new(lab);
         sim.line_delay = Some(line_delay);
+        sim.faults = faults.clone();
         let specs = specs_for_lab(lab, &sim)?
             .into_iter()
             .map(|(s, _)| s)
@@ -233,8 +260,7 @@ impl Running {
         let (sim, redfish) = sim_runtime
             .spawn(async move {
                 let sim = Sim::start(specs).await.map_err(DemoError::from_start)?;
-                let redfish =
-                    crate::sim::lab::start_redfish(&sim, &lab_for_sim, &Default::default()).await?;
+                let redfish = crate::sim::lab::start_redfish(&sim, &lab_for_sim, &faults).await?;
                 Ok::<_, DemoError>((sim, redfish))
             })
             .await
@@ -243,7 +269,10 @@ impl Running {
             std::fs::create_dir_all(root).map_err(io(root))?;
         }
         let options = HttpOptions {
-            api: Some(Arc::new(AgentApi::new(lab.clone(), store))),
+            api: Some(Arc::new(
+                AgentApi::new(lab.clone(), store).with_recorder(recorder.clone()),
+            )),
+            access_log: Some(crate::engine::boot_record::http_hook(recorder.clone())),
             ..HttpOptions::default()
         };
         let http = HttpServer::bind(lab.http.listen, lab.http.root.clone(), options)
@@ -253,22 +282,24 @@ impl Running {
                 source,
             })?
             .spawn();
-        let tftp = TftpServer::bind(
-            lab.tftp.listen,
-            lab.tftp.root.clone(),
-            TftpOptions::default(),
-        )
-        .map_err(|source| DemoError::Start {
-            what: "TFTP server",
-            source,
-        })?
-        .spawn();
+        let tftp_options = TftpOptions {
+            log: Some(crate::engine::boot_record::tftp_hook(recorder.clone())),
+            ..TftpOptions::default()
+        };
+        let dhcp = lab.dhcp_log.clone().map(|path| recorder.follow_dhcp(path));
+        let tftp = TftpServer::bind(lab.tftp.listen, lab.tftp.root.clone(), tftp_options)
+            .map_err(|source| DemoError::Start {
+                what: "TFTP server",
+                source,
+            })?
+            .spawn();
         Ok(Running {
             sim,
             redfish: redfish.into_iter().map(|(_, front)| front).collect(),
             http,
             tftp,
             sim_runtime,
+            _dhcp: dhcp.map(AbortOnDrop),
         })
     }
 

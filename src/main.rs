@@ -105,6 +105,14 @@ enum Command {
         #[arg(long, short = 'y')]
         yes: bool,
     },
+    /// Why a node did not boot: its last boot's timeline (BMC, DHCP from
+    /// dnsmasq's log, HTTP/TFTP fetches, console stages, agent calls) and
+    /// where it stopped, with the likely causes.
+    Why {
+        /// The node.
+        #[arg(value_name = "NODE", add = ArgValueCompleter::new(cli::shell::complete_nodes))]
+        node: String,
+    },
     /// The node's serial console over IPMI SOL (~. quits, ~B break, ~? help);
     /// through the lab service when one runs (--read-only watches only).
     Console {
@@ -163,6 +171,12 @@ enum Command {
         /// Keep the lab in this directory (default: a temp dir removed on exit).
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
+        /// Inject a fault into a node, as `petitlab sim --fault` does (repeatable).
+        /// KIND: agent-silent, wrong-token, iscsi-target-vanishes, no-dhcp-reply,
+        /// no-pxe-options, autoboot-off, kernel-404, kexec-fail, silent-kernel,
+        /// bmc-silent or redfish-keeps-once.
+        #[arg(long = "fault", value_name = "NODE=KIND")]
+        faults: Vec<String>,
     },
     /// Run the lab service: the engine, the poller, every console
     /// (connected and logged all the time), HTTP, TFTP and the agent API,
@@ -213,7 +227,9 @@ enum Command {
         /// Directory of the nodes' virtual disks (default: <state_dir>/sim/disks).
         #[arg(long, value_name = "DIR")]
         disks: Option<PathBuf>,
-        /// Inject a fault: NODE=agent-silent, NODE=wrong-token, NODE=iscsi-target-vanishes, NODE=bmc-silent or NODE=redfish-keeps-once (repeatable).
+        /// Inject a fault into a node (repeatable). KIND: agent-silent, wrong-token,
+        /// iscsi-target-vanishes, no-dhcp-reply, no-pxe-options, autoboot-off,
+        /// kernel-404, kexec-fail, silent-kernel, bmc-silent or redfish-keeps-once.
         #[arg(long = "fault", value_name = "NODE=KIND")]
         faults: Vec<String>,
         /// Pause after each line a virtual host prints (default: 10).
@@ -355,7 +371,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         cli::remote::power(&client, names, verb).await?
                     }
                     (Route::Local(lab), names) => {
-                        cli::bmc::power(select_nodes(&lab, &names)?, verb).await
+                        let sent = petitlab::engine::store::now_ms();
+                        let results = cli::bmc::power(select_nodes(&lab, &names)?, verb).await;
+                        cli::bmc::record_boots(&lab, &results, sent);
+                        results
                     }
                 };
                 cli::bmc::print_results(&results, json)
@@ -396,6 +415,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let op = Toolbox::BmcReset;
             let ask = (!yes).then_some(cli::toolbox::confirm_bmc_reset as Confirm);
             toolbox_asking(&lab_path, cli.local, &nodes.nodes, op, json, ask)
+        }
+        Command::Why { node } => {
+            runtime()?.block_on(cli::why::run(&lab_path, cli.local, &node, json))
         }
         Command::Console {
             node,
@@ -480,7 +502,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             dashboard,
             headless,
             dir,
-        } => runtime()?.block_on(cli::demo::run(headless, dir, &dashboard)),
+            faults,
+        } => runtime()?.block_on(cli::demo::run(headless, dir, faults, &dashboard)),
         Command::Serve { http, tftp, only } => {
             let lab = load_lab(&lab_path)?;
             let opts = cli::serve::Options { http, tftp, only };

@@ -238,6 +238,7 @@ impl Fixture {
             dhcp: self.lab.dhcp.clone(),
             disk: self.disk(),
             fault,
+            dhcp_log: None,
         }
     }
 }

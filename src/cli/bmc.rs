@@ -9,7 +9,7 @@ use futures::StreamExt;
 use petitlab::engine::bmc_ops::{self, PowerVerb, Toolbox};
 use petitlab::engine::targets::management_target;
 use petitlab::hardware::{Bmc, BmcError, BootDevice};
-use petitlab::inventory::Node;
+use petitlab::inventory::{Lab, Node};
 use serde_json::{Value, json};
 
 use super::out::{self, errln, outln, safe};
@@ -123,6 +123,35 @@ pub async fn power(nodes: Vec<&Node>, verb: PowerVerb) -> NodeResults {
         (bmc, result)
     })
     .await
+}
+
+/// The boots a local power action began, into the store's timelines (when
+/// the lab has a store this user may write: else nothing is recorded).
+pub fn record_boots(lab: &Lab, results: &NodeResults, sent: i64) {
+    let booted = petitlab::engine::boot_record::booted_by(results);
+    if booted.is_empty() {
+        return;
+    }
+    let path = petitlab::engine::lab::Engine::store_path(lab);
+    let Ok(store) = petitlab::engine::store::Store::open(&path) else {
+        return;
+    };
+    let store = std::sync::Mutex::new(store);
+    for (node, how) in booted {
+        let reading = store
+            .lock()
+            .ok()
+            .and_then(|s| s.node(node).ok().flatten())
+            .and_then(|r| r.boot_device);
+        petitlab::engine::boot_record::start_boot(
+            &store,
+            lab,
+            node,
+            sent,
+            &how,
+            reading.as_deref(),
+        );
+    }
 }
 
 pub async fn bootdev(nodes: Vec<&Node>, device: BootDevice, persistent: bool) -> NodeResults {

@@ -20,6 +20,7 @@ use super::out::outln;
 pub async fn run(
     headless: bool,
     dir: Option<PathBuf>,
+    faults: Vec<String>,
     dashboard: &super::dashboard::DashboardArgs,
 ) -> anyhow::Result<ExitCode> {
     // Checked before anything starts: a bad theme or keymap stops here.
@@ -45,9 +46,12 @@ pub async fn run(
     let dir = std::path::absolute(&dir).with_context(|| format!("resolving {}", dir.display()))?;
     let path = demo::generate(&dir)?;
     let (lab, _) = inventory::load_valid(&path)?;
+    let faults = super::sim::parse_faults(&lab, &faults)?;
     let lab = Arc::new(lab);
     let (engine, events) = Engine::open(lab.clone())?;
-    let running = Running::start(&lab, engine.shared_store(), Duration::from_millis(40)).await?;
+    let delay = Duration::from_millis(40);
+    let recorder = engine.recorder.clone();
+    let running = Running::start(&lab, engine.shared_store(), recorder, delay, faults).await?;
     // The demo is a lab service like `petitlab serve`; the dashboard is
     // one of its clients, over the same socket as any other.
     let options = ServiceOptions {

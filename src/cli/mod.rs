@@ -15,6 +15,7 @@ pub mod service;
 pub mod shell;
 pub mod sim;
 pub mod toolbox;
+pub mod why;
 
 /// Until Ctrl-C or SIGTERM (a service manager's stop).
 pub async fn wait_for_stop() -> anyhow::Result<()> {

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use petitlab::engine::agent_api::AgentApi;
+use petitlab::engine::boot_record::{self, Recorder};
 use petitlab::engine::lab::Engine;
 use petitlab::engine::store::Store;
 use petitlab::inventory::Lab;
@@ -75,7 +76,7 @@ pub async fn run(lab: &Lab, opts: Options) -> anyhow::Result<ExitCode> {
         Some(Only::Tftp) => None,
         _ => Some(Arc::new(Mutex::new(Store::open(&Engine::store_path(lab))?))),
     };
-    let servers = start(lab, &opts, store).await?;
+    let servers = start(lab, &opts, store, None).await?;
     outln!("petitlab serve: running; Ctrl-C stops");
     super::wait_for_stop().await?;
     servers.shutdown().await?;
@@ -83,11 +84,14 @@ pub async fn run(lab: &Lab, opts: Options) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Starts HTTP (with the agent API on `store`) and TFTP, as `opts` says.
+/// Starts HTTP (with the agent API on `store`) and TFTP, as `opts` says;
+/// with a `recorder`, the nodes' fetches and agent calls go into their boot
+/// timelines.
 pub async fn start(
     lab: &Lab,
     opts: &Options,
     store: Option<Arc<Mutex<Store>>>,
+    recorder: Option<Arc<Recorder>>,
 ) -> anyhow::Result<Servers> {
     let names = node_names(lab);
     let mut http = None;
@@ -98,12 +102,19 @@ pub async fn start(
             Some(store) => store,
             None => Arc::new(Mutex::new(Store::open(&Engine::store_path(lab))?)),
         };
-        let api = AgentApi::new(Arc::new(lab.clone()), store);
+        let mut api = AgentApi::new(Arc::new(lab.clone()), store);
+        if let Some(recorder) = &recorder {
+            api = api.with_recorder(recorder.clone());
+        }
+        let timeline = recorder.clone().map(boot_record::http_hook);
         let options = HttpOptions {
             api: Some(Arc::new(api)),
             // A record quotes what the client sent: one line, escaped whole.
-            access_log: Some(Arc::new(|record| {
-                outln!("http {}", safe(&record.to_string()))
+            access_log: Some(Arc::new(move |record| {
+                outln!("http {}", safe(&record.to_string()));
+                if let Some(timeline) = &timeline {
+                    timeline(record);
+                }
             })),
             node_resolver: Some(Arc::new(move |ip| names.get(&ip).cloned())),
             ..HttpOptions::default()
@@ -121,10 +132,14 @@ pub async fn start(
     let mut tftp = None;
     if opts.only != Some(Only::Http) {
         create_root(&lab.tftp.root)?;
+        let timeline = recorder.map(boot_record::tftp_hook);
         let options = TftpOptions {
             log: Some(Arc::new(move |record| {
                 let node = names.get(&record.peer.ip()).map_or("-", String::as_str);
                 outln!("tftp {node} {}", safe(&record.to_string()));
+                if let Some(timeline) = &timeline {
+                    timeline(record);
+                }
             })),
             ..TftpOptions::default()
         };

@@ -27,7 +27,16 @@ pub async fn run(lab: Lab, opts: super::serve::Options) -> anyhow::Result<ExitCo
     }
     let lab = Arc::new(lab);
     let (engine, events) = Engine::open(lab.clone())?;
-    let servers = super::serve::start(&lab, &opts, Some(engine.shared_store())).await?;
+    let recorder = engine.recorder.clone();
+    let servers = super::serve::start(
+        &lab,
+        &opts,
+        Some(engine.shared_store()),
+        Some(recorder.clone()),
+    )
+    .await?;
+    // dnsmasq's log, for the boots' DHCP (as long as the service runs).
+    let dhcp = lab.dhcp_log.clone().map(|path| recorder.follow_dhcp(path));
     let service = match Service::start(engine, events, ServiceOptions::default()).await {
         Ok(service) => service,
         Err(e) => {
@@ -43,6 +52,9 @@ pub async fn run(lab: Lab, opts: super::serve::Options) -> anyhow::Result<ExitCo
     );
     outln!("petitlab serve: running; Ctrl-C or SIGTERM stops, SIGHUP reloads lab.toml");
     let result = serve_until_stopped(&service).await;
+    if let Some(dhcp) = dhcp {
+        dhcp.abort();
+    }
     service.shutdown().await;
     servers.shutdown().await?;
     outln!("petitlab serve: stopped");

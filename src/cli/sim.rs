@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use petitlab::inventory::Lab;
 use petitlab::sim::lab::{LabSim, NodeFaults, specs_for_lab};
-use petitlab::sim::{BmcSpec, Fault, Sim};
+use petitlab::sim::{BmcSpec, Fault, HostFault, Sim};
 
 use super::out::outln;
 
@@ -39,13 +39,26 @@ pub struct Options {
     pub chatter: f64,
 }
 
-/// `--fault NODE=KIND`, each node checked against the lab.
-fn parse_faults(lab: &Lab, faults: &[String]) -> anyhow::Result<HashMap<String, NodeFaults>> {
+/// The BMC's fault kinds, beside the host's ([`HostFault`]).
+const BMC_FAULTS: [&str; 2] = ["bmc-silent", "redfish-keeps-once"];
+
+/// Every `--fault` kind, for "known:" messages.
+fn known_faults() -> String {
+    format!("{}, {}", HostFault::known(), BMC_FAULTS.join(", "))
+}
+
+/// `--fault NODE=KIND`, each node checked against the lab (`petitlab sim`
+/// and `petitlab demo`).
+pub(crate) fn parse_faults(
+    lab: &Lab,
+    faults: &[String],
+) -> anyhow::Result<HashMap<String, NodeFaults>> {
     let mut out: HashMap<String, NodeFaults> = HashMap::new();
     for fault in faults {
         let Some((node, kind)) = fault.split_once('=') else {
             bail!(
-                "--fault {fault:?}: expected NODE=KIND (KIND: agent-silent, wrong-token, iscsi-target-vanishes, bmc-silent, redfish-keeps-once)"
+                "--fault {fault:?}: expected NODE=KIND (KIND: {})",
+                known_faults()
             );
         };
         if lab.node(node).is_none() {
@@ -60,12 +73,13 @@ fn parse_faults(lab: &Lab, faults: &[String]) -> anyhow::Result<HashMap<String, 
         match kind {
             "bmc-silent" => entry.bmc = Fault::Silent,
             "redfish-keeps-once" => entry.redfish_keeps_once = true,
-            "agent-silent" | "wrong-token" | "iscsi-target-vanishes" => {
-                entry.host = kind.parse().map_err(|why: String| anyhow::anyhow!(why))?
-            }
-            other => bail!(
-                "--fault {fault:?}: unknown fault kind {other:?} (known: agent-silent, wrong-token, iscsi-target-vanishes, bmc-silent, redfish-keeps-once)"
-            ),
+            other => match other.parse::<HostFault>() {
+                Ok(HostFault::None) | Err(_) => bail!(
+                    "--fault {fault:?}: unknown fault kind {other:?} (known: {})",
+                    known_faults()
+                ),
+                Ok(host) => entry.host = host,
+            },
         }
     }
     Ok(out)

@@ -42,6 +42,8 @@ pub struct AgentApi {
     lab: Arc<Lab>,
     store: Arc<Mutex<Store>>,
     refusals: Mutex<Coalescer>,
+    /// The calls that matter to a boot go into its timeline.
+    recorder: Option<Arc<super::boot_record::Recorder>>,
 }
 
 /// A refused or failed call: status and the `error=` text.
@@ -83,7 +85,14 @@ impl AgentApi {
             lab,
             store,
             refusals,
+            recorder: None,
         }
+    }
+
+    /// Records lookups, results and iSCSI targets in the boots' timelines.
+    pub fn with_recorder(mut self, recorder: Arc<super::boot_record::Recorder>) -> AgentApi {
+        self.recorder = Some(recorder);
+        self
     }
 
     fn store(&self) -> std::sync::MutexGuard<'_, Store> {
@@ -95,7 +104,36 @@ impl AgentApi {
     }
 
     fn call(&self, request: &ApiRequest, call: &str) -> Reply {
+        let (node, reply) = self.answer(request, call)?;
+        if let Some(recorder) = &self.recorder
+            && matches!(call, "lookup" | "iscsi" | "done" | "failed")
+        {
+            let detail = match &reply {
+                Ok(_) => "ok".to_string(),
+                Err(Refusal(status, why)) => format!("refused ({status}): {}", one_line(why)),
+            };
+            let call = call.to_string();
+            recorder.record(&node, crate::timeline::What::Agent { call, detail });
+        }
+        reply
+    }
+
+    /// The call's answer, with the node it came from once the token named
+    /// it (refusals before that are nobody's boot).
+    fn answer(&self, request: &ApiRequest, call: &str) -> Result<(String, Reply), Refusal> {
         let Admitted { deploy, node, body } = self.admit(request, call)?;
+        let name = node.name.clone();
+        Ok((name, self.act(request, call, deploy, node, body)))
+    }
+
+    fn act(
+        &self,
+        request: &ApiRequest,
+        call: &str,
+        deploy: Deploy,
+        node: &Node,
+        body: Vec<(String, String)>,
+    ) -> Reply {
         if deploy.result.is_some() {
             let msg = format!("node {}: the agent already reported its result", node.name);
             return Err(Refusal(409, msg));

@@ -80,6 +80,8 @@ pub struct ConsoleHub {
     ui: Mutex<HashMap<String, u64>>,
     /// Consoles kept open and forwarded all the time (the lab service's).
     kept: Mutex<HashMap<String, ConsoleWatch>>,
+    /// Where stages and gaps go into the nodes' boot timelines.
+    recorder: std::sync::OnceLock<Arc<super::boot_record::Recorder>>,
 }
 
 /// One user's hold on a node's console; `close` lets it go.
@@ -101,7 +103,13 @@ impl ConsoleHub {
             next_id: Default::default(),
             ui: Mutex::default(),
             kept: Mutex::default(),
+            recorder: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Consoles opened from now on record their stages and gaps there.
+    pub fn set_recorder(&self, recorder: Arc<super::boot_record::Recorder>) {
+        let _ = self.recorder.set(recorder);
     }
 
     fn lab(&self) -> Arc<Lab> {
@@ -249,6 +257,7 @@ impl ConsoleHub {
                 events: self.events.clone(),
                 seen: seen_tx,
                 gaps: GapTracker::default(),
+                recorder: self.recorder.get().cloned(),
             };
             let task = tokio::spawn(pump.run(console, controls));
             Session {
@@ -399,9 +408,30 @@ struct Pump {
     events: mpsc::UnboundedSender<EngineEvent>,
     seen: watch::Sender<Seen>,
     gaps: GapTracker,
+    recorder: Option<Arc<super::boot_record::Recorder>>,
 }
 
 impl Pump {
+    /// Each stage into the node's boot timeline, its line without secrets.
+    fn record_stages(&self, stages: &[StageEvent]) {
+        let Some(recorder) = &self.recorder else {
+            return;
+        };
+        for event in stages {
+            let mut line = event.line.clone();
+            for secret in self.secrets.iter().filter(|s| !s.is_empty()) {
+                line = line.replace(secret.as_str(), "<redacted>");
+            }
+            recorder.record(
+                &self.node,
+                crate::timeline::What::Console {
+                    stage: event.stage,
+                    line,
+                },
+            );
+        }
+    }
+
     async fn run(mut self, mut sol: Console, mut controls: mpsc::UnboundedReceiver<Control>) {
         loop {
             tokio::select! {
@@ -451,6 +481,7 @@ impl Pump {
                     .as_mut()
                     .map(|d| d.feed(&bytes))
                     .unwrap_or_default();
+                self.record_stages(&stages);
                 let failure = stages.iter().rev().find(|s| s.stage.is_failure()).cloned();
                 if let Some(latest) = stages.pop() {
                     let _ = self.events.send(EngineEvent::ConsoleStage {
@@ -516,6 +547,10 @@ impl Pump {
     /// counted for whoever waits on the console (a deploy says so).
     fn mark(&mut self, gap: Gap) {
         tracing::warn!(node = %self.node, "{}", gap.describe());
+        if let Some(recorder) = &self.recorder {
+            let detail = gap.describe();
+            recorder.record(&self.node, crate::timeline::What::ConsoleGap { detail });
+        }
         let marker = gap.marker();
         self.seen.send_modify(|s| {
             s.gaps += 1;

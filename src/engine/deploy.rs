@@ -210,6 +210,8 @@ async fn fresh_deploy(run: &Run<'_>, staged: StagedImage) -> Result<(), Failure>
             );
         }
         run.step(State::Deploying, Step::PowerOn)?;
+        run.engine
+            .boot_begins(&run.node.name, super::store::now_ms(), "on", Some("pxe"));
         let done = bmc
             .power_on_or_cycle()
             .await
@@ -509,6 +511,7 @@ async fn finish_instance(run: &Run<'_>, watch: &ConsoleWatch) -> Result<(), Fail
         // instance's. This also clears a pxe the BMC kept despite "once".
         bmc.set_boot_device(BootDevice::None).await?;
         watch.restart_stages();
+        engine.boot_begins(&node.name, super::store::now_ms(), "cycle", Some("none"));
         bmc.power_on_or_cycle().await
     }
     .await;

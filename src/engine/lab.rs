@@ -55,6 +55,14 @@ pub enum EngineEvent {
         connected: bool,
         message: Option<String>,
     },
+    /// Where the node's current boot got to (a milestone of
+    /// [`crate::timeline::phases::Milestone`]), and the diagnosis' headline
+    /// when it stalled there.
+    BootStatus {
+        node: String,
+        reached: Option<String>,
+        stalled: Option<String>,
+    },
     /// An action ended: the state it left the node in, or why it failed.
     Finished {
         node: String,
@@ -111,6 +119,9 @@ pub enum EngineError {
     Boot(#[from] BootError),
 }
 
+/// Boots per node the lab-wide stage durations are taken over.
+const STATS_BOOTS_PER_NODE: usize = 5;
+
 /// Everything an action needs; shared by the action tasks.
 pub struct Engine {
     pub lab: Arc<Lab>,
@@ -119,6 +130,8 @@ pub struct Engine {
     pub holder: Holder,
     /// The nodes' consoles, shared by actions and the UI.
     pub consoles: Arc<super::console_watch::ConsoleHub>,
+    /// The nodes' boot timelines.
+    pub recorder: Arc<super::boot_record::Recorder>,
     events: mpsc::UnboundedSender<EngineEvent>,
 }
 
@@ -142,7 +155,10 @@ impl Engine {
     ) -> Result<(Arc<Engine>, mpsc::UnboundedReceiver<EngineEvent>), EngineError> {
         let (events, rx) = mpsc::unbounded_channel();
         let consoles = super::console_watch::ConsoleHub::new(lab.clone(), events.clone());
-        Ok((Self::assemble(lab, store, consoles, events)?, rx))
+        let recorder =
+            super::boot_record::Recorder::new(lab.clone(), store.clone(), events.clone());
+        consoles.set_recorder(recorder.clone());
+        Ok((Self::assemble(lab, store, consoles, recorder, events)?, rx))
     }
 
     /// The engine for a re-read lab.toml: the same store, consoles and event
@@ -152,8 +168,10 @@ impl Engine {
             lab.clone(),
             self.store.clone(),
             self.consoles.clone(),
+            self.recorder.clone(),
             self.events.clone(),
         )?;
+        self.recorder.set_lab(lab.clone());
         self.consoles.set_lab(lab);
         Ok(engine)
     }
@@ -162,6 +180,7 @@ impl Engine {
         lab: Arc<Lab>,
         store: Arc<Mutex<Store>>,
         consoles: Arc<super::console_watch::ConsoleHub>,
+        recorder: Arc<super::boot_record::Recorder>,
         events: mpsc::UnboundedSender<EngineEvent>,
     ) -> Result<Arc<Engine>, EngineError> {
         let boot = PetitbootBoot::new(&lab)?;
@@ -171,6 +190,7 @@ impl Engine {
             store,
             holder: Holder::current(),
             consoles,
+            recorder,
             events,
         };
         let names: Vec<&str> = engine.lab.nodes.iter().map(|n| n.name.as_str()).collect();
@@ -193,6 +213,34 @@ impl Engine {
         ACTOR
             .try_with(|actor| format!("{actor} via {}", self.holder))
             .unwrap_or_else(|_| self.holder.to_string())
+    }
+
+    /// `node`'s last boot, diagnosed now (`petitlab why`).
+    pub fn why(&self, node: &str) -> Result<Option<crate::timeline::diagnose::Why>, String> {
+        let n = self
+            .lab
+            .node(node)
+            .ok_or_else(|| format!("no node named {node} in {}", self.lab.path.display()))?;
+        super::boot_record::why(&self.store, &self.lab, n)
+    }
+
+    /// Lab-wide stage durations over each node's last boots.
+    pub fn stage_stats(&self) -> Result<Vec<crate::timeline::phases::StageStats>, String> {
+        let boots = self
+            .store()
+            .recent_boots(STATS_BOOTS_PER_NODE)
+            .map_err(|e| e.to_string())?;
+        Ok(crate::timeline::phases::stage_stats(&boots))
+    }
+
+    /// petitlab is about to power `node` on (or cycle or reset it): a new
+    /// boot in its timeline, with the boot override as last read.
+    /// `at`: when the power command went out (unix ms).
+    pub fn boot_begins(&self, node: &str, at: i64, how: &str, boot_override: Option<&str>) {
+        let reading = boot_override
+            .map(str::to_string)
+            .or_else(|| self.record(node).ok().and_then(|r| r.boot_device));
+        self.recorder.power_on(node, at, how, reading.as_deref());
     }
 
     pub fn emit(&self, event: EngineEvent) {

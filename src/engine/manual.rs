@@ -21,7 +21,19 @@ fn audit(engine: &Engine, node: &Node, action: &str, result: &Result<String, Str
 pub async fn power(engine: &Engine, node: &Node, action: PowerAction) -> Result<String, String> {
     let result = reserved(engine, node, "power", || async {
         let mut bmc = Bmc::connect(&engine.consoles, node, engine.lab.deploy.power_timeout).await?;
+        let sent = super::store::now_ms();
         let result = bmc.power(action).await;
+        let boots = matches!(
+            action,
+            PowerAction::On | PowerAction::Cycle | PowerAction::Reset
+        );
+        if let Ok(done) = &result
+            && boots
+            && !done.contains("already")
+        {
+            let how = serde_json::to_value(action).unwrap_or_default();
+            engine.boot_begins(&node.name, sent, how.as_str().unwrap_or("on"), None);
+        }
         let after = bmc.power_status().await;
         bmc.close().await;
         if let Ok(on) = after {

@@ -4,6 +4,7 @@ pub mod action;
 pub mod agent_api;
 pub mod bmc_ops;
 pub mod bmc_steps;
+pub mod boot_record;
 pub mod console_watch;
 pub mod deploy;
 pub mod deploy_iscsi;

@@ -168,7 +168,8 @@ pub(super) async fn call(
                     .as_str()
                     .unwrap_or_default()
             );
-            Ok(each_bmc(
+            let sent = crate::engine::store::now_ms();
+            let results = each_bmc(
                 &engine,
                 targets,
                 &who,
@@ -179,7 +180,9 @@ pub(super) async fn call(
                     (bmc, result)
                 },
             )
-            .await)
+            .await;
+            record_boots(&engine, &results, sent);
+            Ok(results)
         }
         "bootdev" => {
             #[derive(Deserialize)]
@@ -229,6 +232,29 @@ pub(super) async fn call(
                 },
             )
             .await)
+        }
+        "why" => {
+            #[derive(Deserialize)]
+            struct P {
+                node: String,
+            }
+            let P { node } = params(p)?;
+            let answer = tokio::task::spawn_blocking(move || engine.why(&node))
+                .await
+                .map_err(|e| RpcError::failed(format!("the request failed: {e}")))?;
+            match answer {
+                Ok(why) => Ok(serde_json::to_value(why).unwrap_or_default()),
+                Err(e) => Err(RpcError::failed(e)),
+            }
+        }
+        "stage-stats" => {
+            let answer = tokio::task::spawn_blocking(move || engine.stage_stats())
+                .await
+                .map_err(|e| RpcError::failed(format!("the request failed: {e}")))?;
+            match answer {
+                Ok(stats) => Ok(serde_json::to_value(stats).unwrap_or_default()),
+                Err(e) => Err(RpcError::failed(e)),
+            }
         }
         "resolve" => {
             #[derive(Deserialize)]
@@ -396,6 +422,26 @@ async fn blocking(
     match tokio::task::spawn_blocking(job).await {
         Ok(result) => result.map_err(|e| RpcError::failed(e.to_string())),
         Err(e) => Err(RpcError::failed(format!("the request failed: {e}"))),
+    }
+}
+
+/// The boots a power request began, into the nodes' timelines.
+fn record_boots(engine: &Engine, results: &Value, sent: i64) {
+    let rows: Vec<(String, Result<Value, String>)> = results
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|row| {
+            let node = row["node"].as_str()?.to_string();
+            let result = match row["ok"].as_bool() {
+                Some(true) => Ok(row["result"].clone()),
+                _ => Err(String::new()),
+            };
+            Some((node, result))
+        })
+        .collect();
+    for (node, how) in crate::engine::boot_record::booted_by(&rows) {
+        engine.boot_begins(node, sent, &how, None);
     }
 }
 

@@ -497,6 +497,7 @@ fn event_node(event: &EngineEvent) -> &str {
         | EngineEvent::ConsoleStage { node, .. }
         | EngineEvent::ConsoleData { node, .. }
         | EngineEvent::ConsoleStatus { node, .. }
+        | EngineEvent::BootStatus { node, .. }
         | EngineEvent::Finished { node, .. } => node,
     }
 }

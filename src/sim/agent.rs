@@ -71,7 +71,7 @@ pub(crate) async fn run(host: &VirtualHost, boot: &Boot, api: &str, token: &str)
                 .await;
             wrong(token)
         }
-        HostFault::None | HostFault::IscsiTargetVanishes => token.to_string(),
+        _ => token.to_string(),
     };
     let base = if api.ends_with('/') {
         api.to_string()

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::{BmcSpec, Fault, HostFault, VirtualHost, virtual_firmware};
+use super::{BmcSpec, DhcpLog, Fault, HostFault, VirtualHost, virtual_firmware};
 use crate::inventory::{self, Lab, Node};
 use crate::ipmi::CipherSuite;
 
@@ -102,7 +102,7 @@ fn password_of(node: &Node) -> Result<String, LabSimError> {
 /// One BMC spec per node, with the node's disk file.
 pub fn specs_for_lab(lab: &Lab, opts: &LabSim) -> Result<Vec<(BmcSpec, PathBuf)>, LabSimError> {
     let mut specs = Vec::new();
-    for node in &lab.nodes {
+    for (index, node) in lab.nodes.iter().enumerate() {
         let host = &node.bmc.host;
         let loopback = host == "localhost"
             || host
@@ -133,10 +133,19 @@ pub fn specs_for_lab(lab: &Lab, opts: &LabSim) -> Result<Vec<(BmcSpec, PathBuf)>
             dhcp: lab.dhcp.clone(),
             disk: disk.clone(),
             fault: fault.host,
+            dhcp_log: dhcp_log_for(lab, index, node),
         });
         specs.push((spec, disk));
     }
     Ok(specs)
+}
+
+/// Where the node's virtual host logs its DHCP exchanges: the lab's
+/// `[dhcp] log`, when its DHCP is dnsmasq (no dnsmasq, no log).
+fn dhcp_log_for(lab: &Lab, index: usize, node: &Node) -> Option<DhcpLog> {
+    let path = lab.dhcp_log.as_ref()?;
+    matches!(lab.dhcp, inventory::Dhcp::Dnsmasq { .. })
+        .then(|| DhcpLog::new(path.clone(), index, node.ipv4))
 }
 
 /// A node's disk file; a missing one is created holding the node's

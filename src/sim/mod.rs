@@ -20,6 +20,7 @@ mod chassis;
 pub mod chatter;
 mod commands;
 mod dcmi;
+pub mod dhcp_log;
 mod dhcp_view;
 mod firmware;
 mod fru;
@@ -57,6 +58,7 @@ use tokio::task::JoinHandle;
 
 pub use crate::ipmi::CipherSuite;
 pub use chassis::{BootDevice, ChassisState, Identify};
+pub use dhcp_log::DhcpLog;
 pub use firmware::Firmware;
 pub use fru::Inventory;
 pub use host::Boot;

@@ -21,6 +21,7 @@ use crate::serve::tftp_packet::{self as packet, ERR_OPTION_REFUSED, Mode, Packet
 
 use super::agent;
 use super::chassis::BootDevice;
+use super::dhcp_log::{self, DhcpLog, Exchange};
 use super::dhcp_view;
 use super::firmware::{Firmware, KERNEL, OPAL, node_hash};
 use super::host::Boot;
@@ -37,9 +38,13 @@ pub struct VirtualHost {
     /// The node's disk: a file the deploy agent writes like `dd`.
     pub disk: PathBuf,
     pub fault: HostFault,
+    /// The lab's `[dhcp] log`: each netboot appends the lines dnsmasq
+    /// would log for its DHCP exchange.
+    pub dhcp_log: Option<DhcpLog>,
 }
 
-/// How the virtual host misbehaves, for tests of the deploy's error paths.
+/// How the virtual host misbehaves, for tests of the deploy's error paths
+/// and of the boot diagnosis. Each applies to every boot of the node.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum HostFault {
     #[default]
@@ -50,32 +55,73 @@ pub enum HostFault {
     WrongToken,
     /// An iSCSI deploy ramdisk's target dies once petitlab starts writing.
     IscsiTargetVanishes,
+    /// DHCPDISCOVERs never reach dnsmasq: no lease, nothing in its log.
+    NoDhcpReply,
+    /// dnsmasq answers, but without options 209/210.
+    NoPxeOptions,
+    /// Petitboot's autoboot is disabled: the config is parsed, nothing boots.
+    AutobootOff,
+    /// The config names a kernel that is not there (HTTP 404).
+    Kernel404,
+    /// Every file downloads, then kexec_load fails.
+    KexecFail,
+    /// The kexec happens and the new kernel prints nothing (wrong
+    /// `console=`, wrong endianness).
+    SilentKernel,
+}
+
+impl HostFault {
+    /// Every fault but `none`, by name.
+    pub const ALL: [HostFault; 9] = [
+        HostFault::AgentSilent,
+        HostFault::WrongToken,
+        HostFault::IscsiTargetVanishes,
+        HostFault::NoDhcpReply,
+        HostFault::NoPxeOptions,
+        HostFault::AutobootOff,
+        HostFault::Kernel404,
+        HostFault::KexecFail,
+        HostFault::SilentKernel,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            HostFault::None => "none",
+            HostFault::AgentSilent => "agent-silent",
+            HostFault::WrongToken => "wrong-token",
+            HostFault::IscsiTargetVanishes => "iscsi-target-vanishes",
+            HostFault::NoDhcpReply => "no-dhcp-reply",
+            HostFault::NoPxeOptions => "no-pxe-options",
+            HostFault::AutobootOff => "autoboot-off",
+            HostFault::Kernel404 => "kernel-404",
+            HostFault::KexecFail => "kexec-fail",
+            HostFault::SilentKernel => "silent-kernel",
+        }
+    }
+
+    /// `agent-silent, wrong-token, …`: for "known:" messages.
+    pub fn known() -> String {
+        HostFault::ALL.map(HostFault::name).join(", ")
+    }
 }
 
 impl FromStr for HostFault {
     type Err = String;
 
     fn from_str(s: &str) -> Result<HostFault, String> {
-        match s {
-            "agent-silent" => Ok(HostFault::AgentSilent),
-            "wrong-token" => Ok(HostFault::WrongToken),
-            "iscsi-target-vanishes" => Ok(HostFault::IscsiTargetVanishes),
-            "none" => Ok(HostFault::None),
-            other => Err(format!(
-                "unknown host fault {other:?} (known: agent-silent, wrong-token, iscsi-target-vanishes)"
-            )),
+        if s == "none" {
+            return Ok(HostFault::None);
         }
+        HostFault::ALL
+            .into_iter()
+            .find(|f| f.name() == s)
+            .ok_or_else(|| format!("unknown host fault {s:?} (known: {})", HostFault::known()))
     }
 }
 
 impl fmt::Display for HostFault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            HostFault::None => "none",
-            HostFault::AgentSilent => "agent-silent",
-            HostFault::WrongToken => "wrong-token",
-            HostFault::IscsiTargetVanishes => "iscsi-target-vanishes",
-        })
+        f.write_str(self.name())
     }
 }
 
@@ -97,6 +143,11 @@ async fn run(host: &VirtualHost, boot: &Boot) {
         boot.line(line).await;
     }
     boot.line("Petitboot (v1.14)").await;
+    if host.fault == HostFault::AutobootOff {
+        // pb-discover's config dump (discover/platform.c dump_config()).
+        boot.line("configuration:").await;
+        boot.line(" autoboot: disabled").await;
+    }
     match boot.chassis().booted_from {
         BootDevice::Disk => {}
         BootDevice::BiosSetup => {
@@ -123,6 +174,12 @@ enum Next {
 async fn netboot(host: &VirtualHost, boot: &Boot) -> Next {
     let offer = dhcp_view::offer(&host.dhcp, &host.macs);
     let nic = format!("eth{}", offer.as_ref().map_or(0, |o| o.nic));
+    if host.fault == HostFault::NoDhcpReply {
+        no_lease(boot, &nic).await;
+        return Next::LocalBoot;
+    }
+    log_exchange(host, offer.as_ref()).await;
+    let offer = offer.filter(|_| host.fault != HostFault::NoPxeOptions);
     let Some((offer, conf_file)) = offer.and_then(|o| {
         let conf = o.option(209)?.to_string();
         Some((o, conf))
@@ -171,6 +228,15 @@ async fn netboot(host: &VirtualHost, boot: &Boot) -> Next {
         return Next::Stop;
     };
     let id = format!("{nic}@0x{:08x}", node_hash(&host.node));
+    if host.fault == HostFault::AutobootOff {
+        // With autoboot disabled petitboot sets no default and counts
+        // nothing down (device-handler.c set_default() returns early): the
+        // option just appears in the menu.
+        boot.line(&format!("boot option {id} is resolved, sending to clients"))
+            .await;
+        boot.prompt(PETITBOOT_PROMPT);
+        return Next::Stop;
+    }
     boot.line(&format!(
         "handler: boot option {id} set as default, timeout 10 sec."
     ))
@@ -178,7 +244,12 @@ async fn netboot(host: &VirtualHost, boot: &Boot) -> Next {
     boot.pause(10).await;
     boot.line(&format!("Timeout expired, booting default option {id}"))
         .await;
-    let option = BootOption::new(label, &url, offer.mac);
+    let mut option = BootOption::new(label, &url, offer.mac);
+    if host.fault == HostFault::Kernel404 {
+        // Models a config naming a kernel file that is not there: petitlab
+        // never stages a name ending in "-missing".
+        option.kernel.push_str("-missing");
+    }
     let mut resources = vec![("kernel image", option.kernel.clone())];
     resources.extend(option.initrd.iter().map(|i| ("initrd", i.clone())));
     for (what, url) in resources {
@@ -194,6 +265,19 @@ async fn netboot(host: &VirtualHost, boot: &Boot) -> Next {
         }
         boot.line(&format!("boot status: [1] Loaded {what} from {url}"))
             .await;
+    }
+    match host.fault {
+        HostFault::KexecFail => {
+            kexec_load_fails(boot).await;
+            boot.prompt(PETITBOOT_PROMPT);
+            return Next::Stop;
+        }
+        HostFault::SilentKernel => {
+            // The kexec happens; the new kernel never says a word.
+            kexec_start(boot).await;
+            return Next::Stop;
+        }
+        _ => {}
     }
     kexec(boot, &option.cmdline).await;
     match deploy_args(&option.cmdline) {
@@ -277,10 +361,82 @@ fn deploy_args(cmdline: &str) -> Option<(String, String)> {
     Some((arg("petitlab.api=")?, arg("petitlab.token=")?))
 }
 
-async fn kexec(boot: &Boot, cmdline: &str) {
+/// busybox udhcpc as petitboot runs it (`-n`: exit without a lease,
+/// after its 3 discovers 3 s apart), then pb-discover noting its exit
+/// (discover/network.c udhcpc_process_exit()).
+async fn no_lease(boot: &Boot, nic: &str) {
+    boot.line("udhcpc: started, v1.36.1").await;
+    for _ in 0..3 {
+        boot.line("udhcpc: broadcasting discover").await;
+        boot.pause(3).await;
+    }
+    boot.line("udhcpc: no lease, failing").await;
+    boot.line(&format!(
+        "udhcp client [pid 1183] for interface {nic} exited, rc 1"
+    ))
+    .await;
+}
+
+/// Appends the exchange dnsmasq would log for this netboot to the lab's
+/// `[dhcp] log`, if it has one.
+async fn log_exchange(host: &VirtualHost, offer: Option<&dhcp_view::Offer>) {
+    let Some(log) = &host.dhcp_log else {
+        return;
+    };
+    let Some(mac) = offer.map(|o| o.mac).or(host.macs.first().copied()) else {
+        return;
+    };
+    let pxe = offer.filter(|_| host.fault != HostFault::NoPxeOptions);
+    let tags = pxe.map(|o| o.tags.clone()).unwrap_or_default();
+    // dnsmasq keeps options in the reverse of the order it read them in,
+    // and sends 209/210 only to a client that asks (petitboot's does).
+    let sent: Vec<(u16, String)> = pxe
+        .map(|o| {
+            let asked = o
+                .options
+                .iter()
+                .filter(|(code, _)| matches!(code, 209 | 210));
+            asked.rev().cloned().collect()
+        })
+        .unwrap_or_default();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let exchange = Exchange {
+        xid: node_hash(&host.node) ^ now.subsec_nanos() ^ now.as_secs() as u32,
+        interface: "sim0",
+        mac,
+        ip: log.ip,
+        server: log.server(),
+        tags: &tags,
+        known: offer.is_some(),
+        sent: &sent,
+    };
+    let lines = dhcp_log::exchange(&exchange);
+    let text = dhcp_log::render(now.as_secs() as i64, std::process::id(), &lines);
+    dhcp_log::append(&log.path, text).await;
+}
+
+/// Petitboot's kexec_load failing (discover/boot.c boot_process(): the
+/// status before it, kexec-tools' own error, the failure logged, then the
+/// status older releases show, which the stage detector takes as a failed
+/// boot).
+async fn kexec_load_fails(boot: &Boot) {
+    boot.line("boot status: [0] Performing kexec load").await;
+    boot.line("kexec_load failed: Invalid argument").await;
+    boot.line("kexec_load: failed: (255)").await;
+    boot.line("boot status: [1] kexec load failed").await;
+}
+
+/// Petitboot's kexec reboot and the kernel's last words before the jump.
+async fn kexec_start(boot: &Boot) {
     boot.line("device_handler_status: Performing kexec reboot")
         .await;
     boot.line("kexec_core: Starting new kernel").await;
+}
+
+async fn kexec(boot: &Boot, cmdline: &str) {
+    kexec_start(boot).await;
     for line in KERNEL.iter().take(1) {
         boot.line(line).await;
     }

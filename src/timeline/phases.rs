@@ -2,13 +2,13 @@
 //! and the time between each pair (the dashboard's stage bar and the lab's
 //! stage-duration chart).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{Boot, FileKind, What};
 use crate::console::Stage;
 
 /// The milestones of a netboot, in order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Milestone {
     /// petitlab powered it on (or the boot's first event).
@@ -52,7 +52,7 @@ impl Milestone {
 }
 
 /// When a boot reached each milestone (unix ms), first time only.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Milestones {
     pub reached: Vec<(Milestone, i64)>,
 }
@@ -121,7 +121,7 @@ impl Milestones {
 }
 
 /// The time from one milestone to the next.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Phase {
     pub from: Milestone,
     pub to: Milestone,
@@ -136,7 +136,7 @@ impl Phase {
 
 /// Lab-wide: per stretch between consecutive milestones, the durations over
 /// recent boots (for the chart) and the slowest node.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StageStats {
     pub from: Milestone,
     pub to: Milestone,
@@ -150,7 +150,9 @@ pub struct StageStats {
 /// Stage durations across `boots`, for the stretches every boot names the
 /// same way (consecutive milestones); stretches in milestone order.
 pub fn stage_stats(boots: &[Boot]) -> Vec<StageStats> {
-    let mut by_stretch: Vec<((Milestone, Milestone), Vec<(i64, String)>)> = Vec::new();
+    // (stretch, [(millis, node)]), in the order first seen.
+    type Durations = Vec<(i64, String)>;
+    let mut by_stretch: Vec<((Milestone, Milestone), Durations)> = Vec::new();
     for boot in boots {
         for phase in Milestones::of(boot).phases() {
             let key = (phase.from, phase.to);

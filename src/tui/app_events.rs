@@ -188,6 +188,8 @@ impl App {
                 }
             }
             EngineEvent::ConsoleData { .. } => {}
+            // Shown by the boot timeline (its own change).
+            EngineEvent::BootStatus { .. } => {}
             EngineEvent::ConsoleStatus {
                 node,
                 connected,

@@ -2,11 +2,13 @@
 //! the last power/boot reading, the running deploy's agent record, and the
 //! append-only event history (the audit log).
 
+mod boots;
 mod deploys;
 mod holder;
 mod open;
 mod schema;
 
+pub use boots::Appended;
 pub use holder::{Holder, format_utc, format_utc_ms};
 pub use schema::SCHEMA_VERSION;
 

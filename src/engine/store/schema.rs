@@ -14,7 +14,7 @@ use super::{
 
 /// Schema steps, in order; step `i` takes the store from version `i` to `i + 1`.
 /// Never edit a released step: append a new one.
-const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2];
+const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2, SCHEMA_V3];
 
 /// The schema version this binary writes (`PRAGMA user_version`).
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
@@ -61,6 +61,23 @@ ALTER TABLE deploys ADD COLUMN iscsi_target TEXT;
 ALTER TABLE deploys ADD COLUMN iscsi_portal TEXT;
 ALTER TABLE deploys ADD COLUMN iscsi_lun INTEGER;
 ALTER TABLE deploys ADD COLUMN iscsi_written_sha256 TEXT;
+";
+
+/// Boot timelines: the last boots of each node (`[timeline] keep_boots`),
+/// each with its events in order (at most `timeline::EVENTS_PER_BOOT`).
+/// No foreign key to nodes: a node's boots outlive its leaving lab.toml
+/// until its next boots push them out.
+const SCHEMA_V3: &str = "
+CREATE TABLE boots (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, node TEXT NOT NULL, started_at INTEGER NOT NULL,
+    origin TEXT NOT NULL, events INTEGER NOT NULL DEFAULT 0, dropped INTEGER NOT NULL DEFAULT 0
+) STRICT;
+CREATE INDEX boots_by_node ON boots (node, id);
+CREATE TABLE boot_events (
+    boot INTEGER NOT NULL REFERENCES boots (id) ON DELETE CASCADE,
+    seq INTEGER NOT NULL, at INTEGER NOT NULL, what TEXT NOT NULL,
+    PRIMARY KEY (boot, seq)
+) STRICT;
 ";
 
 pub(super) fn user_version(c: &Connection) -> Inner<u32> {
