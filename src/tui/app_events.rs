@@ -188,8 +188,9 @@ impl App {
                 }
             }
             EngineEvent::ConsoleData { .. } => {}
-            // Shown by the boot timeline (its own change).
-            EngineEvent::BootStatus { .. } => {}
+            EngineEvent::BootStatus { node, stalled, .. } => {
+                self.on_boot_status(&node, stalled);
+            }
             EngineEvent::ConsoleStatus {
                 node,
                 connected,

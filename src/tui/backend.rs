@@ -272,13 +272,42 @@ impl Backend {
         });
     }
 
-    // PENDING-MAIN: Engine::why and the lab service's `why` land on main.
     async fn why(&self, node: &str) -> Result<Option<Why>, String> {
-        Err(format!("the boot timeline of {node} is not wired yet"))
+        match self {
+            Backend::Local { engine, .. } => {
+                let (engine, node) = (engine.clone(), node.to_string());
+                tokio::task::spawn_blocking(move || engine.why(&node))
+                    .await
+                    .map_err(|e| format!("reading the boot timeline failed: {e}"))?
+            }
+            Backend::Service { client, .. } => {
+                let answer = client
+                    .call("why", json!({"node": node}))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                serde_json::from_value(answer)
+                    .map_err(|e| format!("the lab service's timeline of {node} is malformed: {e}"))
+            }
+        }
     }
 
     async fn stages(&self) -> Result<Vec<StageStats>, String> {
-        Err("the stage durations are not wired yet".into())
+        match self {
+            Backend::Local { engine, .. } => {
+                let engine = engine.clone();
+                tokio::task::spawn_blocking(move || engine.stage_stats())
+                    .await
+                    .map_err(|e| format!("reading the stage durations failed: {e}"))?
+            }
+            Backend::Service { client, .. } => {
+                let answer = client
+                    .call("stage-stats", json!({}))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                serde_json::from_value(answer)
+                    .map_err(|e| format!("the lab service's stage durations are malformed: {e}"))
+            }
+        }
     }
 
     /// One toolbox operation on one node: in process over the node's

@@ -146,6 +146,14 @@ fn the_bar_shares_its_width_by_duration() {
     );
 }
 
+fn status(app: &mut App, node: &str, stalled: Option<&str>) -> Vec<Effect> {
+    app.update(Msg::Engine(crate::engine::lab::EngineEvent::BootStatus {
+        node: node.into(),
+        reached: None,
+        stalled: stalled.map(Into::into),
+    }))
+}
+
 /// The App on `node`'s boot view (nothing answered yet).
 fn on_boot_view(app: &mut App, node: &str) -> Vec<Effect> {
     select(app, node);
@@ -198,7 +206,7 @@ fn boot_status_marks_the_row_and_refetches_the_shown_timeline() {
         node: "p9-rack1-03".into(),
         answer: Ok(Some(stalled_boot())),
     });
-    app.on_boot_status("p9-rack1-03", Some("no config".into()));
+    status(&mut app, "p9-rack1-03", Some("no config"));
     assert_eq!(
         app.row("p9-rack1-03").unwrap().stalled.as_deref(),
         Some("no config")
@@ -208,7 +216,8 @@ fn boot_status_marks_the_row_and_refetches_the_shown_timeline() {
     assert_eq!(fetches(&effects), ["p9-rack1-03"]);
     // Many statuses in a burst: one fetch at a time, then debounced.
     for _ in 0..5 {
-        app.on_boot_status("p9-rack1-03", Some("no config".into()));
+        // (an engine event's update() itself may ask; the burst asks nothing)
+        assert!(fetches(&status(&mut app, "p9-rack1-03", Some("no config"))).is_empty());
         assert!(fetches(&app.update(Msg::Tick(NOW + 2_500))).is_empty());
     }
     app.update(Msg::Timeline {
@@ -221,7 +230,7 @@ fn boot_status_marks_the_row_and_refetches_the_shown_timeline() {
         ["p9-rack1-03"]
     );
     // Statuses of a node not shown fetch nothing.
-    app.on_boot_status("p8-rack2-01", Some("no DHCP".into()));
+    status(&mut app, "p8-rack2-01", Some("no DHCP"));
     assert!(fetches(&app.update(Msg::Tick(NOW + 9_000))).is_empty());
 }
 
@@ -254,4 +263,61 @@ fn a_stalled_bar_is_redrawn_as_it_waits() {
     assert!(app.needs_redraw(), "the waited seconds changed");
     let screen = text(draw(&mut app, 120, 40).backend().buffer());
     assert!(screen.contains("config? 56 s"), "{screen}");
+}
+
+#[test]
+fn the_lab_service_answers_parse_as_sent() {
+    // What the service's `why` and `stage-stats` send, read back.
+    let why = stalled_boot();
+    let sent = serde_json::to_value(Some(&why)).unwrap();
+    let read: Option<crate::timeline::diagnose::Why> = serde_json::from_value(sent).unwrap();
+    assert_eq!(read, Some(why));
+    let stats = stage_stats();
+    let sent = serde_json::to_value(&stats).unwrap();
+    let read: Vec<StageStats> = serde_json::from_value(sent).unwrap();
+    assert_eq!(read, stats);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_engine_in_process_answers_through_the_backend() {
+    let fx = fixture();
+    let (engine, _events) =
+        crate::engine::lab::Engine::open(std::sync::Arc::new(fx.lab.clone())).unwrap();
+    let t0 = NOW - 60_000;
+    engine.boot_begins("p9-rack1-01", t0, "on", Some("pxe"));
+    let backend = crate::tui::backend::Backend::local(engine);
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    backend.timeline("p9-rack1-01".into(), &tx);
+    backend.timeline("no-such-node".into(), &tx);
+    backend.stage_stats(&tx);
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let msg = tokio::time::timeout(std::time::Duration::from_secs(10), rx.recv())
+            .await
+            .expect("an answer within 10 s")
+            .expect("the channel open");
+        seen.push(msg);
+    }
+    let mut boots = 0;
+    for msg in seen {
+        match msg {
+            Msg::Timeline { node, answer } if node == "p9-rack1-01" => {
+                let why = answer.expect("a timeline").expect("a boot");
+                assert_eq!(why.boot.node, "p9-rack1-01");
+                assert_eq!(why.milestones.at(Milestone::PowerOn), Some(t0));
+                boots += 1;
+            }
+            Msg::Timeline { node, answer } => {
+                assert_eq!(node, "no-such-node");
+                let why = answer.expect_err("no such node");
+                assert!(why.contains("no-such-node"), "{why}");
+            }
+            Msg::Stages(answer) => {
+                // One boot: no stretch between two milestones yet.
+                assert_eq!(answer, Ok(Vec::new()));
+            }
+            _ => panic!("an unexpected message"),
+        }
+    }
+    assert_eq!(boots, 1);
 }

@@ -3,6 +3,7 @@
 
 use crossterm::event::KeyCode;
 
+use crate::engine::lab::EngineEvent;
 use crate::timeline::diagnose::Why;
 use crate::tui::app::{App, DetailView, Effect, Msg};
 use crate::tui::test_fixture::*;
@@ -160,7 +161,11 @@ fn hostile_timeline_text_is_escaped() {
 }
 
 fn boot_status(app: &mut App, node: &str, stalled: Option<&str>) {
-    app.on_boot_status(node, stalled.map(Into::into));
+    app.update(Msg::Engine(EngineEvent::BootStatus {
+        node: node.into(),
+        reached: Some("dhcp".into()),
+        stalled: stalled.map(Into::into),
+    }));
 }
 
 #[test]
