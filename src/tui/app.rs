@@ -16,6 +16,7 @@ use crate::tui::console_pane::ConsolePane;
 use crate::tui::keymap::Keymap;
 use crate::tui::model::{self, Column, Filter, NodeRow};
 use crate::tui::theme::{Role, Theme};
+use crate::tui::timeline::{StagesView, Timelines};
 
 // A Preview is large and rare; boxing it would change the loop's contract.
 #[allow(clippy::large_enum_variant)]
@@ -36,6 +37,13 @@ pub enum Msg {
     Preview(Preview),
     /// The answer to Effect::FetchBmc.
     BmcInfo(Fetched),
+    /// The answer to Effect::FetchTimeline, for the node it was asked for.
+    Timeline {
+        node: String,
+        answer: crate::tui::timeline::Answer,
+    },
+    /// The answer to Effect::FetchStages.
+    Stages(Result<Vec<crate::timeline::phases::StageStats>, String>),
 }
 
 #[derive(Debug, Clone)]
@@ -75,6 +83,14 @@ pub enum Effect {
         node: String,
         what: Info,
     },
+    /// Read a node's last boot and its diagnosis; the answer comes back as
+    /// Msg::Timeline.
+    FetchTimeline {
+        node: String,
+    },
+    /// Read the lab-wide stage durations; the answer comes back as
+    /// Msg::Stages.
+    FetchStages,
     Quit,
 }
 
@@ -90,6 +106,17 @@ pub enum Mode {
     Help,
     Console,
     Wall,
+    /// The lab-wide stage durations chart.
+    Stages,
+}
+
+/// What the detail pane shows besides the node's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DetailView {
+    /// The config it would get, the BMC's event log, history, inventory.
+    Bmc,
+    /// Its last boot: the diagnosis, the stage bar, the events.
+    Boot,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -181,6 +208,11 @@ pub struct App {
     pub(crate) preview: Option<Preview>,
     /// Each node's BMC event log and inventory, as last fetched.
     pub(crate) bmc_info: BmcInfo,
+    pub(crate) detail_view: DetailView,
+    /// Each node's last boot and diagnosis, as last fetched.
+    pub(crate) timelines: Timelines,
+    /// The lab-wide stage durations (Mode::Stages).
+    pub(crate) stages: StagesView,
     pub(crate) log: VecDeque<LogLine>,
     pub(crate) log_open: bool,
     /// Lines scrolled back from the newest (0 = follow).
@@ -246,6 +278,9 @@ impl App {
             stage: crate::boot::Stage::Deploy,
             preview: None,
             bmc_info: BmcInfo::default(),
+            detail_view: DetailView::Bmc,
+            timelines: Timelines::default(),
+            stages: StagesView::default(),
             log: VecDeque::new(),
             log_open: true,
             log_scroll: 0,
@@ -312,6 +347,20 @@ impl App {
                 self.bmc_info.deliver(fetched, self.now);
                 Vec::new()
             }
+            Msg::Timeline { node, answer } => {
+                if self.detail_shown() && self.selected_name() == Some(node.as_str()) {
+                    self.dirty = true;
+                }
+                self.timelines.deliver(&node, answer, self.now);
+                Vec::new()
+            }
+            Msg::Stages(answer) => {
+                self.stages.value = Some(answer);
+                self.stages.loading = false;
+                self.stages.at = self.now;
+                self.dirty = true;
+                Vec::new()
+            }
         };
         if !deferred {
             self.refresh_view();
@@ -327,6 +376,7 @@ impl App {
             }
         }
         effects.extend(self.fetch_bmc_info());
+        effects.extend(self.fetch_timeline());
         effects
     }
 
@@ -338,7 +388,7 @@ impl App {
 
     /// The selected node's event log and inventory, when shown and due.
     fn fetch_bmc_info(&mut self) -> Vec<Effect> {
-        if !self.detail_shown() {
+        if !self.detail_shown() || self.detail_view != DetailView::Bmc {
             return Vec::new();
         }
         let Some(node) = self.selected_name().map(str::to_string) else {
@@ -356,12 +406,28 @@ impl App {
             .collect()
     }
 
-    /// True when something visible changed since the last draw (the loop redraws only then).
+    /// The selected node's boot timeline, when the boot view is shown and
+    /// it is due (never fetched, or out of date and not read for a while).
+    fn fetch_timeline(&mut self) -> Vec<Effect> {
+        if !self.detail_shown() || self.detail_view != DetailView::Boot {
+            return Vec::new();
+        }
+        let Some(node) = self.selected_name().map(str::to_string) else {
+            return Vec::new();
+        };
+        if !self.timelines.due(&node, self.now) {
+            return Vec::new();
+        }
+        self.dirty = true;
+        vec![Effect::FetchTimeline { node }]
+    }
+
     /// How many console screens the App holds (one per watched console).
     pub fn console_screens(&self) -> usize {
         self.consoles.len()
     }
 
+    /// True when something visible changed since the last draw (the loop redraws only then).
     pub fn needs_redraw(&self) -> bool {
         self.dirty
     }
@@ -565,6 +631,15 @@ impl App {
             (row.state_since > 0)
                 .then(|| model::age(now - row.state_since))
                 .hash(&mut h);
+            // A stalled boot's bar says how long it has waited.
+            if self.detail_view == DetailView::Boot
+                && let Some(Some(Ok(Some(why)))) =
+                    self.timelines.get(&row.name).map(|e| e.value.as_ref())
+            {
+                crate::tui::timeline::waiting_ms(why, now)
+                    .map(crate::tui::timeline::seconds)
+                    .hash(&mut h);
+            }
         }
         h.finish()
     }

@@ -11,6 +11,27 @@ use crate::tui::model::{self, HistoryEntry, LastEvent, Progress};
 use crate::tui::theme::Role;
 
 impl App {
+    /// Where a node's boot got to: the console column says when it
+    /// stalls (until a later status says it no longer does), and its
+    /// timeline is read again when shown.
+    pub(crate) fn on_boot_status(&mut self, node: &str, stalled: Option<String>) {
+        let Some(row) = self.row_mut(node) else {
+            return;
+        };
+        let newly = stalled.is_some() && row.stalled != stalled;
+        row.stalled.clone_from(&stalled);
+        if let (true, Some(headline)) = (newly, stalled) {
+            self.log_line(
+                node,
+                format!("boot stalled: {headline}"),
+                Role::Warning,
+                None,
+            );
+        }
+        self.timelines.outdate(node);
+        self.touch_view();
+    }
+
     pub(crate) fn on_snapshot(
         &mut self,
         records: &[NodeRecord],
@@ -167,8 +188,9 @@ impl App {
                 }
             }
             EngineEvent::ConsoleData { .. } => {}
-            // Shown by the boot timeline (its own change).
-            EngineEvent::BootStatus { .. } => {}
+            EngineEvent::BootStatus { node, stalled, .. } => {
+                self.on_boot_status(&node, stalled);
+            }
             EngineEvent::ConsoleStatus {
                 node,
                 connected,

@@ -6,7 +6,7 @@ use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use crate::engine::lab::{Action, Command};
 use crate::inventory::range::{NodeRange, RangeError};
 use crate::ipmi::chassis::{BootDevice, PowerAction};
-use crate::tui::app::{App, Confirm, Effect, Focus, Mode};
+use crate::tui::app::{App, Confirm, DetailView, Effect, Focus, Mode};
 use crate::tui::command::{self, CommandLine};
 use crate::tui::keymap::{Context, UiAction};
 use crate::tui::model;
@@ -27,6 +27,7 @@ impl App {
             }
             Mode::Console => self.key_console(key),
             Mode::Wall => self.key_wall(key),
+            Mode::Stages => self.key_stages(key),
         }
     }
 
@@ -106,7 +107,10 @@ impl App {
                     return Vec::new();
                 };
                 // Fetched by update() once the pane is shown (a slot free).
-                self.bmc_info.refresh(&node);
+                match self.detail_view {
+                    DetailView::Bmc => self.bmc_info.refresh(&node),
+                    DetailView::Boot => self.timelines.outdate(&node),
+                }
                 self.dirty = true;
                 if !self.detail_open {
                     self.detail_open = true;
@@ -114,6 +118,21 @@ impl App {
                     return self.request_preview();
                 }
             }
+            A::BootView => {
+                self.dirty = true;
+                self.detail_scroll = 0;
+                if !self.detail_open {
+                    self.detail_open = true;
+                    self.focus = Focus::Table;
+                    self.detail_view = DetailView::Boot;
+                    return self.request_preview();
+                }
+                self.detail_view = match self.detail_view {
+                    DetailView::Bmc => DetailView::Boot,
+                    DetailView::Boot => DetailView::Bmc,
+                };
+            }
+            A::Stages => return self.open_stages(),
             A::Focus => {
                 self.dirty = true;
                 if !self.detail_open {
@@ -319,6 +338,29 @@ impl App {
                 false,
             );
             Vec::new()
+        }
+    }
+
+    /// The stage durations chart: read (again) each time it opens.
+    pub(crate) fn open_stages(&mut self) -> Vec<Effect> {
+        self.mode = Mode::Stages;
+        self.dirty = true;
+        if self.stages.loading {
+            return Vec::new();
+        }
+        self.stages.loading = true;
+        vec![Effect::FetchStages]
+    }
+
+    fn key_stages(&mut self, key: KeyEvent) -> Vec<Effect> {
+        match self.keymap.lookup(&[Context::Stages], &key) {
+            Some(UiAction::StagesClose) => {
+                self.mode = Mode::Normal;
+                self.dirty = true;
+                Vec::new()
+            }
+            Some(UiAction::StagesRefresh) => self.open_stages(),
+            _ => Vec::new(),
         }
     }
 

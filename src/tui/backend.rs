@@ -16,6 +16,8 @@ use crate::engine::store::{EventRecord, NodeRecord, Reservation};
 use crate::inventory::Lab;
 use crate::service::Client;
 use crate::service::protocol::{decode_bytes, encode_bytes};
+use crate::timeline::diagnose::Why;
+use crate::timeline::phases::StageStats;
 
 /// What the console pane says of the write lock.
 fn writer_note(params: &Value) -> String {
@@ -29,6 +31,23 @@ fn writer_note(params: &Value) -> String {
 /// A BMC fetch for the detail pane gives up after this: its slot is freed
 /// whatever the BMC does.
 const BMC_FETCH_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// A timeline or stage-stats read gives up after this (the store answers
+/// in milliseconds; a lab service may be far or busy).
+const TIMELINE_LIMIT: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// Always an answer: the App holds a fetch slot until it comes.
+async fn bounded<T>(
+    read: impl std::future::Future<Output = Result<T, String>>,
+) -> Result<T, String> {
+    use futures::FutureExt;
+    let read = tokio::time::timeout(TIMELINE_LIMIT, read);
+    match std::panic::AssertUnwindSafe(read).catch_unwind().await {
+        Ok(Ok(answer)) => answer,
+        Ok(Err(_)) => Err(format!("no answer within {} s", TIMELINE_LIMIT.as_secs())),
+        Err(_) => Err("reading the timeline failed (a bug in petitlab: see the log)".into()),
+    }
+}
 
 fn parse<T: serde::de::DeserializeOwned>(value: &Value) -> Option<T> {
     serde_json::from_value(value.clone()).ok()
@@ -229,6 +248,66 @@ impl Backend {
             };
             let _ = msgs.send(Msg::BmcInfo(Fetched::parse(node, what, answer)));
         });
+    }
+
+    /// Reads a node's last boot and its diagnosis off the loop; the answer
+    /// (or why there is none) comes back as Msg::Timeline, filed under
+    /// `node`. Only reads.
+    pub fn timeline(&self, node: String, msgs: &mpsc::UnboundedSender<Msg>) {
+        let msgs = msgs.clone();
+        let this = self.clone();
+        tokio::spawn(async move {
+            let answer = bounded(this.why(&node)).await;
+            let _ = msgs.send(Msg::Timeline { node, answer });
+        });
+    }
+
+    /// Reads the lab-wide stage durations off the loop: Msg::Stages.
+    pub fn stage_stats(&self, msgs: &mpsc::UnboundedSender<Msg>) {
+        let msgs = msgs.clone();
+        let this = self.clone();
+        tokio::spawn(async move {
+            let answer = bounded(this.stages()).await;
+            let _ = msgs.send(Msg::Stages(answer));
+        });
+    }
+
+    async fn why(&self, node: &str) -> Result<Option<Why>, String> {
+        match self {
+            Backend::Local { engine, .. } => {
+                let (engine, node) = (engine.clone(), node.to_string());
+                tokio::task::spawn_blocking(move || engine.why(&node))
+                    .await
+                    .map_err(|e| format!("reading the boot timeline failed: {e}"))?
+            }
+            Backend::Service { client, .. } => {
+                let answer = client
+                    .call("why", json!({"node": node}))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                serde_json::from_value(answer)
+                    .map_err(|e| format!("the lab service's timeline of {node} is malformed: {e}"))
+            }
+        }
+    }
+
+    async fn stages(&self) -> Result<Vec<StageStats>, String> {
+        match self {
+            Backend::Local { engine, .. } => {
+                let engine = engine.clone();
+                tokio::task::spawn_blocking(move || engine.stage_stats())
+                    .await
+                    .map_err(|e| format!("reading the stage durations failed: {e}"))?
+            }
+            Backend::Service { client, .. } => {
+                let answer = client
+                    .call("stage-stats", json!({}))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                serde_json::from_value(answer)
+                    .map_err(|e| format!("the lab service's stage durations are malformed: {e}"))
+            }
+        }
     }
 
     /// One toolbox operation on one node: in process over the node's

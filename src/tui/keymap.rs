@@ -27,10 +27,11 @@ pub enum Context {
     Confirm,
     Help,
     Wall,
+    Stages,
 }
 
 impl Context {
-    pub const ALL: [Context; 7] = [
+    pub const ALL: [Context; 8] = [
         Context::Nav,
         Context::View,
         Context::Actions,
@@ -38,6 +39,7 @@ impl Context {
         Context::Confirm,
         Context::Help,
         Context::Wall,
+        Context::Stages,
     ];
 
     /// The heading of its section in the help.
@@ -50,6 +52,7 @@ impl Context {
             Context::Confirm => "Confirm dialog",
             Context::Help => "Help",
             Context::Wall => "Console wall",
+            Context::Stages => "Boot stage durations (T)",
         }
     }
 
@@ -77,6 +80,8 @@ pub enum UiAction {
     Focus,
     Refresh,
     BmcRefresh,
+    BootView,
+    Stages,
     Stage,
     Log,
     Console,
@@ -119,6 +124,8 @@ pub enum UiAction {
     TileDown,
     TileOpen,
     WallLeave,
+    StagesRefresh,
+    StagesClose,
 }
 
 /// (action, name in keymap.toml, context, default keys, description)
@@ -149,7 +156,9 @@ const DEFAULTS: &[Default] = {
         (A::Detail, "detail", View, &["enter"], "show/hide the detail pane (inventory, config, history)"),
         (A::Focus, "focus", View, &["tab"], "move focus between the table and the detail pane"),
         (A::Refresh, "refresh", View, &["r"], "render the node's config again"),
-        (A::BmcRefresh, "bmc_refresh", View, &["E"], "read the BMC event log and inventory again"),
+        (A::BmcRefresh, "bmc_refresh", View, &["E"], "read the BMC event log and inventory (or the timeline) again"),
+        (A::BootView, "boot_view", View, &["t"], "detail pane: the last boot's timeline, or config and BMC"),
+        (A::Stages, "stage_durations", View, &["T"], "boot stage durations across the lab: median, max, slowest"),
         (A::Stage, "stage", View, &["s"], "preview the deploy or the instance config"),
         (A::Log, "log", View, &["L"], "show/hide the log"),
         (A::Console, "console", View, &["c"], "open the node's serial console"),
@@ -192,6 +201,8 @@ const DEFAULTS: &[Default] = {
         (A::TileDown, "tile_down", Wall, &["j", "down"], "console below"),
         (A::TileOpen, "tile_open", Wall, &["enter", "c"], "open that console in the pane"),
         (A::WallLeave, "wall_leave", Wall, &["q", "esc", "w"], "leave the wall"),
+        (A::StagesRefresh, "stages_refresh", Stages, &["r"], "read the durations again"),
+        (A::StagesClose, "stages_close", Stages, &["q", "esc", "T"], "close the chart"),
     ]
 };
 

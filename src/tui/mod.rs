@@ -15,8 +15,10 @@ pub mod keymap;
 pub mod model;
 pub mod pacer;
 pub mod run;
+pub mod stage_chart;
 #[cfg(test)]
 pub(crate) mod test_fixture;
 pub mod theme;
+pub mod timeline;
 pub mod views;
 pub mod wall;

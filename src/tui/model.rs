@@ -72,6 +72,9 @@ pub struct NodeRow {
     pub progress: Option<Progress>,
     pub stage: Option<ConsoleStage>,
     pub stage_line: Option<String>,
+    /// The diagnosis' headline of the node's current boot, while it stalls
+    /// (the latest BootStatus says).
+    pub stalled: Option<String>,
     pub holder: Option<String>,
     pub holder_action: Option<String>,
     pub last: Option<LastEvent>,
@@ -96,6 +99,7 @@ impl NodeRow {
             progress: None,
             stage: None,
             stage_line: None,
+            stalled: None,
             holder: None,
             holder_action: None,
             last: None,
@@ -228,10 +232,16 @@ impl NodeRow {
     }
 
     pub fn stage_text(&self) -> String {
-        self.stage.map(stage_label).unwrap_or_default()
+        match &self.stalled {
+            Some(headline) => format!("stalled: {headline}"),
+            None => self.stage.map(stage_label).unwrap_or_default(),
+        }
     }
 
     pub fn stage_role(&self) -> Role {
+        if self.stalled.is_some() {
+            return Role::Warning;
+        }
         match self.stage {
             Some(ConsoleStage::DownloadFailed | ConsoleStage::BootFailed | ConsoleStage::Panic) => {
                 Role::StateFailed

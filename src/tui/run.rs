@@ -181,6 +181,8 @@ fn carry_out(effect: Effect, backend: &Backend, msgs: &mpsc::UnboundedSender<Msg
         Effect::ConsoleInput { node, bytes } => backend.console_input(node, bytes),
         Effect::ConsoleBreak { node } => backend.console_break(node),
         Effect::FetchBmc { node, what } => backend.bmc_info(node, what, msgs),
+        Effect::FetchTimeline { node } => backend.timeline(node, msgs),
+        Effect::FetchStages => backend.stage_stats(msgs),
     }
     true
 }

@@ -25,6 +25,10 @@ use crate::tui::theme::{Role, Theme};
 mod bmc;
 pub use bmc::{bmc_sample, failed_slot};
 
+#[path = "test_fixture_boot.rs"]
+mod boot;
+pub use boot::{good_boot, hostile_boot, stage_stats, stalled_boot};
+
 /// 2025-11-24 16:00:00 UTC.
 pub const NOW: i64 = 1_764_000_000_000;
 /// Never shown anywhere.

@@ -335,7 +335,7 @@ fn help() {
         app.update(ch('?'));
         let buf = snap("help", &mut app, w, h);
         assert_text_role(&app.theme, &buf, "Moving around the table", Role::Title);
-        let e = find(&buf, "read the BMC event log and inventory again").expect("E in the help");
+        let e = find(&buf, "read the BMC event log and inventory").expect("E in the help");
         assert_eq!(find(&buf, "E   ").map(|(_, y)| y), Some(e.1));
     }
     // Scrolled to the end: the commands.

@@ -11,7 +11,7 @@ use ratatui::widgets::{Paragraph, Wrap};
 
 use super::{block, clock, detail_focused, fit, safe_line, style};
 use crate::inventory::{InstanceImage, Node, PasswordSource};
-use crate::tui::app::{App, Preview};
+use crate::tui::app::{App, DetailView, Preview};
 use crate::tui::bmc_info::{NodeInfo, SelLine, Slot};
 use crate::tui::diff::{self, DiffLine};
 use crate::tui::model::{NodeRow, age, stage_label};
@@ -24,7 +24,11 @@ const HISTORY_SHOWN: usize = 12;
 
 pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
     let name = app.selected_name().unwrap_or("no node");
-    let outer = block(app, format!(" {name} "), detail_focused(app));
+    let title = match app.detail_view {
+        DetailView::Bmc => format!(" {name} "),
+        DetailView::Boot => format!(" {name} · boot "),
+    };
+    let outer = block(app, title, detail_focused(app));
     let inner = outer.inner(area);
     frame.render_widget(outer, area);
     if inner.width == 0 || inner.height == 0 {
@@ -73,6 +77,12 @@ pub fn lines(app: &App, row: &NodeRow, node: &Node, width: u16) -> Vec<Line<'sta
     let bmc = app.bmc_info.get(&row.name);
     status(app, row, &mut out);
     out.push(Line::default());
+    if app.detail_view == DetailView::Boot {
+        super::boot::lines(app, &row.name, width, &mut out);
+        out.push(Line::default());
+        history(app, row, &mut out);
+        return out.into_iter().map(safe_line).collect();
+    }
     config(app, width, &mut out);
     out.push(Line::default());
     events(app, bmc, width, &mut out);
@@ -118,6 +128,9 @@ fn status(app: &App, row: &NodeRow, out: &mut Vec<Line<'static>>) {
         let line = row.stage_line.as_deref().unwrap_or("").trim();
         let text = format!("{}: {line}", stage_label(stage));
         out.push(field(app, "console", text, row.stage_role()));
+    }
+    if let Some(headline) = &row.stalled {
+        out.push(field(app, "stalled", headline.clone(), Role::Warning));
     }
     if let Some(h) = &row.holder {
         let action = row.holder_action.as_deref().unwrap_or("?");

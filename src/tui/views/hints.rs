@@ -22,6 +22,7 @@ const TABLE: &[Hint] = &[
     (&[A::Deploy], "deploy"),
     (&[A::PowerOn, A::PowerOff], "power on/off"),
     (&[A::Console], "console"),
+    (&[A::BootView], "boot"),
     (&[A::Help], "help"),
     (&[A::Wall], "wall"),
     (&[A::Command], "command"),
@@ -38,8 +39,9 @@ const DETAIL: &[Hint] = &[
     (&[A::Detail], "close"),
     (&[A::Deploy], "deploy"),
     (&[A::Console], "console"),
-    (&[A::BmcRefresh], "BMC events"),
+    (&[A::BootView], "boot/BMC"),
     (&[A::Help], "help"),
+    (&[A::BmcRefresh], "read again"),
 ];
 
 const CONFIRM: &[Hint] = &[
@@ -52,6 +54,11 @@ const CONFIRM: &[Hint] = &[
 const HELP: &[Hint] = &[
     (&[A::HelpUp, A::HelpDown], "scroll"),
     (&[A::HelpClose], "close"),
+];
+
+const STAGES: &[Hint] = &[
+    (&[A::StagesRefresh], "read again"),
+    (&[A::StagesClose], "close"),
 ];
 
 const WALL: &[Hint] = &[
@@ -75,6 +82,7 @@ pub fn hints(app: &App) -> Vec<(String, String)> {
         Mode::Confirm => CONFIRM,
         Mode::Help => HELP,
         Mode::Wall => WALL,
+        Mode::Stages => STAGES,
         Mode::Filter => {
             return fixed(&[
                 ("Enter", "keep"),

@@ -3,6 +3,7 @@
 //! draws it. Every size works, down to a few cells: areas shrink to
 //! nothing rather than underflow.
 
+mod boot;
 mod command;
 mod confirm;
 mod detail;
@@ -44,6 +45,8 @@ pub struct Areas {
     pub hints: Rect,
     pub help: Option<Rect>,
     pub confirm: Option<Rect>,
+    /// The stage durations chart (a popup).
+    pub stages: Option<Rect>,
 }
 
 /// Rows of the log pane at this terminal height (0: hidden).
@@ -112,6 +115,10 @@ pub fn layout(app: &App, area: Rect) -> Areas {
     if app.mode == Mode::Help {
         let r = centered(area, 86, area.height.saturating_sub(2));
         a.help = Some(r);
+    }
+    if app.mode == Mode::Stages {
+        let rows = crate::tui::stage_chart::height(app);
+        a.stages = Some(centered(area, 100, rows.min(area.height.saturating_sub(2))));
     }
     if app.mode == Mode::Confirm {
         let lines = app
@@ -190,6 +197,9 @@ pub fn render(frame: &mut Frame, app: &App, areas: &Areas) {
     hints::draw(frame, app, areas.hints);
     if let Some(r) = areas.help {
         help::draw(frame, app, r);
+    }
+    if let Some(r) = areas.stages {
+        crate::tui::stage_chart::draw(frame, app, r);
     }
     if let (Some(r), Some(c)) = (areas.confirm, &app.confirm) {
         confirm::draw(frame, app, c, r);
@@ -307,3 +317,7 @@ mod tests;
 #[cfg(test)]
 #[path = "../views_text_tests.rs"]
 mod text_tests;
+
+#[cfg(test)]
+#[path = "../views_boot_tests.rs"]
+mod boot_tests;
