@@ -146,25 +146,34 @@ impl Recorder {
         tokio::spawn(async move {
             let _follower = AbortOnDrop(follower);
             let mut parser = crate::timeline::dnsmasq_log::Parser::new();
-            // dnsmasq's own times have no year and its zone: a message is
-            // stamped with when its last line was read.
-            let mut read_at = now_ms();
+            // When the message's lines were written, by dnsmasq's clock.
+            let mut written_at = now_ms();
             loop {
                 // A reply's option lines may still be on their way: it is
                 // closed once the log has been quiet for a few polls.
-                let messages = match tokio::time::timeout(DHCP_QUIET, lines.recv()).await {
-                    Ok(Some(line)) => {
-                        let messages = parser.line(&line);
-                        read_at = now_ms();
-                        messages
-                    }
-                    Ok(None) => break,
-                    Err(_) => parser.flush(),
-                };
+                let messages: Vec<(i64, crate::timeline::DhcpMessage)> =
+                    match tokio::time::timeout(DHCP_QUIET, lines.recv()).await {
+                        Ok(Some(line)) => {
+                            // What this line closes was written with the lines before it.
+                            let messages = parser.line(&line);
+                            let closed_at = written_at;
+                            written_at = line_time(&line, now_ms()).unwrap_or_else(now_ms);
+                            messages
+                                .into_iter()
+                                .map(|m| (closed_at.min(written_at), m))
+                                .collect()
+                        }
+                        Ok(None) => break,
+                        Err(_) => parser
+                            .flush()
+                            .into_iter()
+                            .map(|m| (written_at, m))
+                            .collect(),
+                    };
                 let lab = this.shared.lab();
-                for message in messages {
+                for (at, message) in messages {
                     if let Some(node) = node_of_mac(&lab, &message.mac) {
-                        this.record_at(&node, read_at, What::Dhcp(message));
+                        this.record_at(&node, at, What::Dhcp(message));
                     }
                 }
             }
@@ -211,6 +220,31 @@ pub fn tftp_hook(recorder: Arc<Recorder>) -> crate::serve::tftp::TransferLog {
         };
         recorder.fetch(None, "tftp", &r.file, status, r.bytes, r.duration);
     })
+}
+
+/// When dnsmasq wrote a log line, from its `Mmm dd HH:MM:SS` prefix (local
+/// time, no year), as unix ms: the zone's offset is what separates it from
+/// `now` (the line was just read), rounded to a quarter hour. The second
+/// is dnsmasq's floor, so a DHCP message never lands after the fetches it
+/// led to (the follower reads the file a poll later than they happen).
+fn line_time(line: &str, now: i64) -> Option<i64> {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let mut words = line.split_whitespace();
+    let name = words.next()?;
+    let month = MONTHS.iter().position(|m| *m == name)? as u32 + 1;
+    let day: u32 = words.next()?.parse().ok()?;
+    let mut hms = words.next()?.split(':').map(|n| n.parse::<i64>().ok());
+    let (h, m, s) = (hms.next()??, hms.next()??, hms.next()??);
+    let (year, _, _, _, _, _) = crate::calendar::utc_fields(now.div_euclid(1000));
+    let best = [year - 1, year, year + 1]
+        .into_iter()
+        .map(|y| crate::calendar::days_from_civil(y, month, day) * 86_400 + h * 3600 + m * 60 + s)
+        .min_by_key(|t| (now / 1000 - t).abs())?;
+    let quarter = 900;
+    let offset = ((now / 1000 - best) as f64 / quarter as f64).round() as i64 * quarter;
+    Some((best + offset) * 1000)
 }
 
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
@@ -463,4 +497,26 @@ fn statuses(
         out.push((name, reached, stalled, is_open));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dnsmasq_times_are_read_in_any_zone_to_the_second_floor() {
+        // 2026-12-05 13:48:08.700 UTC.
+        let now = crate::calendar::days_from_civil(2026, 12, 5) * 86_400_000 + 49_688_700;
+        let line =
+            "Dec  5 13:48:08 dnsmasq-dhcp[6019]: 1 DHCPACK(dqs0) 10.9.0.98 52:54:00:aa:bb:01";
+        assert_eq!(line_time(line, now), Some(now - 700));
+        // The same moment logged at UTC+05:30, read 900 ms later.
+        let india = "Dec  5 19:18:08 dnsmasq-dhcp[6019]: 1 DHCPACK(dqs0)";
+        assert_eq!(line_time(india, now + 200), Some(now - 700));
+        // New Year's Eve, read just after midnight UTC.
+        let jan = crate::calendar::days_from_civil(2027, 1, 1) * 86_400_000 + 500;
+        let dec = "Dec 31 23:59:59 dnsmasq-dhcp[1]: x";
+        assert_eq!(line_time(dec, jan), Some(jan - 1_500));
+        assert_eq!(line_time("dnsmasq-dhcp[1]: no date", now), None);
+    }
 }

@@ -16,6 +16,7 @@ pub enum Milestone {
     /// Petitboot's menu on the console.
     Petitboot,
     /// dnsmasq acknowledged a lease.
+    #[serde(rename = "dhcp")]
     DhcpAck,
     /// The petitboot config was fetched.
     Config,

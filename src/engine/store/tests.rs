@@ -90,7 +90,17 @@ fn migrations_from_empty_reach_current_version() {
         .collect::<rusqlite::Result<_>>()
         .unwrap();
     tables.sort();
-    assert_eq!(tables, ["deploys", "events", "nodes", "reservations"]);
+    assert_eq!(
+        tables,
+        [
+            "boot_events",
+            "boots",
+            "deploys",
+            "events",
+            "nodes",
+            "reservations"
+        ]
+    );
     assert_eq!(pragma::<i64>(&s, "foreign_keys"), 1);
 }
 
