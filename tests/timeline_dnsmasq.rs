@@ -473,7 +473,7 @@ fn check_timeline(why: &Value, opt: &HashMap<u16, String>, kernel_size: u64) -> 
         .filter_map(|r| r[0].as_str())
         .collect();
     // serde's names for Milestone::{DhcpAck, Config, Kernel}.
-    for m in ["dhcp-ack", "config", "kernel"] {
+    for m in ["dhcp", "config", "kernel"] {
         if !reached.contains(&m) {
             return Err(format!("milestone {m} not reached: {reached:?}"));
         }
