@@ -392,7 +392,7 @@ fn a_healthy_deploy_boots_with_no_diagnosis() {
         .clone();
     assert!(boot["diagnosis"].is_null(), "{boot:#}");
     let milestones = milestones(&boot);
-    for m in ["dhcp-ack", "config", "kernel", "kexec", "up"] {
+    for m in ["dhcp", "config", "kernel", "kexec", "up"] {
         assert!(milestones.iter().any(|x| x == m), "{m}: {milestones:?}");
     }
     let text = demo.why_text(NODE);

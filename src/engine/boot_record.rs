@@ -154,14 +154,11 @@ impl Recorder {
                 let messages: Vec<(i64, crate::timeline::DhcpMessage)> =
                     match tokio::time::timeout(DHCP_QUIET, lines.recv()).await {
                         Ok(Some(line)) => {
-                            // What this line closes was written with the lines before it.
-                            let messages = parser.line(&line);
-                            let closed_at = written_at;
+                            // A reply this line closes was written a moment
+                            // before it, within the same second of dnsmasq's.
                             written_at = line_time(&line, now_ms()).unwrap_or_else(now_ms);
-                            messages
-                                .into_iter()
-                                .map(|m| (closed_at.min(written_at), m))
-                                .collect()
+                            let messages = parser.line(&line);
+                            messages.into_iter().map(|m| (written_at, m)).collect()
                         }
                         Ok(None) => break,
                         Err(_) => parser

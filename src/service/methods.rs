@@ -198,7 +198,7 @@ pub(super) async fn call(
                 persistent,
             } = params(p)?;
             let targets = nodes(&engine, &names)?;
-            Ok(each_bmc(
+            let results = each_bmc(
                 &engine,
                 targets,
                 &who,
@@ -209,7 +209,9 @@ pub(super) async fn call(
                     (bmc, result)
                 },
             )
-            .await)
+            .await;
+            note_boot_device(&engine, &results, device);
+            Ok(results)
         }
         "toolbox" => {
             #[derive(Deserialize)]
@@ -422,6 +424,27 @@ async fn blocking(
     match tokio::task::spawn_blocking(job).await {
         Ok(result) => result.map_err(|e| RpcError::failed(e.to_string())),
         Err(e) => Err(RpcError::failed(format!("the request failed: {e}"))),
+    }
+}
+
+/// What the service just set is each node's reading (the dashboard's, and
+/// the boot override a following power-on's timeline starts with), as the
+/// in-process dashboard's own action does.
+fn note_boot_device(engine: &Engine, results: &Value, device: BootDevice) {
+    let name = match device {
+        BootDevice::Pxe => "pxe",
+        BootDevice::Disk => "disk",
+        BootDevice::None => "none",
+    };
+    for row in results.as_array().into_iter().flatten() {
+        if row["ok"].as_bool() != Some(true) {
+            continue;
+        }
+        let Some(node) = row["node"].as_str() else {
+            continue;
+        };
+        let on = engine.record(node).ok().and_then(|r| r.power_on);
+        engine.note_reading(node, on, Some(name));
     }
 }
 

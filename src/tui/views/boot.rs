@@ -64,6 +64,9 @@ pub fn lines(app: &App, node: &str, width: u16, out: &mut Vec<Line<'static>>) {
     events(app, why, w, out);
 }
 
+/// Evidence lines shown whole; more are cut to the first and last two.
+const EVIDENCE_SHOWN: usize = 4;
+
 fn verdict(app: &App, why: &Why, w: usize, out: &mut Vec<Line<'static>>) {
     let Some(d) = &why.diagnosis else {
         let reached = why.milestones.last();
@@ -98,8 +101,23 @@ fn verdict(app: &App, why: &Why, w: usize, out: &mut Vec<Line<'static>>) {
     for cause in d.causes.iter().skip(1) {
         out.push(row("or", cause, Role::Warning));
     }
-    for evidence in &d.evidence {
+    // The rule's own lines first and the console's last ones: the stage
+    // bar and the events must stay on screen; `petitlab why` has them all.
+    let n = d.evidence.len();
+    let (head, tail) = if n > EVIDENCE_SHOWN { (2, 2) } else { (n, 0) };
+    for evidence in &d.evidence[..head] {
         out.push(row("saw", evidence, Role::Text));
+    }
+    if tail > 0 {
+        let more = format!(
+            "… {} more: petitlab why {}",
+            n - head - tail,
+            crate::text::display_safe(&why.boot.node)
+        );
+        out.push(row("", &more, Role::Muted));
+        for evidence in &d.evidence[n - tail..] {
+            out.push(row("saw", evidence, Role::Text));
+        }
     }
     out.push(Line::styled(
         format!("  rule {}", d.rule),
@@ -165,17 +183,18 @@ fn events(app: &App, why: &Why, w: usize, out: &mut Vec<Line<'static>>) {
     let all = why.boot.events.len() + why.boot.dropped as usize;
     let shown = why.boot.events.len().min(EVENTS_SHOWN);
     let title = if shown < all {
-        format!("Events (the newest {shown} of {all})")
+        format!("Events (the newest {shown} of {all}, newest first)")
     } else {
-        "Events".to_string()
+        "Events (newest first)".to_string()
     };
     out.push(Line::styled(title, style(app, Role::Title)));
     if shown == 0 {
         out.push(Line::styled("none yet", style(app, Role::Muted)));
         return;
     }
+    // Newest first: a short pane still shows where the boot is now.
     let skip = why.boot.events.len() - shown;
-    for e in &why.boot.events[skip..] {
+    for e in why.boot.events[skip..].iter().rev() {
         let role = match &e.what {
             _ if timeline::failed(e) => Role::Error,
             crate::timeline::What::ConsoleGap { .. } => Role::Warning,
