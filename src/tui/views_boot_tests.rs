@@ -62,8 +62,15 @@ fn boot_view_with_a_diagnosis() {
         let mut app = boot_detail(&fx, "p9-rack1-03", Some(stalled_boot()));
         scroll_to(&mut app, w, h, "Boot (started");
         let top = snap("boot_diagnosis", &mut app, w, h);
-        app.update(ch('G'));
-        let bottom = draw(&mut app, w, h).backend().buffer().clone();
+        // A short pane scrolls down to them.
+        let mut bottom = top.clone();
+        for _ in 0..40 {
+            if find(&bottom, "ACK 10.77.0.13 209=http://10.77.0… (40 B)").is_some() {
+                break;
+            }
+            app.update(ch('j'));
+            bottom = draw(&mut app, w, h).backend().buffer().clone();
+        }
         let buf = &top;
         let t = &app.theme;
         assert_text_role(t, buf, "✗ the petitboot config: its file", Role::Error);
@@ -73,7 +80,7 @@ fn boot_view_with_a_diagnosis() {
         assert_text_role(t, buf, "░", Role::Warning);
         assert_text_role(t, buf, "petitboot 31 s", Role::StateOk);
         assert_text_role(t, buf, "· kernel · kexec · up", Role::Muted);
-        // The newest events, at the bottom of the pane.
+        // The newest events, first in their list.
         assert_text_role(
             t,
             &bottom,
