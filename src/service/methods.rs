@@ -181,7 +181,7 @@ pub(super) async fn call(
                 },
             )
             .await;
-            record_boots(&engine, &results, sent);
+            super::boots::record_boots(&engine, &results, sent);
             Ok(results)
         }
         "bootdev" => {
@@ -210,7 +210,7 @@ pub(super) async fn call(
                 },
             )
             .await;
-            note_boot_device(&engine, &results, device);
+            super::boots::note_boot_device(&engine, &results, device);
             Ok(results)
         }
         "toolbox" => {
@@ -235,29 +235,7 @@ pub(super) async fn call(
             )
             .await)
         }
-        "why" => {
-            #[derive(Deserialize)]
-            struct P {
-                node: String,
-            }
-            let P { node } = params(p)?;
-            let answer = tokio::task::spawn_blocking(move || engine.why(&node))
-                .await
-                .map_err(|e| RpcError::failed(format!("the request failed: {e}")))?;
-            match answer {
-                Ok(why) => Ok(serde_json::to_value(why).unwrap_or_default()),
-                Err(e) => Err(RpcError::failed(e)),
-            }
-        }
-        "stage-stats" => {
-            let answer = tokio::task::spawn_blocking(move || engine.stage_stats())
-                .await
-                .map_err(|e| RpcError::failed(format!("the request failed: {e}")))?;
-            match answer {
-                Ok(stats) => Ok(serde_json::to_value(stats).unwrap_or_default()),
-                Err(e) => Err(RpcError::failed(e)),
-            }
-        }
+        "why" | "stage-stats" => super::boots::call(engine, method, p).await,
         "resolve" => {
             #[derive(Deserialize)]
             struct P {
@@ -424,47 +402,6 @@ async fn blocking(
     match tokio::task::spawn_blocking(job).await {
         Ok(result) => result.map_err(|e| RpcError::failed(e.to_string())),
         Err(e) => Err(RpcError::failed(format!("the request failed: {e}"))),
-    }
-}
-
-/// What the service just set is each node's reading (the dashboard's, and
-/// the boot override a following power-on's timeline starts with), as the
-/// in-process dashboard's own action does.
-fn note_boot_device(engine: &Engine, results: &Value, device: BootDevice) {
-    let name = match device {
-        BootDevice::Pxe => "pxe",
-        BootDevice::Disk => "disk",
-        BootDevice::None => "none",
-    };
-    for row in results.as_array().into_iter().flatten() {
-        if row["ok"].as_bool() != Some(true) {
-            continue;
-        }
-        let Some(node) = row["node"].as_str() else {
-            continue;
-        };
-        let on = engine.record(node).ok().and_then(|r| r.power_on);
-        engine.note_reading(node, on, Some(name));
-    }
-}
-
-/// The boots a power request began, into the nodes' timelines.
-fn record_boots(engine: &Engine, results: &Value, sent: i64) {
-    let rows: Vec<(String, Result<Value, String>)> = results
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|row| {
-            let node = row["node"].as_str()?.to_string();
-            let result = match row["ok"].as_bool() {
-                Some(true) => Ok(row["result"].clone()),
-                _ => Err(String::new()),
-            };
-            Some((node, result))
-        })
-        .collect();
-    for (node, how) in crate::engine::boot_record::booted_by(&rows) {
-        engine.boot_begins(node, sent, &how, None);
     }
 }
 

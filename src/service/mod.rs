@@ -4,6 +4,7 @@
 //! clients). The protocol is JSON-RPC 2.0, one JSON text per line; see
 //! docs/service-api.md.
 
+mod boots;
 pub mod client;
 pub mod fanout;
 mod methods;
