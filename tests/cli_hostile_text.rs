@@ -246,3 +246,55 @@ fn a_tftp_clients_error_message_is_escaped_in_the_serve_log() {
         "{line}"
     );
 }
+
+/// A boot timeline holds what the network sent: a console line and a DHCP
+/// note. `petitlab why` shows both made visible, and `--json` keeps the
+/// text whole but escaped inert.
+#[test]
+fn a_boot_timelines_console_line_and_dhcp_note_are_escaped_by_why() {
+    use petitlab::timeline::{BootEvent, DhcpMessage, What};
+
+    let v = VirtualLab::new(
+        vec![VNode::new("p9-w", Proto::Http, false, 0)],
+        1024,
+        DEPLOY,
+    );
+    {
+        let mut store = Store::open(&v.store()).unwrap();
+        let at = petitlab::engine::store::now_ms();
+        store
+            .start_boot("p9-w", at, "power on by test", 20)
+            .unwrap();
+        let console = What::Console {
+            stage: petitlab::console::Stage::Petitboot,
+            line: HOSTILE.to_string(),
+        };
+        let dhcp = What::Dhcp(DhcpMessage {
+            message: "NAK".into(),
+            mac: "52:54:00:00:00:01".into(),
+            ip: None,
+            interface: "eth0".into(),
+            sent: Vec::new(),
+            note: Some(HOSTILE.to_string()),
+        });
+        let events: Vec<_> = [console, dhcp]
+            .into_iter()
+            .map(|what| ("p9-w".to_string(), BootEvent { at: at + 1, what }))
+            .collect();
+        store.append_boot_events(&events, 20).unwrap();
+    }
+    let text = petitlab(&v.lab, &["--local", "why", "p9-w"]);
+    assert!(text.status.success(), "{}", show(&text));
+    assert_inert("why", &text.stdout);
+    let shown = String::from_utf8_lossy(&text.stdout);
+    assert_eq!(shown.matches(SHOWN).count(), 2, "{shown}");
+
+    let json = petitlab(&v.lab, &["--local", "--json", "why", "p9-w"]);
+    assert!(json.status.success(), "{}", show(&json));
+    assert_inert("why --json", &json.stdout);
+    let value: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert!(
+        holds(&value, HOSTILE),
+        "the JSON keeps what was sent: {value}"
+    );
+}

@@ -40,10 +40,8 @@ pub async fn run(
         }
     };
     if json {
-        outln!(
-            "{}",
-            serde_json::to_string_pretty(&json!({"node": name, "boot": why}))?
-        );
+        // Console lines and DHCP notes are the network's: escaped inert.
+        super::out::json_pretty(&json!({"node": name, "boot": why}))?;
         return Ok(ExitCode::SUCCESS);
     }
     match why {

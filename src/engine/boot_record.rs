@@ -418,6 +418,9 @@ pub fn why(store: &Mutex<Store>, lab: &Lab, node: &Node) -> Result<Option<Why>, 
 /// the status of the boots that changed or may have stalled.
 async fn write_loop(shared: Arc<Shared>, mut rx: mpsc::Receiver<(String, BootEvent)>) {
     let mut open: HashSet<String> = HashSet::new();
+    // When each open boot was last diagnosed: a lab netbooting a thousand
+    // nodes re-reads each a few times per stall allowance, not every tick.
+    let mut checked: HashMap<String, tokio::time::Instant> = HashMap::new();
     let mut sent: HashMap<String, (Option<String>, Option<String>)> = HashMap::new();
     let mut tick = tokio::time::interval(STALL_CHECK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -444,10 +447,21 @@ async fn write_loop(shared: Arc<Shared>, mut rx: mpsc::Receiver<(String, BootEve
                 }
                 touched
             }
-            _ = tick.tick() => open.clone(),
+            _ = tick.tick() => {
+                let every = (shared.lab().timeline.stall_after / 4).max(STALL_CHECK);
+                let now = tokio::time::Instant::now();
+                open.iter()
+                    .filter(|n| checked.get(*n).is_none_or(|at| now - *at >= every))
+                    .cloned()
+                    .collect()
+            }
         };
         if touched.is_empty() {
             continue;
+        }
+        let now = tokio::time::Instant::now();
+        for node in &touched {
+            checked.insert(node.clone(), now);
         }
         let reader = shared.clone();
         let statuses = tokio::task::spawn_blocking(move || statuses(&reader, touched)).await;
@@ -456,6 +470,7 @@ async fn write_loop(shared: Arc<Shared>, mut rx: mpsc::Receiver<(String, BootEve
                 open.insert(node.clone());
             } else {
                 open.remove(&node);
+                checked.remove(&node);
             }
             let now = (reached, stalled);
             if sent.get(&node) != Some(&now) {
