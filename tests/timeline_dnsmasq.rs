@@ -10,16 +10,18 @@
 //! and kernel fetches. Needs root (ip netns); fails, never skips, when it
 //! cannot set up its peers.
 
+mod support;
+
 use std::collections::HashMap;
 use std::fs;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use support::netns::{NetPair, exec_in, run};
 
 const SERVER_IP: &str = "10.206.0.1";
 const NODE: &str = "n1";
@@ -27,263 +29,60 @@ const NODE_MAC: &str = "52:54:00:20:60:01";
 /// The deploy kernel petitlab stages: big enough to take a few TCP segments.
 const KERNEL_SIZE: usize = 300_000;
 
-fn run(cmd: &mut Command) -> Output {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed ({}): {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn require_tool(name: &str, package: &str) {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {name}")])
-        .stdout(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    assert!(
-        found,
-        "{name} is not installed: apt-get install {package} (scripts/test does this)"
-    );
-}
-
-/// Two namespaces joined by a veth pair, and the processes run in them
-/// (dnsmasq, `petitlab serve`): all killed by PID and removed on drop.
-struct Net {
-    server_ns: String,
-    client_ns: String,
-    server_if: String,
-    client_if: String,
-    children: Vec<Child>,
-}
-
-impl Net {
-    fn new() -> Net {
-        require_tool("ip", "iproute2");
-        require_tool("dnsmasq", "dnsmasq-base");
-        require_tool("busybox", "busybox");
-        // Unique per process and per test (the tests of one process run at once).
-        static SEQ: AtomicU32 = AtomicU32::new(0);
-        let id = format!(
-            "{}{}",
-            std::process::id() % 100_000,
-            SEQ.fetch_add(1, Ordering::SeqCst)
-        );
-        let net = Net {
-            server_ns: format!("pltls{id}"),
-            client_ns: format!("pltlc{id}"),
-            server_if: format!("tls{id}"),
-            client_if: format!("tlc{id}"),
-            children: Vec::new(),
-        };
-        let probe = Command::new("ip")
-            .args(["netns", "add", &net.server_ns])
-            .output()
-            .expect("cannot run ip (iproute2)");
-        assert!(
-            probe.status.success(),
-            "cannot create a network namespace (this test needs root): {}",
-            String::from_utf8_lossy(&probe.stderr)
-        );
-        let (s, c) = (&net.server_ns, &net.client_ns);
-        let (sif, cif) = (&net.server_if, &net.client_if);
-        run(Command::new("ip").args(["netns", "add", c]));
-        run(Command::new("ip").args(["link", "add", sif, "type", "veth", "peer", "name", cif]));
-        run(Command::new("ip").args(["link", "set", sif, "netns", s]));
-        run(Command::new("ip").args(["link", "set", cif, "netns", c]));
-        let addr = format!("{SERVER_IP}/24");
-        run(Command::new("ip").args(["-n", s, "addr", "add", &addr, "dev", sif]));
-        run(Command::new("ip").args(["-n", c, "link", "set", cif, "address", NODE_MAC]));
-        for (ns, dev) in [(s, "lo"), (c, "lo"), (s, sif.as_str()), (c, cif.as_str())] {
-            run(Command::new("ip").args(["-n", ns, "link", "set", dev, "up"]));
-        }
-        net
-    }
-
-    /// Waits until `ss -ltn`/`-uln` in the server namespace shows `port`.
-    fn wait_listening(&mut self, flags: &str, port: &str, what: &str, diag: &dyn Fn() -> String) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let ss = run(Command::new("ip").args(["netns", "exec", &self.server_ns, "ss", flags]));
-            if String::from_utf8_lossy(&ss.stdout).contains(&format!(":{port} ")) {
-                return;
+/// `petitlab --lab LAB serve` in the server namespace, killed with `net`;
+/// returns its output so far, collected as it comes (for failure messages).
+fn start_serve(net: &mut NetPair, lab: &Path) -> Arc<Mutex<String>> {
+    let mut child = exec_in(&net.server_ns, env!("CARGO_BIN_EXE_petitlab"))
+        .arg("--lab")
+        .arg(lab)
+        .arg("serve")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cannot start petitlab serve");
+    let output = Arc::new(Mutex::new(String::new()));
+    for pipe in [
+        Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+        Box::new(child.stderr.take().unwrap()),
+    ] {
+        let output = output.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                let mut out = output.lock().unwrap();
+                out.push_str(&line);
+                out.push('\n');
             }
-            for child in &mut self.children {
-                if let Some(status) = child.try_wait().unwrap() {
-                    panic!(
-                        "a server process exited ({status}) before {what}:\n{}",
-                        diag()
-                    );
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{what}: nothing listens on port {port} after 10 s:\n{}",
-                diag()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// dnsmasq on petitlab's host and option directories, logging its DHCP
-    /// to `log` (the file lab.toml's `[dhcp] log` names).
-    fn start_dnsmasq(&mut self, work: &Path, hostsdir: &Path, optsdir: &Path, log: &Path) {
-        let stderr = fs::File::create(work.join("dnsmasq.stderr")).unwrap();
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &self.server_ns, "dnsmasq", "-k"])
-            .args(["--conf-file=/dev/null", "--port=0", "--bind-interfaces"])
-            .args(["--no-ping", "--log-dhcp"])
-            .arg(format!("--interface={}", self.server_if))
-            .arg("--dhcp-range=10.206.0.50,10.206.0.99,1h")
-            .arg(format!("--dhcp-hostsdir={}", hostsdir.display()))
-            .arg(format!("--dhcp-optsdir={}", optsdir.display()))
-            .arg(format!("--log-facility={}", log.display()))
-            .arg(format!(
-                "--dhcp-leasefile={}",
-                work.join("leases").display()
-            ))
-            .arg(format!("--pid-file={}", work.join("dnsmasq.pid").display()))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr);
-        // `ip netns exec` execs dnsmasq (-k: in the foreground), so this
-        // child's PID is dnsmasq's.
-        self.children
-            .push(cmd.spawn().expect("cannot start dnsmasq"));
-        let diag = || {
-            format!(
-                "{}\n{}",
-                fs::read_to_string(work.join("dnsmasq.stderr")).unwrap_or_default(),
-                fs::read_to_string(log).unwrap_or_default()
-            )
-        };
-        self.wait_listening("-uln", "67", "dnsmasq serving DHCP", &diag);
-    }
-
-    /// `petitlab --lab LAB serve` in the server namespace; returns its
-    /// output so far, collected as it comes (for failure messages).
-    fn start_serve(&mut self, lab: &Path) -> Arc<Mutex<String>> {
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", &self.server_ns])
-            .arg(env!("CARGO_BIN_EXE_petitlab"))
-            .arg("--lab")
-            .arg(lab)
-            .arg("serve")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("cannot start petitlab serve");
-        let output = Arc::new(Mutex::new(String::new()));
-        for pipe in [
-            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-            Box::new(child.stderr.take().unwrap()),
-        ] {
-            let output = output.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                    let mut out = output.lock().unwrap();
-                    out.push_str(&line);
-                    out.push('\n');
-                }
-            });
-        }
-        self.children.push(child);
-        let shown = output.clone();
-        let diag = move || shown.lock().unwrap().clone();
-        self.wait_listening("-ltn", "8080", "petitlab serve's HTTP", &diag);
-        let socket = lab.parent().unwrap().join("petitlab.sock");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !output.lock().unwrap().contains("running") {
-            assert!(
-                Instant::now() < deadline,
-                "petitlab serve did not start its service on {}:\n{}",
-                socket.display(),
-                diag()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        output
-    }
-
-    /// One DHCP exchange, as petitboot's client asks (209 and 210); the
-    /// lease is put on the client's interface. Returns the variables
-    /// udhcpc handed its script on `bound`.
-    fn dhcp(&self, work: &Path, log: &Path) -> HashMap<String, String> {
-        let dump = work.join("client.env");
-        let script = work.join("dump.sh");
-        fs::write(
-            &script,
-            "#!/bin/sh\n[ \"$1\" = bound ] && env > \"$DUMP_OUT\"\nexit 0\n",
-        )
-        .unwrap();
-        run(Command::new("chmod").arg("+x").arg(&script));
-        let out = Command::new("timeout")
-            .args(["20", "ip", "netns", "exec", &self.client_ns, "env", "-i"])
-            .arg("PATH=/usr/sbin:/usr/bin:/sbin:/bin")
-            .arg(format!("DUMP_OUT={}", dump.display()))
-            .args(["busybox", "udhcpc", "-i", &self.client_if, "-n", "-q", "-f"])
-            .args(["-t", "5", "-T", "1", "-O", "209", "-O", "210", "-s"])
-            .arg(&script)
-            .output()
-            .expect("cannot run busybox udhcpc");
-        let text = fs::read_to_string(&dump).unwrap_or_else(|_| {
-            panic!(
-                "udhcpc got no lease ({}): {}{}\ndnsmasq log:\n{}",
-                out.status,
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr),
-                fs::read_to_string(log).unwrap_or_default()
-            )
         });
-        let vars: HashMap<String, String> = text
-            .lines()
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        let ip = vars.get("ip").unwrap_or_else(|| panic!("no ip: {vars:?}"));
-        run(Command::new("ip").args([
-            "-n",
-            &self.client_ns,
-            "addr",
-            "add",
-            &format!("{ip}/24"),
-            "dev",
-            &self.client_if,
-        ]));
-        vars
     }
-
-    /// GET `url` from the client namespace with busybox wget; the body.
-    fn fetch(&self, url: &str, work: &Path) -> Vec<u8> {
-        let out_file = work.join("fetched");
-        let _ = fs::remove_file(&out_file);
-        run(Command::new("timeout")
-            .args(["10", "ip", "netns", "exec", &self.client_ns])
-            .args(["busybox", "wget", "-q", "-O"])
-            .arg(&out_file)
-            .arg(url));
-        fs::read(&out_file).unwrap()
+    net.adopt(child);
+    let shown = output.clone();
+    let diag = move || shown.lock().unwrap().clone();
+    net.wait_listening("-ltn", "8080", "petitlab serve's HTTP", &diag);
+    let socket = lab.parent().unwrap().join("petitlab.sock");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !output.lock().unwrap().contains("running") {
+        assert!(
+            Instant::now() < deadline,
+            "petitlab serve did not start its service on {}:\n{}",
+            socket.display(),
+            diag()
+        );
+        std::thread::sleep(Duration::from_millis(20));
     }
+    output
 }
 
-impl Drop for Net {
-    fn drop(&mut self) {
-        for child in &mut self.children {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        for ns in [&self.client_ns, &self.server_ns] {
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
-        }
-    }
+/// GET `url` from the client namespace with busybox wget; the body.
+fn fetch(net: &NetPair, url: &str, work: &Path) -> Vec<u8> {
+    let out_file = work.join("fetched");
+    let _ = fs::remove_file(&out_file);
+    run(Command::new("timeout")
+        .args(["10", "ip", "netns", "exec", &net.client_ns])
+        .args(["busybox", "wget", "-q", "-O"])
+        .arg(&out_file)
+        .arg(url));
+    fs::read(&out_file).unwrap()
 }
 
 fn petitlab(lab: &Path, args: &[&str]) -> Output {
@@ -384,23 +183,6 @@ fn opt_value(opts: &str, code: u16) -> String {
         .to_string()
 }
 
-/// Waits until dnsmasq logs that it read `file`.
-fn wait_for_read(log: &Path, file: &Path) {
-    let needle = format!("read {}", file.display());
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let text = fs::read_to_string(log).unwrap_or_default();
-        if text.contains(&needle) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "dnsmasq never logged {needle:?}:\n{text}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// The first event of `kind` in `events` (from `from` on) that `pick` likes.
 fn find(events: &[Value], from: usize, pick: impl Fn(&Value) -> bool) -> Option<usize> {
     events
@@ -488,7 +270,7 @@ fn boot_is_recorded(dnsmasq_first: bool) {
     let tmp = tempfile::tempdir().unwrap();
     let work = tmp.path();
     let lab = write_lab(work);
-    let mut net = Net::new();
+    let mut net = NetPair::new("tl", SERVER_IP, NODE_MAC);
 
     // petitlab stages the config and kernel and writes dnsmasq's files.
     petitlab(&lab.lab, &["prepare-ramdisk", NODE]);
@@ -498,18 +280,22 @@ fn boot_is_recorded(dnsmasq_first: bool) {
 
     let serve = if dnsmasq_first {
         net.start_dnsmasq(work, &lab.hostsdir, &lab.optsdir, &lab.log);
-        net.start_serve(&lab.lab)
+        start_serve(&mut net, &lab.lab)
     } else {
-        let serve = net.start_serve(&lab.lab);
+        let serve = start_serve(&mut net, &lab.lab);
         net.start_dnsmasq(work, &lab.hostsdir, &lab.optsdir, &lab.log);
         serve
     };
-    wait_for_read(&lab.log, &hosts_file);
-    wait_for_read(&lab.log, &opts_file);
+    net.wait_for_read(&hosts_file, 1);
+    net.wait_for_read(&opts_file, 1);
 
     // The node boots: DHCP, then at once (as petitboot does) the config
     // the options name and the kernel the config names.
-    let lease = net.dhcp(work, &lab.log);
+    let lease = net.udhcpc(work);
+    let ip = lease
+        .get("ip")
+        .unwrap_or_else(|| panic!("no ip: {lease:?}"));
+    net.add_client_addr(ip);
     let conf = lease
         .get("pxeconffile")
         .unwrap_or_else(|| panic!("no option 209 in the lease: {lease:?}"));
@@ -524,14 +310,14 @@ fn boot_is_recorded(dnsmasq_first: bool) {
     } else {
         format!("{prefix}{conf}")
     };
-    let config = String::from_utf8(net.fetch(&config_url, work)).unwrap();
+    let config = String::from_utf8(fetch(&net, &config_url, work)).unwrap();
     let kernel_url = config
         .lines()
         .find_map(|l| l.trim().strip_prefix("kernel "))
         .unwrap_or_else(|| panic!("no kernel line in the config:\n{config}"))
         .trim()
         .to_string();
-    let kernel = net.fetch(&kernel_url, work);
+    let kernel = fetch(&net, &kernel_url, work);
     assert!(
         kernel == lab.kernel,
         "the kernel served differs from vmlinux"

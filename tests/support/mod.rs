@@ -16,6 +16,8 @@ pub mod lab;
 #[allow(dead_code)]
 pub mod lossy_relay;
 #[allow(dead_code)]
+pub mod netns;
+#[allow(dead_code)]
 pub mod petitboot_rig;
 #[allow(dead_code)]
 pub mod powernv;
