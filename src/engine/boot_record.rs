@@ -90,7 +90,7 @@ impl Recorder {
         let event = BootEvent { at, what };
         if self.queue.try_send((node.to_string(), event)).is_err() {
             let n = self.shared.dropped.fetch_add(1, Ordering::Relaxed);
-            if n.is_power_of_two() {
+            if (n + 1).is_power_of_two() {
                 tracing::warn!(dropped = n + 1, "boot timeline queue full: events dropped");
             }
         }
@@ -145,28 +145,13 @@ impl Recorder {
         let this = self.clone();
         tokio::spawn(async move {
             let _follower = AbortOnDrop(follower);
-            let mut parser = crate::timeline::dnsmasq_log::Parser::new();
-            // When the message's lines were written, by dnsmasq's clock.
-            let mut written_at = now_ms();
+            let mut log = DhcpLog::default();
             loop {
-                // A reply's option lines may still be on their way: it is
-                // closed once the log has been quiet for a few polls.
-                let messages: Vec<(i64, crate::timeline::DhcpMessage)> =
-                    match tokio::time::timeout(DHCP_QUIET, lines.recv()).await {
-                        Ok(Some(line)) => {
-                            // A reply this line closes was written a moment
-                            // before it, within the same second of dnsmasq's.
-                            written_at = line_time(&line, now_ms()).unwrap_or_else(now_ms);
-                            let messages = parser.line(&line);
-                            messages.into_iter().map(|m| (written_at, m)).collect()
-                        }
-                        Ok(None) => break,
-                        Err(_) => parser
-                            .flush()
-                            .into_iter()
-                            .map(|m| (written_at, m))
-                            .collect(),
-                    };
+                let messages = match tokio::time::timeout(DHCP_QUIET, lines.recv()).await {
+                    Ok(Some(line)) => log.line(&line, now_ms()),
+                    Ok(None) => break,
+                    Err(_) => log.quiet(),
+                };
                 let lab = this.shared.lab();
                 for (at, message) in messages {
                     if let Some(node) = node_of_mac(&lab, &message.mac) {
@@ -217,6 +202,48 @@ pub fn tftp_hook(recorder: Arc<Recorder>) -> crate::serve::tftp::TransferLog {
         };
         recorder.fetch(None, "tftp", &r.file, status, r.bytes, r.duration);
     })
+}
+
+/// dnsmasq's log lines to timed messages. A reply (OFFER, ACK) stays open
+/// for the option lines that follow it; it is complete when a line of
+/// another transaction starts (dnsmasq logs one packet's lines together,
+/// never interleaved) or when the log goes quiet.
+#[derive(Default)]
+struct DhcpLog {
+    parser: crate::timeline::dnsmasq_log::Parser,
+    /// The transaction of the last line, and when dnsmasq wrote it.
+    last: Option<(String, i64)>,
+}
+
+type Timed = Vec<(i64, crate::timeline::DhcpMessage)>;
+
+impl DhcpLog {
+    fn line(&mut self, line: &str, now: i64) -> Timed {
+        let written_at = line_time(line, now).unwrap_or(now);
+        let xid = transaction(line).unwrap_or_default().to_string();
+        let mut out = match &self.last {
+            Some((last, _)) if *last != xid => self.quiet(),
+            _ => Vec::new(),
+        };
+        out.extend(self.parser.line(line).into_iter().map(|m| (written_at, m)));
+        self.last = Some((xid, written_at));
+        out
+    }
+
+    /// Closes what is open, as of its last line's time.
+    fn quiet(&mut self) -> Timed {
+        let at = self.last.as_ref().map_or_else(now_ms, |(_, at)| *at);
+        self.parser.flush().into_iter().map(|m| (at, m)).collect()
+    }
+}
+
+/// The transaction id a `--log-dhcp` line starts with, after the
+/// `dnsmasq-dhcp[PID]: ` prefix.
+fn transaction(line: &str) -> Option<&str> {
+    let (_, rest) = line.split_once("dnsmasq-dhcp")?;
+    let rest = rest.split_once(": ")?.1;
+    let word = rest.split_whitespace().next()?;
+    word.bytes().all(|b| b.is_ascii_digit()).then_some(word)
 }
 
 /// When dnsmasq wrote a log line, from its `Mmm dd HH:MM:SS` prefix (local
@@ -514,6 +541,31 @@ fn statuses(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reply_closes_when_another_transaction_starts_even_on_a_busy_log() {
+        let now = crate::calendar::days_from_civil(2026, 12, 5) * 86_400_000 + 49_688_700;
+        let sample = include_str!("../timeline/testdata/dnsmasq_2.90_log_dhcp.log");
+        let mut log = DhcpLog::default();
+        let mut got = Vec::new();
+        for line in sample.lines() {
+            got.extend(log.line(line, now));
+        }
+        // Another client's DISCOVER right after: the ACK before it is whole.
+        let other = "Dec  5 13:48:09 dnsmasq-dhcp[6019]: 77 DHCPDISCOVER(dqs0) 52:54:00:aa:bb:02 ";
+        got.extend(log.line(other, now + 300));
+        let ack = got
+            .iter()
+            .find(|(_, m)| m.message == "ACK")
+            .expect("the ACK closed without a quiet spell");
+        assert!(ack.1.option(209).is_some(), "{ack:?}");
+        assert_eq!(ack.0 % 1000, 0, "stamped with dnsmasq's second");
+        assert_eq!(transaction(other), Some("77"));
+        assert_eq!(
+            transaction("Dec  5 13:48:03 dnsmasq-dhcp[1]: read /x"),
+            None
+        );
+    }
 
     #[test]
     fn dnsmasq_times_are_read_in_any_zone_to_the_second_floor() {
