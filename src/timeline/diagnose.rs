@@ -344,6 +344,16 @@ fn autoboot_off(f: &Facts, ctx: &Context) -> Option<Finding> {
 /// dnsmasq acknowledged a lease without 209.
 fn ack_without_209(f: &Facts, ctx: &Context) -> Option<Finding> {
     use super::phases::Milestone;
+    // A node booting its disk gets no 209 on purpose (its instance is
+    // local): only a boot meant to netboot is missing it.
+    let netboot = f.boot_override.is_some_and(|d| d.starts_with("pxe"))
+        || ctx
+            .staged
+            .iter()
+            .any(|p| super::FileKind::of(p) == super::FileKind::Config);
+    if !netboot {
+        return None;
+    }
     let acks: Vec<_> = f.dhcp.iter().filter(|(_, d)| d.message == "ACK").collect();
     let (at, ack) = acks.last()?;
     if acks.iter().any(|(_, d)| d.option(209).is_some())
@@ -454,4 +464,69 @@ fn no_config(f: &Facts, ctx: &Context) -> Option<Finding> {
         ],
         evidence: vec![format!("petitboot started at {}; no config fetched", crate::calendar::hms(petitboot))],
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::timeline::{BootEvent, DhcpMessage, What};
+
+    fn boot(override_: &str) -> Boot {
+        let ack = DhcpMessage {
+            message: "ACK".into(),
+            mac: "52:54:00:00:00:01".into(),
+            ip: Some("10.0.0.9".into()),
+            interface: "eth0".into(),
+            sent: Vec::new(),
+            note: None,
+        };
+        let events = vec![
+            What::BootOverride {
+                device: override_.into(),
+            },
+            What::Dhcp(ack),
+        ];
+        Boot {
+            id: 1,
+            node: "n1".into(),
+            started_at: 0,
+            origin: "power on".into(),
+            events: events
+                .into_iter()
+                .map(|what| BootEvent { at: 1_000, what })
+                .collect(),
+            dropped: 0,
+        }
+    }
+
+    fn quiet_context() -> Context {
+        Context {
+            now: 1_000_000,
+            macs: vec!["52:54:00:00:00:01".into()],
+            follows_dhcp: true,
+            ..Context::default()
+        }
+    }
+
+    #[test]
+    fn an_ack_without_209_is_a_fault_only_for_a_boot_meant_to_netboot() {
+        let ctx = quiet_context();
+        let d = diagnose(&boot("pxe"), &ctx).expect("a netboot with no 209");
+        assert_eq!(d.rule, "ack-without-209");
+        assert!(
+            d.causes[0].contains("52:54:00:00:00:01 is not tagged"),
+            "{d:?}"
+        );
+        // A local instance booting its disk: no 209 is what petitlab wrote.
+        assert_eq!(diagnose(&boot("none"), &ctx), None);
+        // Unless petitlab staged a config for it.
+        let staged = Context {
+            staged: vec!["uuid/config".into()],
+            ..quiet_context()
+        };
+        assert_eq!(
+            diagnose(&boot("none"), &staged).unwrap().rule,
+            "ack-without-209"
+        );
+    }
 }
