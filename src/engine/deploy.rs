@@ -232,8 +232,7 @@ async fn fresh_deploy(run: &Run<'_>, staged: StagedImage) -> Result<(), Failure>
 
 /// From the node's power-on into the deploy ramdisk to `active`. `token`:
 /// this deploy's, to redact from the console log; `None` when a restarted
-/// How long a deploy waits for a reconnecting console before it boots the
-/// instance whose login prompt it must see.
+/// The reboot's wait for a reconnecting console (the login prompt is read there).
 const CONSOLE_READY_WAIT: Duration = Duration::from_secs(10);
 
 /// petitlab picks the deploy up at `from` (only the token's hash is stored).
