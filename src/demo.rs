@@ -203,15 +203,6 @@ pub fn generate(dir: &Path) -> Result<PathBuf, DemoError> {
     Ok(path)
 }
 
-/// Stops a task when dropped.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
 /// The demo lab's servers and simulator, running in this process.
 pub struct Running {
     pub sim: Sim,
@@ -220,7 +211,7 @@ pub struct Running {
     http: HttpHandle,
     tftp: TftpHandle,
     /// Following dnsmasq's log (the virtual lab writes it).
-    _dhcp: Option<AbortOnDrop>,
+    _dhcp: Option<crate::engine::boot_record::AbortOnDrop>,
     /// The simulated BMCs and hosts run on threads of their own, as real
     /// BMCs are machines of their own: the lab's engine busy (a store
     /// write waiting on the disk) never stalls them.
@@ -299,7 +290,7 @@ impl Running {
             http,
             tftp,
             sim_runtime,
-            _dhcp: dhcp.map(AbortOnDrop),
+            _dhcp: dhcp.map(crate::engine::boot_record::AbortOnDrop),
         })
     }
 

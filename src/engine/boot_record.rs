@@ -271,7 +271,9 @@ fn line_time(line: &str, now: i64) -> Option<i64> {
     Some((best + offset) * 1000)
 }
 
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
+/// Stops a task when dropped (the follower with its reader, the demo's
+/// follower with the demo).
+pub(crate) struct AbortOnDrop(pub(crate) tokio::task::JoinHandle<()>);
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
