@@ -185,11 +185,10 @@ impl ConsoleHub {
     /// Waits (at most `limit`) until the node's console is connected or has
     /// ended; false if it is neither by then.
     pub async fn wait_connected(&self, node: &str, limit: std::time::Duration) -> bool {
-        let Some(mut seen) = self.sessions().get(node).map(|s| s.seen.clone()) else {
+        let Some(seen) = self.sessions().get(node).map(|s| s.seen.clone()) else {
             return false;
         };
-        let settled = seen.wait_for(|s| s.connected || s.closed.is_some());
-        matches!(tokio::time::timeout(limit, settled).await, Ok(Ok(s)) if s.connected)
+        connected_within(seen, limit).await
     }
 
     /// Whether the node's console is kept open.
@@ -355,13 +354,11 @@ impl ConsoleWatch {
     /// connected. False if it is not by then (or has ended): what the host
     /// prints next may go unseen.
     pub async fn ensure_connected(&self, limit: std::time::Duration) -> bool {
-        let mut seen = self.seen.clone();
-        if seen.borrow().connected {
+        if self.seen.borrow().connected {
             return true;
         }
         let _ = self.control.send(Control::RetryNow);
-        let settled = seen.wait_for(|s| s.connected || s.closed.is_some());
-        matches!(tokio::time::timeout(limit, settled).await, Ok(Ok(s)) if s.connected)
+        connected_within(self.seen.clone(), limit).await
     }
 
     /// Type on the console (e.g. a carriage return to redraw a prompt).
@@ -376,6 +373,13 @@ impl ConsoleWatch {
             let _ = tokio::time::timeout(CLOSE_WAIT, pump).await;
         }
     }
+}
+
+/// Whether the console is connected, or gets connected within `limit`
+/// (false at once when it ended).
+async fn connected_within(mut seen: watch::Receiver<Seen>, limit: std::time::Duration) -> bool {
+    let settled = seen.wait_for(|s| s.connected || s.closed.is_some());
+    matches!(tokio::time::timeout(limit, settled).await, Ok(Ok(s)) if s.connected)
 }
 
 /// The lab's stage detector (its own patterns, else the built-in table).
